@@ -1,0 +1,51 @@
+"""Who is calling: built only from a verified token (or "anonymous" when auth is off)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+PRIVILEGED_ROLES = frozenset({"admin", "orchestrator"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A verified caller. ``claims`` is a read-only view of the token's payload."""
+
+    user_id: str
+    authenticated: bool
+    role: str | None = None
+    issuer: str | None = None
+    expires_at: float | None = None
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def is_privileged(self) -> bool:
+        """Admins and orchestrators (Mahavishnu) may act on any user's sessions."""
+        return self.role in PRIVILEGED_ROLES
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
+        user_id = claims.get("user_id")
+        if user_id is None:
+            user_id = claims.get("sub")
+        role = claims.get("role")
+        issuer = claims.get("iss")
+        exp = claims.get("exp")
+        return cls(
+            user_id=str(user_id),
+            authenticated=True,
+            role=role if isinstance(role, str) else None,
+            issuer=issuer if isinstance(issuer, str) else None,
+            expires_at=float(exp) if isinstance(exp, int | float) else None,
+            claims=MappingProxyType(dict(claims)),
+        )
+
+
+ANONYMOUS = Principal(
+    user_id="anonymous",
+    authenticated=False,
+    claims=MappingProxyType({"user_id": "anonymous", "auth": "disabled"}),
+)

@@ -1,0 +1,109 @@
+"""The one reader of the environment: every ``SESSION_BUDDY_*`` variable and ``.env``.
+
+Everything else in session-buddy receives a :class:`Settings` (or something built
+from it) as an argument; no other module looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "SESSION_BUDDY_"
+SecretSource = Literal["env", "file", ".env", "unset"]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of one session-buddy process.
+
+    Values come from ``SESSION_BUDDY_*`` environment variables, then from a ``.env``
+    file in the working directory, then from these defaults.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    previous_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    token_expire_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    leeway_seconds: int = Field(default=0, ge=0, le=300)
+    allowed_issuers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    audience: str | None = None
+    auth_required: bool = True
+    max_token_lifetime_hours: float = Field(default=24, gt=0)
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("session-buddy")))
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @field_validator("previous_secrets", "allowed_issuers", "allowed_roots", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _empty_audience_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def resolved_secret(self) -> str | None:
+        """The current signing secret, or None when authentication is disabled.
+
+        ``SESSION_BUDDY_SECRET`` wins over ``SESSION_BUDDY_SECRET_FILE``; an empty value
+        counts as unset. A secret file that cannot be read raises ``ValueError`` naming the
+        file (never its content), so a misconfigured container fails loudly instead of
+        silently running without authentication.
+        """
+        if self.secret is not None and self.secret.get_secret_value():
+            return self.secret.get_secret_value()
+        if self.secret_file is not None:
+            try:
+                text = self.secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"SESSION_BUDDY_SECRET_FILE {self.secret_file} cannot be read: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            return text or None
+        return None
+
+    def secret_source(self) -> SecretSource:
+        """Where the current secret came from, for ``session-buddy auth status``."""
+        if self.secret is not None and self.secret.get_secret_value():
+            return "env" if os.environ.get(f"{ENV_PREFIX}SECRET") else ".env"
+        if self.secret_file is not None:
+            return "file"
+        return "unset"
+
+    def previous_secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in self.previous_secrets if s.get_secret_value()]
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "session-buddy.db"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and ``.env``) now; keyword arguments override both."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,189 @@
+"""The SQLite database shared by sessions and revocations, and by every process on a data dir.
+
+WAL journal, foreign keys on, a busy timeout so several server processes (Claude Code's
+and Mahavishnu's) can write the same file, a ``schema_version`` table with ordered
+migrations, and every write inside ``BEGIN IMMEDIATE`` … ``COMMIT``. Failures of the file
+itself (missing directory, corrupted or read-only file) surface as :class:`StorageError`
+with a message naming the file, never as a raw ``sqlite3`` traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 10_000
+
+# Each entry moves the schema from version N to N+1. Append only; never edit a shipped one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE revoked_tokens (
+        token_key  TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL,
+        revoked_at REAL NOT NULL
+    );
+    CREATE INDEX revoked_tokens_expires ON revoked_tokens(expires_at);
+    CREATE TABLE revocation_log (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_key TEXT NOT NULL
+    );
+    """,
+]
+
+
+class StorageError(Exception):
+    """The database file cannot be used; the message names the file and the fix."""
+
+
+def _describe(path: Path, exc: sqlite3.Error | OSError) -> str:
+    text = str(exc)
+    if isinstance(exc, OSError):
+        return f"cannot use data directory for database {path}: {exc.strerror or text}"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            f"database {path} is corrupted or is not a session-buddy database ({text}); "
+            "move it aside to start fresh, or restore it from a backup"
+        )
+    if "readonly" in text or "read-only" in text:
+        return f"database {path} is read-only ({text}); check the file and its directory"
+    if "unable to open" in text:
+        return f"database {path} cannot be opened ({text}); check that its directory exists"
+    return f"database {path}: {text}"
+
+
+class Database:
+    """One SQLite file; a connection per thread, opened lazily.
+
+    ``path`` may be a filesystem path or, for read-only use, a ``file:…?mode=ro`` URI.
+    """
+
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        self.path = Path(path) if not str(path).startswith("file:") else path
+        self._uri = str(path).startswith("file:")
+        self._create = create and not self._uri
+        self._local = threading.local()
+        self._migrate_lock = threading.Lock()
+        self._migrated = False
+
+    @property
+    def display_path(self) -> str:
+        return str(self.path)
+
+    def open(self) -> Database:
+        """Open (creating the directory and schema if needed) and check the file now.
+
+        Raises :class:`StorageError` with a precise message; call at startup so a broken
+        file stops the server before it accepts requests.
+        """
+        conn = self.connection()
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+        if row is None or row[0] != "ok":
+            raise StorageError(
+                f"database {self.path} failed its integrity check ({row[0] if row else '?'}); "
+                "move it aside to start fresh, or restore it from a backup"
+            )
+        return self
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        path = Path(str(self.path))
+        try:
+            if self._create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                uri=self._uri,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(_describe(path, exc)) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not self._uri:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.row_factory = sqlite3.Row
+            with self._migrate_lock:
+                if not self._migrated:
+                    self._migrate(conn)
+                    self._migrated = True
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StorageError(_describe(path, exc)) from None
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = self._version(conn)
+        if version == len(MIGRATIONS):
+            return
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this session-buddy "
+                f"({len(MIGRATIONS)}); upgrade session-buddy"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version(conn)  # another process may have migrated meanwhile
+            for number in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version(version) VALUES (?)", (number + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _version(conn: sqlite3.Connection) -> int:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        """Run a read; storage failures become :class:`StorageError`."""
+        try:
+            return self.connection().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
