@@ -11,7 +11,9 @@ from __future__ import annotations
 AUTH_FAILED_PREFIX = "❌ Authentication failed"
 AUTHZ_FAILED_PREFIX = "❌ Authorization failed"
 SECRET_TOO_SHORT = "❌ JWT secret must be at least 32 characters long"
-SECRET_HINT = "Generate a longer secret with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+SECRET_HINT = (
+    "Generate a longer secret with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
 AUTH_DISABLED_WARNING = "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not set)"
 
 
@@ -174,3 +176,10 @@ class RoleNotAllowedError(AuthorizationError):
 
     def __init__(self, role: str | None) -> None:
         super().__init__(f"role '{role}' not allowed")
+
+
+class RevocationUnavailableError(AuthError):
+    """The revocation store cannot be read; fail closed rather than accept revoked tokens."""
+
+    public_message = "Authentication unavailable: revocation store cannot be read"
+    reason = "revocation_unavailable"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 10_000
@@ -31,6 +31,35 @@ MIGRATIONS: list[str] = [
         token_key TEXT NOT NULL
     );
     """,
+    # 2: coding sessions and their checkpoints (session_buddy.store.sessions).
+    """
+    CREATE TABLE sessions (
+        id                TEXT PRIMARY KEY,
+        user_id           TEXT NOT NULL,
+        project_path      TEXT NOT NULL,
+        project_name      TEXT NOT NULL,
+        started_at        REAL NOT NULL,
+        ended_at          REAL,
+        snapshot_json     TEXT NOT NULL,
+        end_snapshot_json TEXT,
+        summary           TEXT,
+        handoff           TEXT
+    );
+    CREATE UNIQUE INDEX sessions_one_active_per_user_project
+        ON sessions(user_id, project_path) WHERE ended_at IS NULL;
+    CREATE INDEX sessions_by_user ON sessions(user_id, started_at);
+    CREATE INDEX sessions_by_project ON sessions(project_path, started_at);
+    CREATE TABLE checkpoints (
+        id                     INTEGER PRIMARY KEY,
+        session_id             TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        created_at             REAL NOT NULL,
+        note                   TEXT,
+        snapshot_json          TEXT NOT NULL,
+        commits_since_previous INTEGER,
+        changed_files          INTEGER
+    );
+    CREATE INDEX checkpoints_by_session ON checkpoints(session_id, id);
+    """,
 ]
 
 
@@ -38,8 +67,23 @@ class StorageError(Exception):
     """The database file cannot be used; the message names the file and the fix."""
 
 
+def _blocking_file(path: Path) -> Path | None:
+    """The nearest ancestor of ``path`` that exists but is not a directory, if any."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
 def _describe(path: Path, exc: sqlite3.Error | OSError) -> str:
     text = str(exc)
+    if isinstance(exc, OSError) or "unable to open" in text:
+        blocker = _blocking_file(path)
+        if blocker is not None:
+            return (
+                f"cannot use data directory for database {path}: {blocker} is not a "
+                "directory; move that file aside or choose another SESSION_BUDDY_DATA_DIR"
+            )
     if isinstance(exc, OSError):
         return f"cannot use data directory for database {path}: {exc.strerror or text}"
     if "not a database" in text or "malformed" in text or "corrupt" in text:
@@ -158,7 +202,12 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
+        """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
+
+        A storage failure inside the block (read-only file, corruption, full disk) is
+        raised as :class:`StorageError`; ``sqlite3.IntegrityError`` passes through so a
+        repository can react to a constraint it relies on.
+        """
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -166,14 +215,27 @@ class Database:
             raise StorageError(_describe(Path(str(self.path)), exc)) from None
         try:
             yield conn
+        except sqlite3.IntegrityError:
+            self._rollback(conn)
+            raise
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise StorageError(_describe(Path(str(self.path)), exc)) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise StorageError(_describe(Path(str(self.path)), exc)) from None
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite may already have rolled back (disk full, I/O error); never mask the cause.
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         """Run a read; storage failures become :class:`StorageError`."""

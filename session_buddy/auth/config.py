@@ -1,0 +1,125 @@
+"""``AuthConfig``: the authentication view of :class:`~session_buddy.config.Settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from session_buddy.auth import errors
+from session_buddy.auth.tokens import ALGORITHM, SigningKeys, TokenPolicy
+from session_buddy.config import SecretSource, Settings, load_settings
+
+MIN_SECRET_LENGTH = 32
+
+
+def _too_short_message(where: str = "") -> str:
+    suffix = f" ({where})" if where else ""
+    return f"{errors.SECRET_TOO_SHORT}{suffix}. {errors.SECRET_HINT}"
+
+
+class AuthConfig:
+    """Authentication settings, as the seed document describes them.
+
+    ``AuthConfig()`` reads the environment now. ``enabled`` is true whenever a non-empty
+    secret is configured — even a bad one — so a short secret fails closed instead of
+    quietly turning authentication off.
+    """
+
+    algorithm = ALGORITHM
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self._secret: str | None = None
+        self._secret_error: str | None = None
+        try:
+            self._secret = self.settings.resolved_secret()
+        except ValueError as exc:
+            self._secret_error = str(exc)
+        self.previous_secrets: tuple[str, ...] = tuple(self.settings.previous_secret_values())
+
+    @property
+    def enabled(self) -> bool:
+        return self._secret is not None or self._secret_error is not None
+
+    @property
+    def secret(self) -> str:
+        """The signing secret; ``ValueError`` with the seed's guidance when unusable."""
+        if self._secret_error is not None:
+            raise ValueError(self._secret_error)
+        if self._secret is None:
+            raise ValueError(
+                f"{errors.AUTH_DISABLED_WARNING}. Set SESSION_BUDDY_SECRET to enable it. "
+                f"{errors.SECRET_HINT}"
+            )
+        if len(self._secret) < MIN_SECRET_LENGTH:
+            raise ValueError(_too_short_message())
+        return self._secret
+
+    @property
+    def secret_length(self) -> int | None:
+        return None if self._secret is None else len(self._secret)
+
+    @property
+    def secret_source(self) -> SecretSource:
+        return self.settings.secret_source()
+
+    @property
+    def expire_minutes(self) -> int:
+        return self.settings.token_expire_minutes
+
+    @property
+    def leeway_seconds(self) -> int:
+        return self.settings.leeway_seconds
+
+    @property
+    def allowed_issuers(self) -> tuple[str, ...]:
+        return tuple(self.settings.allowed_issuers)
+
+    @property
+    def audience(self) -> str | None:
+        return self.settings.audience
+
+    @property
+    def auth_required(self) -> bool:
+        return self.settings.auth_required
+
+    @property
+    def max_token_lifetime_hours(self) -> float:
+        return self.settings.max_token_lifetime_hours
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def problem(self) -> str | None:
+        """Why this configuration would fail closed, or None when it is usable."""
+        try:
+            self.signing_keys()
+        except errors.SecretConfigError as exc:
+            return exc.detail
+        return None
+
+    def signing_keys(self) -> SigningKeys:
+        """Current and previous secrets; :class:`SecretConfigError` when any is unusable."""
+        try:
+            current = self.secret
+        except ValueError as exc:
+            raise errors.SecretConfigError(str(exc)) from None
+        for number, previous in enumerate(self.previous_secrets, start=1):
+            if len(previous) < MIN_SECRET_LENGTH:
+                raise errors.SecretConfigError(
+                    _too_short_message(f"SESSION_BUDDY_PREVIOUS_SECRETS entry {number}")
+                )
+        return SigningKeys.from_secrets(current, self.previous_secrets)
+
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(
+            leeway_seconds=self.leeway_seconds,
+            allowed_issuers=self.allowed_issuers,
+            audience=self.audience,
+        )
+
+    def __repr__(self) -> str:  # never shows the secret
+        return (
+            f"AuthConfig(enabled={self.enabled}, algorithm={self.algorithm!r}, "
+            f"expire_minutes={self.expire_minutes})"
+        )

@@ -1,0 +1,177 @@
+"""``JWTManager``: create, verify, refresh and revoke tokens for one configuration.
+
+It also decides who a caller is (:meth:`JWTManager.authenticate`): the rules for a
+missing token, an optional one, an HTTP bearer identity, and roles.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import jwt
+
+from session_buddy.auth import errors
+from session_buddy.auth.audit import AuthFailureLog
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.principal import ANONYMOUS, Principal
+from session_buddy.auth.revocation import RevocationStore
+from session_buddy.auth.tokens import (
+    ACCESS_TYPE,
+    ALGORITHM,
+    issue_token,
+    new_token_id,
+    normalize_token,
+)
+from session_buddy.auth.verifier import TokenVerifier, revocation_key
+from session_buddy.store.db import Database, StorageError
+
+logger = logging.getLogger(__name__)
+
+_TIME_CLAIMS = ("exp", "iat", "nbf", "jti", "refreshed_at")
+
+
+class JWTManager:
+    """Token operations bound to one :class:`AuthConfig` (the process's, by default)."""
+
+    def __init__(
+        self,
+        config: AuthConfig | None = None,
+        *,
+        revocations: RevocationStore | None = None,
+        failure_log: AuthFailureLog | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config if config is not None else AuthConfig()
+        self._clock = clock
+        self._revocations = revocations
+        self._verifier: TokenVerifier | None = None
+        self.failure_log = failure_log or AuthFailureLog()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def revocations(self) -> RevocationStore:
+        """The shared revocation store under the data dir, opened on first use."""
+        if self._revocations is None:
+            try:
+                db = Database(self.config.settings.database_path).open()
+                self._revocations = RevocationStore(db, clock=self._clock)
+            except StorageError as exc:
+                raise errors.RevocationUnavailableError(str(exc)) from None
+        return self._revocations
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        if self._verifier is None:
+            keys = self.config.signing_keys()  # SecretConfigError: fail closed
+            self._verifier = TokenVerifier(
+                keys, self.config.token_policy(), self.revocations, clock=self._clock
+            )
+        return self._verifier
+
+    # -- the seed's API ------------------------------------------------------------
+
+    def create_token(self, user_id: str, additional_claims: Mapping[str, Any] | None = None) -> str:
+        """A new access token for ``user_id``, signed with the current secret."""
+        return issue_token(
+            user_id,
+            self.config.secret,
+            now=self._clock(),
+            expire_seconds=self.config.expire_minutes * 60,
+            additional_claims=additional_claims,
+        )
+
+    def verify_token(self, token: object) -> dict[str, Any]:
+        """The token's claims, or an :class:`~session_buddy.auth.errors.AuthError`."""
+        return dict(self.verifier.verify(token))
+
+    def refresh_token(self, token: object) -> str:
+        """Exchange a valid token for a new one and revoke the old one (rotation).
+
+        The new token keeps the identity and custom claims, gets a new ``jti`` and a
+        fresh ``exp`` (never past ``auth_time`` + the maximum lifetime), records
+        ``refreshed_at``, and keeps ``auth_time`` — when the first token of the family
+        was issued. A family older than the maximum lifetime is not refreshed.
+        """
+        claims = self.verify_token(token)
+        now = self._clock()
+        auth_time = claims.get("auth_time", claims.get("iat", now))
+        if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+            auth_time = now
+        max_lifetime = self.config.max_token_lifetime_hours * 3600
+        if now - auth_time >= max_lifetime:
+            raise errors.TokenLifetimeExceededError(
+                f"token family is {int(now - auth_time)} s old (limit {int(max_lifetime)} s)"
+            )
+        payload = {k: v for k, v in claims.items() if k not in _TIME_CLAIMS}
+        issued_at = int(now)
+        payload.update(
+            iat=issued_at,
+            exp=int(min(issued_at + self.config.expire_minutes * 60, auth_time + max_lifetime)),
+            jti=new_token_id(),
+            type=ACCESS_TYPE,
+            auth_time=int(auth_time),
+            refreshed_at=issued_at,
+        )
+        new_token = jwt.encode(payload, self.config.secret, algorithm=ALGORITHM)
+        self._revoke_verified(normalize_token(token), claims)
+        return new_token
+
+    def revoke_token(self, token: object) -> None:
+        """Revoke a token we would accept now (or that is only revoked already)."""
+        try:
+            claims = self.verify_token(token)
+        except errors.RevokedTokenError:
+            return
+        self._revoke_verified(normalize_token(token), claims)
+
+    def _revoke_verified(self, token: str, claims: Mapping[str, Any]) -> None:
+        self.revocations.revoke(revocation_key(dict(claims), token), float(claims["exp"]))
+
+    # -- who is calling --------------------------------------------------------------
+
+    def authenticate(
+        self,
+        token: object = None,
+        *,
+        bearer: Principal | None = None,
+        optional: bool = False,
+        roles: Collection[str] | None = None,
+        tool: str | None = None,
+        client: str = "local",
+    ) -> Principal:
+        """Turn a token argument and/or a verified bearer identity into a Principal.
+
+        Raises an ``AuthError`` (logged, rate-limited) when the caller may not proceed.
+        """
+        try:
+            principal = self._resolve(token, bearer, optional)
+            if roles is not None and principal.authenticated and principal.role not in roles:
+                raise errors.RoleNotAllowedError(principal.role)
+            if roles is not None and not principal.authenticated and self.config.enabled:
+                raise errors.RoleNotAllowedError(None)
+        except errors.AuthError as exc:
+            self.failure_log.record(exc, token=token, tool=tool, client=client)
+            raise
+        return principal
+
+    def _resolve(self, token: object, bearer: Principal | None, optional: bool) -> Principal:
+        if not self.config.enabled:
+            return ANONYMOUS
+        has_token = token is not None and token != ""
+        if not has_token:
+            if bearer is not None:
+                return bearer
+            if optional or not self.config.auth_required:
+                self.verifier  # noqa: B018 - a short secret still fails closed
+                return ANONYMOUS
+            raise errors.TokenRequiredError("no token argument and no Authorization header")
+        principal = Principal.from_claims(self.verifier.verify(token))
+        if bearer is not None and bearer.user_id != principal.user_id:
+            raise errors.IdentityMismatchError(
+                "token argument and Authorization header name different users"
+            )
+        return principal

@@ -1,0 +1,329 @@
+"""Issue and verify HS256 access tokens: the token rules, as pure functions.
+
+Two verification paths give the same verdict:
+
+* :func:`decode_access_token` — the production path. It checks size and shape, then the
+  HMAC signature (against the current secret, then any previous ones) *before* any JSON
+  is parsed, then the header, then the claims in PyJWT's order. It is strict: it may only
+  accept what the reference path accepts (proven by ``tests/auth/test_differential.py``).
+* :func:`decode_with_pyjwt` — the reference path: PyJWT's ``jwt.decode`` with our options,
+  plus the same extra rules. PyJWT also issues every token (:func:`issue_token`).
+
+Both take ``now`` so rules are testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from session_buddy.auth import errors
+
+ALGORITHM = "HS256"
+MAX_TOKEN_BYTES = 8 * 1024
+MAX_IDENTITY_LENGTH = 256
+ACCESS_TYPE = "access"
+RESERVED_CLAIMS = frozenset({"user_id", "exp", "iat", "nbf", "jti", "type"})
+
+# Three unpadded base64url segments; an HS256 signature is exactly 32 bytes = 43 characters.
+_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Canonical encodings only: the unused low bits of a segment's last character must be zero.
+_CANONICAL_LAST = {
+    2: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x0F == 0),
+    3: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x03 == 0),
+}
+_BEARER = "bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """What an acceptable token looks like, apart from the keys."""
+
+    leeway_seconds: float = 0
+    allowed_issuers: tuple[str, ...] = ()
+    audience: str | None = None
+    max_token_bytes: int = MAX_TOKEN_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """The current secret (signs and verifies) and previous ones (verify only)."""
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+    all: tuple[bytes, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "all", (self.current, *self.previous))
+
+    @classmethod
+    def from_secrets(cls, current: str, previous: Sequence[str] = ()) -> SigningKeys:
+        return cls(current.encode(), tuple(p.encode() for p in previous if p))
+
+
+def normalize_token(raw: object, max_bytes: int = MAX_TOKEN_BYTES) -> str:
+    """Strip surrounding whitespace and one leading case-insensitive ``Bearer ``.
+
+    Anything that is not a string, or is longer than the limit, is refused here, before
+    any decoding.
+    """
+    if not isinstance(raw, str):
+        raise errors.MalformedTokenError(f"token is a {type(raw).__name__}, not a string")
+    if len(raw) > 2 * max_bytes:
+        raise errors.TokenTooLargeError(f"token is {len(raw)} characters (limit {max_bytes})")
+    token = raw.strip()
+    if token[:7].lower() == _BEARER:
+        token = token[7:].lstrip()
+    if len(token) > max_bytes:
+        raise errors.TokenTooLargeError(f"token is {len(token)} characters (limit {max_bytes})")
+    if not token:
+        raise errors.MalformedTokenError("token is empty")
+    return token
+
+
+def check_shape(token: str) -> None:
+    """Three canonical, unpadded base64url segments with a 32-byte signature."""
+    if _SHAPE.fullmatch(token) is None:
+        raise errors.MalformedTokenError("not three unpadded base64url segments")
+    for segment in token.split("."):
+        rem = len(segment) % 4
+        if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
+            raise errors.MalformedTokenError("non-canonical base64url segment")
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise errors.MalformedTokenError(f"{what} is not JSON: {type(exc).__name__}") from None
+    if not isinstance(value, dict):
+        raise errors.MalformedTokenError(f"{what} is not a JSON object")
+    return value
+
+
+def check_header(header: Mapping[str, Any]) -> None:
+    """``alg`` exactly HS256; no ``crit``; ``kid`` a string; no unencoded payloads."""
+    alg = header.get("alg")
+    if alg != ALGORITHM:
+        raise errors.DisallowedAlgorithmError(f"header alg {str(alg)[:20]!r} is not HS256")
+    if "crit" in header:
+        raise errors.CriticalHeaderError("header carries crit")
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise errors.MalformedTokenError("header kid is not a string")
+    if header.get("b64", True) is False:
+        raise errors.MalformedTokenError("header b64=false (unencoded payload)")
+
+
+def _as_int(payload: Mapping[str, Any], claim: str) -> int:
+    # PyJWT's own conversion, so both paths judge odd values ("12", 1.5, true) alike.
+    try:
+        return int(payload[claim])
+    except (ValueError, TypeError, OverflowError):
+        raise errors.InvalidClaimError(f"{claim} is not an integer") from None
+
+
+def check_registered_claims(payload: Mapping[str, Any], policy: TokenPolicy, now: float) -> None:
+    """The checks PyJWT makes with our options, in PyJWT's order."""
+    leeway = policy.leeway_seconds
+    if payload.get("exp") is None:
+        raise errors.InvalidClaimError("exp is missing")
+    if "iat" in payload and _as_int(payload, "iat") > now + leeway:
+        raise errors.ImmatureTokenError("iat is in the future")
+    if "nbf" in payload and _as_int(payload, "nbf") > now + leeway:
+        raise errors.ImmatureTokenError("nbf is in the future")
+    if _as_int(payload, "exp") <= now - leeway:
+        raise errors.ExpiredTokenError("exp is in the past")
+    if policy.allowed_issuers:
+        iss = payload.get("iss")
+        if "iss" not in payload:
+            raise errors.InvalidIssuerError("iss is missing")
+        if not isinstance(iss, str) or iss not in policy.allowed_issuers:
+            raise errors.InvalidIssuerError("iss is not in the allow-list")
+    _check_audience(payload, policy.audience)
+    if "sub" in payload and not isinstance(payload["sub"], str):
+        raise errors.InvalidClaimError("sub is not a string")
+    if "jti" in payload and not isinstance(payload["jti"], str):
+        raise errors.InvalidClaimError("jti is not a string")
+
+
+def _check_audience(payload: Mapping[str, Any], audience: str | None) -> None:
+    aud = payload.get("aud")
+    if audience is None:
+        if aud:
+            raise errors.InvalidAudienceError("token has aud but no audience is configured")
+        return
+    if not aud:
+        raise errors.InvalidAudienceError("aud is missing")
+    claims = [aud] if isinstance(aud, str) else aud
+    if not isinstance(claims, list) or any(not isinstance(c, str) for c in claims):
+        raise errors.InvalidAudienceError("aud is not a string or list of strings")
+    if audience not in claims:
+        raise errors.InvalidAudienceError("aud does not match")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (not isinstance(value, float) or math.isfinite(value))
+    )
+
+
+def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
+    """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
+    for claim in ("exp", "iat", "nbf"):
+        if claim in payload and not _is_number(payload[claim]):
+            raise errors.InvalidClaimError(f"{claim} is not a number")
+    identity = payload["user_id"] if "user_id" in payload else payload.get("sub")
+    if not isinstance(identity, str) or not identity.strip():
+        raise errors.MissingIdentityError("user_id/sub is not a non-empty string")
+    if len(identity) > MAX_IDENTITY_LENGTH:
+        raise errors.MissingIdentityError("user_id/sub is too long")
+    if "type" in payload and payload["type"] != ACCESS_TYPE:
+        raise errors.WrongTokenTypeError("type is not 'access'")
+
+
+def _signature_matches(signing_input: bytes, signature: bytes, keys: SigningKeys) -> bool:
+    return any(
+        hmac.compare_digest(hmac.digest(key, signing_input, "sha256"), signature)
+        for key in keys.all
+    )
+
+
+def decode_access_token(
+    token: str, keys: SigningKeys, policy: TokenPolicy, now: float
+) -> dict[str, Any]:
+    """Verify a normalised token and return its claims, or raise an ``AuthError``."""
+    if len(token) > policy.max_token_bytes:
+        raise errors.TokenTooLargeError(f"token is {len(token)} characters")
+    check_shape(token)
+    signing_input, _, signature_segment = token.rpartition(".")
+    if not _signature_matches(signing_input.encode(), _b64decode(signature_segment), keys):
+        raise errors.InvalidSignatureError("signature does not match any configured secret")
+    header_segment, _, payload_segment = signing_input.partition(".")
+    check_header(_json_object(_b64decode(header_segment), "header"))
+    payload = _json_object(_b64decode(payload_segment), "payload")
+    check_registered_claims(payload, policy, now)
+    check_session_buddy_claims(payload)
+    return payload
+
+
+_PYJWT_ERRORS: tuple[tuple[type[Exception], type[errors.AuthError]], ...] = (
+    (jwt.ExpiredSignatureError, errors.ExpiredTokenError),
+    (jwt.ImmatureSignatureError, errors.ImmatureTokenError),
+    (jwt.InvalidSignatureError, errors.InvalidSignatureError),
+    (jwt.InvalidAlgorithmError, errors.DisallowedAlgorithmError),
+    (jwt.InvalidIssuerError, errors.InvalidIssuerError),
+    (jwt.InvalidAudienceError, errors.InvalidAudienceError),
+    (jwt.DecodeError, errors.MalformedTokenError),
+    (jwt.PyJWTError, errors.InvalidClaimError),
+)
+
+
+def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) -> dict[str, Any]:
+    """The reference verdict: PyJWT's ``jwt.decode`` with our options, plus our extra rules.
+
+    Used by the differential tests and as documentation of what "valid" means; PyJWT
+    reads its own clock, so callers must avoid tokens within a second of a boundary.
+    """
+    if len(token) > policy.max_token_bytes:
+        raise errors.TokenTooLargeError(f"token is {len(token)} characters")
+    check_shape(token)
+    try:
+        check_header(jwt.get_unverified_header(token))
+    except jwt.PyJWTError as exc:
+        raise errors.MalformedTokenError(f"header: {type(exc).__name__}") from None
+    payload: dict[str, Any] | None = None
+    for secret in secrets_:
+        try:
+            payload = jwt.decode(
+                token,
+                secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp"], "verify_aud": True},
+                audience=policy.audience,
+                issuer=list(policy.allowed_issuers) or None,
+                leeway=policy.leeway_seconds,
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            for pyjwt_error, ours in _PYJWT_ERRORS:
+                if isinstance(exc, pyjwt_error):
+                    raise ours(f"PyJWT: {type(exc).__name__}") from None
+    if payload is None:
+        raise errors.InvalidSignatureError("signature does not match any configured secret")
+    check_session_buddy_claims(payload)
+    return payload
+
+
+def new_token_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def issue_token(
+    user_id: str,
+    secret: str,
+    *,
+    now: float,
+    expire_seconds: float,
+    issuer: str | None = "session-buddy",
+    additional_claims: Mapping[str, Any] | None = None,
+    reserved_overrides: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign a new HS256 access token with PyJWT.
+
+    ``additional_claims`` may not set a reserved claim (``user_id``, ``exp``, ``iat``,
+    ``nbf``, ``jti``, ``type``): that raises ``ValueError`` rather than silently minting
+    a token for someone else or one that never expires. ``reserved_overrides`` is for
+    this package's own refresh logic only.
+    """
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise ValueError("user_id must be a non-empty string")
+    if len(user_id) > MAX_IDENTITY_LENGTH:
+        raise ValueError(f"user_id must be at most {MAX_IDENTITY_LENGTH} characters")
+    extra = dict(additional_claims or {})
+    clash = sorted(RESERVED_CLAIMS.intersection(extra))
+    if clash:
+        raise ValueError(f"additional_claims may not set reserved claims: {', '.join(clash)}")
+    issued_at = int(now)
+    payload: dict[str, Any] = {"iss": issuer} if issuer else {}
+    payload.update(extra)
+    payload.update(
+        {
+            "user_id": user_id,
+            "iat": issued_at,
+            "exp": issued_at + int(expire_seconds),
+            "type": ACCESS_TYPE,
+            "jti": new_token_id(),
+        }
+    )
+    payload.update(reserved_overrides or {})
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def token_fingerprint(token: object) -> str:
+    """First 12 hex characters of the token's SHA-256: safe to log, useless to replay."""
+    data = token.encode("utf-8", "replace") if isinstance(token, str) else repr(token).encode()
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def token_digest(token: str) -> str:
+    """Full SHA-256 of a token: the revocation key for tokens without a ``jti``."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -1,0 +1,74 @@
+"""Why a session request was refused: one class per reason, rooted in :class:`SessionError`.
+
+``str(error)`` is a short, precise message a caller may see: it names the offending path
+(shortened when long) or the size of the offending input, and never echoes large input.
+``reason`` is a stable code the MCP layer and CLI may use for structured error results.
+"""
+
+from __future__ import annotations
+
+MAX_SHOWN_CHARS = 200
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` for a message: control characters escaped, the middle elided when long."""
+    if len(text) <= limit:
+        shown = _printable(text)
+        if len(shown) <= limit:
+            return shown
+    head = limit // 2
+    tail = limit - head - 1
+    return f"{_printable(text[:head])[:head]}…{_printable(text[-tail:])[-tail:]}"
+
+
+class SessionError(Exception):
+    """A session request could not be carried out."""
+
+    reason = "session_error"
+
+
+class InvalidWorkingDirectoryError(SessionError):
+    """The working directory is unusable: relative, missing, not a directory, too long,
+    contains NUL, or lies outside the allowed roots."""
+
+    reason = "invalid_working_directory"
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class NoActiveSessionError(SessionError):
+    """No active session exists (for this caller) in the project."""
+
+    reason = "no_active_session"
+
+    def __init__(self, project_path: str) -> None:
+        self.project_path = project_path
+        super().__init__(f"No active session for {shorten(project_path)}; call start_session first")
+
+
+class InputTooLargeError(SessionError):
+    """A note or summary is longer than the limit."""
+
+    reason = "input_too_large"
+
+    def __init__(self, field: str, size: int, limit: int) -> None:
+        self.field = field
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{field} is {size:,} characters long; the limit is {limit:,}")
+
+
+class SessionNotFoundError(SessionError):
+    """No session with this id exists that the caller may see."""
+
+    reason = "session_not_found"
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"No session {shorten(session_id, 64)} found")

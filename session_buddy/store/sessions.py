@@ -1,0 +1,265 @@
+"""Sessions and checkpoints in SQLite: SQL only, no rules about who may see what.
+
+Every write runs in one ``BEGIN IMMEDIATE`` transaction, so processes sharing the file
+serialize. The partial unique index ``sessions_one_active_per_user_project`` guarantees
+at most one active session per (user, project) even if that ever failed; creating a
+session that already exists returns the existing one instead.
+"""
+
+# Queries are assembled only from the constant column lists and clauses below; every value
+# is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from session_buddy.store.db import Database
+
+_SESSION_COLUMNS = (
+    "id, user_id, project_path, project_name, started_at, ended_at, "
+    "snapshot_json, end_snapshot_json, summary, handoff"
+)
+_CHECKPOINT_COLUMNS = (
+    "id, session_id, created_at, note, snapshot_json, commits_since_previous, changed_files"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One row of ``sessions``; ``ended_at`` None means the session is active."""
+
+    id: str
+    user_id: str
+    project_path: str
+    project_name: str
+    started_at: float
+    ended_at: float | None
+    snapshot_json: str
+    end_snapshot_json: str | None = None
+    summary: str | None = None
+    handoff: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SessionRecord:
+        return cls(*tuple(row))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """One row of ``checkpoints``; ``number`` is its 1-based position in its session."""
+
+    id: int
+    session_id: str
+    created_at: float
+    note: str | None
+    snapshot_json: str
+    commits_since_previous: int | None
+    changed_files: int | None
+    number: int = 0
+
+
+class SessionRepository:
+    """Reads and writes ``sessions`` and ``checkpoints`` rows of one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- sessions -------------------------------------------------------------------
+
+    def create_or_get_active(self, record: SessionRecord) -> tuple[SessionRecord, bool]:
+        """Insert ``record`` unless its user already has an active session in its project.
+
+        Returns ``(session, created)``: the new row and True, or the existing active row
+        and False.
+        """
+        with self._db.transaction() as conn:
+            existing = self._active(conn, record.user_id, record.project_path)
+            if existing is not None:
+                return existing, False
+            try:
+                conn.execute(
+                    f"INSERT INTO sessions({_SESSION_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.user_id,
+                        record.project_path,
+                        record.project_name,
+                        record.started_at,
+                        record.ended_at,
+                        record.snapshot_json,
+                        record.end_snapshot_json,
+                        record.summary,
+                        record.handoff,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                existing = self._active(conn, record.user_id, record.project_path)
+                if existing is None:
+                    raise
+                return existing, False
+        return record, True
+
+    @staticmethod
+    def _active(conn: sqlite3.Connection, user_id: str, project_path: str) -> SessionRecord | None:
+        row = conn.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions "
+            "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL",
+            (user_id, project_path),
+        ).fetchone()
+        return None if row is None else SessionRecord.from_row(row)
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        rows = self._db.query(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        )
+        return SessionRecord.from_row(rows[0]) if rows else None
+
+    def active_for_user(self, user_id: str, project_path: str) -> SessionRecord | None:
+        rows = self._db.query(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions "
+            "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL",
+            (user_id, project_path),
+        )
+        return SessionRecord.from_row(rows[0]) if rows else None
+
+    def latest_active_for_project(self, project_path: str) -> SessionRecord | None:
+        """The most recently started active session of any user in the project."""
+        rows = self._db.query(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions "
+            "WHERE project_path = ? AND ended_at IS NULL "
+            "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            (project_path,),
+        )
+        return SessionRecord.from_row(rows[0]) if rows else None
+
+    def end(
+        self,
+        session_id: str,
+        *,
+        ended_at: float,
+        end_snapshot_json: str,
+        summary: str | None,
+        handoff: str,
+    ) -> SessionRecord | None:
+        """Close an active session; None when it does not exist or had already ended."""
+        with self._db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE sessions SET ended_at = ?, end_snapshot_json = ?, summary = ?, "
+                "handoff = ? WHERE id = ? AND ended_at IS NULL",
+                (ended_at, end_snapshot_json, summary, handoff, session_id),
+            ).rowcount
+            if changed != 1:
+                return None
+            row = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        return SessionRecord.from_row(row)
+
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        project_path: str | None = None,
+        limit: int = 20,
+    ) -> tuple[list[SessionRecord], int]:
+        """Sessions newest first, filtered by user and/or project; also the total matched."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(user_id)
+        if project_path is not None:
+            clauses.append("project_path = ?")
+            params.append(project_path)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.query(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
+            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (*params, limit),
+        )
+        total = self._db.query(f"SELECT COUNT(*) FROM sessions {where}", tuple(params))
+        return [SessionRecord.from_row(row) for row in rows], int(total[0][0])
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def add_checkpoint(
+        self,
+        session_id: str,
+        *,
+        created_at: float,
+        note: str | None,
+        snapshot_json: str,
+        commits_since_previous: int | None,
+        changed_files: int | None,
+    ) -> CheckpointRecord | None:
+        """Record a checkpoint in an active session; None when the session is not active."""
+        with self._db.transaction() as conn:
+            active = conn.execute(
+                "SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL", (session_id,)
+            ).fetchone()
+            if active is None:
+                return None
+            cursor = conn.execute(
+                "INSERT INTO checkpoints(session_id, created_at, note, snapshot_json, "
+                "commits_since_previous, changed_files) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    created_at,
+                    note,
+                    snapshot_json,
+                    commits_since_previous,
+                    changed_files,
+                ),
+            )
+            number = conn.execute(
+                "SELECT COUNT(*) FROM checkpoints WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+        return CheckpointRecord(
+            id=int(cursor.lastrowid or 0),
+            session_id=session_id,
+            created_at=created_at,
+            note=note,
+            snapshot_json=snapshot_json,
+            commits_since_previous=commits_since_previous,
+            changed_files=changed_files,
+            number=int(number),
+        )
+
+    def checkpoints(self, session_id: str) -> list[CheckpointRecord]:
+        """The session's checkpoints, oldest first, numbered from 1."""
+        rows = self._db.query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        return [
+            CheckpointRecord(*tuple(row), number=index) for index, row in enumerate(rows, start=1)
+        ]
+
+    def last_checkpoint(self, session_id: str) -> CheckpointRecord | None:
+        rows = self._db.query(
+            f"SELECT {_CHECKPOINT_COLUMNS}, "
+            "(SELECT COUNT(*) FROM checkpoints c WHERE c.session_id = checkpoints.session_id) "
+            "FROM checkpoints WHERE session_id = ? ORDER BY id DESC LIMIT 1",
+            (session_id,),
+        )
+        return CheckpointRecord(*tuple(rows[0])) if rows else None
+
+    def checkpoint_counts(self, session_ids: Sequence[str]) -> dict[str, int]:
+        """Number of checkpoints per session id (sessions without any are absent)."""
+        if not session_ids:
+            return {}
+        marks = ", ".join("?" for _ in session_ids)
+        rows = self._db.query(
+            f"SELECT session_id, COUNT(*) FROM checkpoints "
+            f"WHERE session_id IN ({marks}) GROUP BY session_id",
+            tuple(session_ids),
+        )
+        return {row[0]: int(row[1]) for row in rows}
