@@ -40,7 +40,7 @@ class AuthError(Exception):
 class SecretConfigError(AuthError):
     """The configured secret is unusable (too short); authentication fails closed."""
 
-    public_message = "JWT secret must be at least 32 characters long"
+    public_message = SECRET_TOO_SHORT
     reason = "secret_too_short"
 
     @property

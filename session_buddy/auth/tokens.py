@@ -138,10 +138,15 @@ def _as_int(payload: Mapping[str, Any], claim: str) -> int:
 
 
 def check_registered_claims(payload: Mapping[str, Any], policy: TokenPolicy, now: float) -> None:
-    """The checks PyJWT makes with our options, in PyJWT's order."""
+    """The checks PyJWT makes with our options, in PyJWT's order.
+
+    Times must first be real numbers (PyJWT's ``int()`` would take ``"12"`` or ``true``),
+    so an odd ``exp`` is "Invalid token", never "Token has expired".
+    """
     leeway = policy.leeway_seconds
     if payload.get("exp") is None:
         raise errors.InvalidClaimError("exp is missing")
+    check_time_claim_types(payload)
     if "iat" in payload and _as_int(payload, "iat") > now + leeway:
         raise errors.ImmatureTokenError("iat is in the future")
     if "nbf" in payload and _as_int(payload, "nbf") > now + leeway:
@@ -184,11 +189,16 @@ def _is_number(value: object) -> bool:
     )
 
 
-def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
-    """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
+def check_time_claim_types(payload: Mapping[str, Any]) -> None:
+    """``exp``, ``iat`` and ``nbf``, when present, are finite numbers (not bools, not text)."""
     for claim in ("exp", "iat", "nbf"):
         if claim in payload and not _is_number(payload[claim]):
             raise errors.InvalidClaimError(f"{claim} is not a number")
+
+
+def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
+    """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
+    check_time_claim_types(payload)
     identity = payload["user_id"] if "user_id" in payload else payload.get("sub")
     if not isinstance(identity, str) or not identity.strip():
         raise errors.MissingIdentityError("user_id/sub is not a non-empty string")
@@ -235,6 +245,13 @@ _PYJWT_ERRORS: tuple[tuple[type[Exception], type[errors.AuthError]], ...] = (
 )
 
 
+def _map_pyjwt_error(exc: Exception) -> errors.AuthError:
+    for pyjwt_error, ours in _PYJWT_ERRORS:
+        if isinstance(exc, pyjwt_error):
+            return ours(f"PyJWT: {type(exc).__name__}")
+    return errors.InvalidTokenError(f"PyJWT: {type(exc).__name__}")
+
+
 def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) -> dict[str, Any]:
     """The reference verdict: PyJWT's ``jwt.decode`` with our options, plus our extra rules.
 
@@ -263,10 +280,12 @@ def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) 
             break
         except jwt.InvalidSignatureError:
             continue
+        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError) as exc:
+            # The signature was good; an odd time claim outranks the time verdict.
+            check_time_claim_types(jwt.decode(token, options={"verify_signature": False}))
+            raise _map_pyjwt_error(exc) from None
         except jwt.PyJWTError as exc:
-            for pyjwt_error, ours in _PYJWT_ERRORS:
-                if isinstance(exc, pyjwt_error):
-                    raise ours(f"PyJWT: {type(exc).__name__}") from None
+            raise _map_pyjwt_error(exc) from None
     if payload is None:
         raise errors.InvalidSignatureError("signature does not match any configured secret")
     check_session_buddy_claims(payload)

@@ -205,7 +205,10 @@ def require_auth(optional: bool = False, roles: Collection[str] | None = None) -
     allowed_roles = frozenset(roles) if roles is not None else None
 
     def decorate(func: F) -> F:
-        signature = inspect.signature(func)
+        try:  # evaluated, so the MCP SDK sees real types under `from __future__ import annotations`
+            signature = inspect.signature(func, eval_str=True)
+        except NameError:  # an annotation names a type-checking-only import
+            signature = inspect.signature(func)
         wants_user_id = "user_id" in signature.parameters
         visible = signature.replace(
             parameters=[p for p in signature.parameters.values() if p.name != "user_id"]

@@ -1,0 +1,216 @@
+"""The fast verifier agrees with PyJWT (plus our rules) on every token, valid or not.
+
+``decode_access_token`` is the production path; ``decode_with_pyjwt`` is the reference.
+Hypothesis generates headers, claims, secrets, policies and byte-level mutations; both
+paths must give the same verdict, the same public message and the same claims. ``make
+fuzz`` runs 100,000 examples (SESSION_BUDDY_FUZZ_EXAMPLES); ``make test`` a few thousand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import jwt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from session_buddy.auth import errors
+from session_buddy.auth.tokens import (
+    SigningKeys,
+    TokenPolicy,
+    decode_access_token,
+    decode_with_pyjwt,
+)
+from tests.auth.helpers import sign_raw
+
+EXAMPLES = int(os.environ.get("SESSION_BUDDY_FUZZ_EXAMPLES", "2500"))
+CURRENT = "current-secret-0123456789abcdefghijklmnop"
+PREVIOUS = "previous-secret-0123456789abcdefghijklmno"
+WRONG = "wrong-secret-0123456789abcdefghijklmnopqrs"
+KEYS = SigningKeys.from_secrets(CURRENT, [PREVIOUS])
+SECRETS = [CURRENT, PREVIOUS]
+MISSING = object()
+
+# Offsets from "now" that stay clear of every boundary (leeway is at most 30 s here).
+past = st.integers(-(10**7), -40)
+future = st.integers(40, 10**7)
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=8),
+    st.sampled_from(["1900000000", " 12 ", "1.5", "1_000", "NaN"]),
+    st.lists(st.integers(), max_size=2),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+)
+
+
+class Offset:
+    """A time relative to "now", resolved when the test runs (strategies stay replayable)."""
+
+    def __init__(self, seconds: int, fractional: bool) -> None:
+        self.seconds, self.fractional = seconds, fractional
+
+    def resolve(self, now: float) -> float | int:
+        value = int(now) + self.seconds
+        return value + 0.25 if self.fractional else value
+
+
+@st.composite
+def time_claim(draw: st.DrawFn, usual: st.SearchStrategy[int]) -> Any:
+    kind = draw(st.sampled_from(["usual"] * 5 + ["other", "odd", "missing", "missing"]))
+    if kind == "missing":
+        return MISSING
+    if kind == "odd":
+        return draw(odd_values)
+    seconds = draw(usual if kind == "usual" else st.one_of(past, future))
+    return Offset(seconds, draw(st.booleans()))
+
+
+identities = st.one_of(
+    st.sampled_from(["mahavishnu", "alice", "mahavishnu", "", "   ", "x" * 300]),
+    st.text(max_size=12),
+    st.integers(),
+    st.none(),
+)
+
+
+@st.composite
+def recipes(draw: st.DrawFn) -> dict[str, Any]:
+    """Everything random about a token, with times kept symbolic."""
+    algs = ["HS256"] * 12 + ["none", "HS512", "hs256", "RS256"]
+    header: dict[str, Any] = {"alg": draw(st.sampled_from(algs))}
+    for name, values in (
+        ("typ", st.sampled_from(["JWT", "at+jwt", 1])),
+        ("kid", st.one_of(st.text(max_size=4), st.integers())),
+        ("crit", st.sampled_from([["b64"], [], "b64", ["exp"]])),
+        ("b64", st.sampled_from([True, False, "no"])),
+    ):
+        if draw(st.integers(0, 14)) == 0:
+            header[name] = draw(values)
+    payload: dict[str, Any] = {}
+    for claim, usual in (("exp", future), ("iat", past), ("nbf", past)):
+        value = draw(time_claim(usual))
+        if value is not MISSING:
+            payload[claim] = value
+    if draw(st.integers(0, 5)) > 0:
+        payload["user_id"] = draw(identities)
+    if draw(st.integers(0, 2)) == 0:
+        payload["sub"] = draw(identities)
+    for name, values in (
+        ("type", st.sampled_from(["access", "access", "access", "refresh", "", None, 1])),
+        ("iss", st.sampled_from(["mahavishnu", "session-buddy", "mallory", 7, None])),
+        ("aud", st.sampled_from(["session-buddy", ["session-buddy", "x"], "x", [], "", [1], 3])),
+        ("jti", st.sampled_from(["abc", 12, None, ""])),
+        ("role", st.sampled_from(["admin", "orchestrator", None])),
+    ):
+        if draw(st.integers(0, 3)) == 0:
+            payload[name] = draw(values)
+    if draw(st.integers(0, 5)) == 0:
+        payload["extra"] = draw(
+            st.recursive(
+                st.none() | st.integers() | st.text(max_size=5),
+                lambda c: st.lists(c, max_size=3),
+                max_leaves=8,
+            )
+        )
+    return {
+        "header": header,
+        "payload": payload,
+        "secret": draw(st.sampled_from([CURRENT] * 4 + [PREVIOUS, WRONG])),
+        "mutation": draw(mutation_recipes()) if draw(st.integers(0, 3)) == 0 else None,
+        "policy": TokenPolicy(
+            leeway_seconds=draw(st.sampled_from([0, 0, 30])),
+            allowed_issuers=draw(st.sampled_from([(), (), ("mahavishnu", "session-buddy")])),
+            audience=draw(st.sampled_from([None, None, "session-buddy"])),
+        ),
+    }
+
+
+def build(recipe: dict[str, Any], now: float) -> tuple[str, TokenPolicy]:
+    payload = {
+        k: v.resolve(now) if isinstance(v, Offset) else v for k, v in recipe["payload"].items()
+    }
+    token = sign_raw(recipe["secret"], recipe["header"], json.dumps(payload))
+    if recipe["mutation"] is not None:
+        token = mutate(token, recipe["mutation"])
+    return token, recipe["policy"]
+
+
+MUTATION_KINDS = ["flip", "replace", "insert", "delete", "swap", "pad", "truncate"]
+MUTATION_BYTES = b"A_-=.+/ \x00a9"
+
+
+def mutation_recipes() -> st.SearchStrategy[tuple[str, int, int]]:
+    return st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 10**6), st.integers(0, 255))
+
+
+def mutate(token: str, recipe: tuple[str, int, int]) -> str:
+    """Apply one byte-level mutation; ``where`` is scaled to the token's length."""
+    kind, where, value = recipe
+    data = bytearray(token.encode())
+    if not data:
+        return MUTATION_BYTES[
+            value % len(MUTATION_BYTES) : value % len(MUTATION_BYTES) + 1
+        ].decode()
+    index = where % len(data)
+    if kind == "flip":
+        data[index] ^= 1 << (value % 8)
+    elif kind == "replace":
+        data[index] = MUTATION_BYTES[value % len(MUTATION_BYTES)]
+    elif kind == "insert":
+        data.insert(index, MUTATION_BYTES[value % len(MUTATION_BYTES)])
+    elif kind == "delete":
+        del data[index]
+    elif kind == "swap":
+        parts = token.split(".")
+        return ".".join([parts[1], parts[0], *parts[2:]]) if len(parts) > 1 else token[::-1]
+    elif kind == "pad":
+        return token + "=" * (1 + value % 2)
+    else:
+        return token[:index]
+    return data.decode("utf-8", "replace")
+
+
+def verdict(decode: Any) -> tuple[str, Any]:
+    try:
+        return "accept", decode()
+    except errors.AuthError as exc:
+        return "reject", exc.public_message
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+@given(recipes())
+def test_fast_path_and_pyjwt_reference_agree(recipe: dict[str, Any]) -> None:
+    token, policy = build(recipe, time.time())
+    fast = verdict(lambda: decode_access_token(token, KEYS, policy, time.time()))
+    reference = verdict(lambda: decode_with_pyjwt(token, SECRETS, policy))
+    assert fast == reference, (token, policy)
+
+
+def test_generator_produces_both_verdicts() -> None:
+    """Guard against a generator that only ever makes invalid tokens."""
+    seen: set[str] = set()
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(recipes())
+    def collect(recipe: dict[str, Any]) -> None:
+        token, policy = build(recipe, time.time())
+        seen.add(verdict(lambda: decode_access_token(token, KEYS, policy, time.time()))[0])
+
+    collect()
+    assert seen == {"accept", "reject"}
+
+
+def test_reference_accepts_what_pyjwt_accepts_for_a_plain_token() -> None:
+    token = jwt.encode({"user_id": "u", "exp": int(time.time()) + 600}, CURRENT, algorithm="HS256")
+    assert decode_with_pyjwt(token, SECRETS, TokenPolicy())["user_id"] == "u"
+    assert decode_access_token(token, KEYS, TokenPolicy(), time.time())["user_id"] == "u"

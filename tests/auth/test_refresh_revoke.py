@@ -1,0 +1,149 @@
+"""Refresh rotates, revocation persists and is shared by every process on a data dir."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+from session_buddy.auth import errors
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
+from session_buddy.mcp import auth
+from session_buddy.store.db import Database
+from tests.auth.helpers import mint
+
+
+def claims_of(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def test_refresh_keeps_identity_and_custom_claims(auth_enabled: str) -> None:
+    now = [time.time()]
+    manager = JWTManager(clock=lambda: now[0])
+    old = manager.create_token("alice", {"role": "admin", "team": "core"})
+    now[0] += 120
+    new = manager.refresh_token(old)
+    before, after = claims_of(old), claims_of(new)
+    assert after["user_id"] == "alice"
+    assert after["role"] == "admin" and after["team"] == "core"
+    assert after["jti"] != before["jti"]
+    assert after["exp"] > before["exp"]
+    assert after["refreshed_at"] == int(now[0])
+    assert after["auth_time"] == before["iat"]
+
+
+def test_refresh_revokes_the_old_token(auth_enabled: str) -> None:
+    old = auth.generate_test_token("alice")
+    new = auth.get_manager().refresh_token(old)
+    assert auth.validate_token(new) is not None
+    assert auth.validate_token(old) is None
+    assert auth.get_auth_error() == "Token has been revoked"
+    with pytest.raises(errors.RevokedTokenError):
+        auth.get_manager().refresh_token(old)
+
+
+def test_refresh_keeps_the_first_auth_time_across_generations(auth_enabled: str) -> None:
+    now = [time.time()]
+    manager = JWTManager(clock=lambda: now[0])
+    first = manager.create_token("alice")
+    token = first
+    for _ in range(3):
+        now[0] += 600
+        token = manager.refresh_token(token)
+    assert claims_of(token)["auth_time"] == claims_of(first)["iat"]
+
+
+def test_refresh_is_refused_past_the_maximum_lifetime(
+    monkeypatch: pytest.MonkeyPatch, auth_enabled: str
+) -> None:
+    monkeypatch.setenv("SESSION_BUDDY_MAX_TOKEN_LIFETIME_HOURS", "1")
+    now = [time.time()]
+    manager = JWTManager(AuthConfig(), clock=lambda: now[0])
+    token = manager.create_token("alice")
+    now[0] += 50 * 60
+    token = manager.refresh_token(token)
+    assert claims_of(token)["exp"] <= claims_of(token)["auth_time"] + 3600
+    now[0] += 10 * 60
+    with pytest.raises(errors.ExpiredTokenError):  # exp was capped at the lifetime
+        manager.refresh_token(token)
+
+
+def test_long_lived_token_is_not_refreshed_past_the_maximum_lifetime(auth_enabled: str) -> None:
+    now = time.time()
+    token = mint(auth_enabled, iat=int(now) - 25 * 3600, exp=int(now) + 24 * 3600)
+    assert auth.validate_token(token) is not None
+    with pytest.raises(errors.TokenLifetimeExceededError):
+        auth.get_manager().refresh_token(token)
+    assert auth.validate_token(token) is not None  # a refused refresh revokes nothing
+
+
+def test_refresh_requires_a_valid_token(auth_enabled: str) -> None:
+    with pytest.raises(errors.ExpiredTokenError):
+        auth.get_manager().refresh_token(mint(auth_enabled, exp=1000))
+    with pytest.raises(errors.InvalidTokenError):
+        auth.get_manager().refresh_token("junk")
+
+
+def test_revoked_token_is_rejected_with_seed_message(auth_enabled: str) -> None:
+    token = auth.generate_test_token("alice")
+    assert auth.validate_token(token) is not None
+    assert auth.revoke_token(token) is True
+    assert auth.validate_token(token) is None
+    assert auth.get_auth_error() == "Token has been revoked"
+
+
+def test_revoking_an_invalid_token_reports_why(auth_enabled: str) -> None:
+    assert auth.revoke_token("junk") is False
+    assert auth.get_auth_error() == "Invalid token"
+
+
+def test_mahavishnu_token_without_jti_is_revoked_by_digest(auth_enabled: str) -> None:
+    token = mint(auth_enabled)
+    other = mint(auth_enabled, user_id="other")
+    assert auth.revoke_token(token)
+    assert auth.validate_token(token) is None
+    assert auth.validate_token(other) is not None
+
+
+def test_revocation_survives_a_restart(auth_enabled: str) -> None:
+    token = auth.generate_test_token("alice")
+    auth.revoke_token(token)
+    auth.reload_auth_config()  # a fresh manager reads the store from disk
+    assert auth.validate_token(token) is None
+    assert auth.get_auth_error() == "Token has been revoked"
+
+
+def test_revocation_by_another_process_is_honoured_within_a_second(
+    auth_enabled: str, isolated_environment: Path
+) -> None:
+    token = auth.generate_test_token("alice")
+    assert auth.validate_token(token) is not None  # now cached here
+    script = (
+        "import sys; from session_buddy.mcp.auth import revoke_token;"
+        "sys.exit(0 if revoke_token(sys.argv[1]) else 1)"
+    )
+    subprocess.run([sys.executable, "-c", script, token], check=True, timeout=60)
+    deadline = time.monotonic() + 1.0
+    while auth.validate_token(token) is not None:
+        assert time.monotonic() < deadline, "revocation not seen within 1 s"
+        time.sleep(0.05)
+    assert auth.get_auth_error() == "Token has been revoked"
+
+
+def test_expired_revocations_are_forgotten(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    store = RevocationStore(Database(tmp_path / "r.db"), clock=lambda: now[0])
+    store.revoke("jti:a", expires_at=now[0] + 60)
+    store.revoke("jti:b", expires_at=now[0] + 86_400)
+    assert store.count() == 2
+    now[0] += 60 + RETENTION_AFTER_EXPIRY + 1
+    assert store.purge_expired() == 1
+    assert store.count() == 1
+    assert not store.is_revoked("jti:a")
+    assert store.is_revoked("jti:b")

@@ -1,0 +1,353 @@
+"""Which tokens are accepted: the rules, each with the message a caller sees."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from session_buddy.auth import errors
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
+from session_buddy.auth.verifier import TokenVerifier
+from session_buddy.mcp import auth
+from tests.auth.helpers import DROP, b64, mint, sign_raw
+
+NOW = 1_800_000_000.0
+
+
+def verifier(secret: str, **policy: object) -> TokenVerifier:
+    return TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(**policy), clock=lambda: NOW)
+
+
+def rejected(v: TokenVerifier, token: object) -> errors.AuthError:
+    with pytest.raises(errors.AuthError) as info:
+        v.verify(token)
+    return info.value
+
+
+# -- issuing -----------------------------------------------------------------------
+
+
+def test_created_token_carries_the_standard_claims(auth_enabled: str) -> None:
+    manager = JWTManager(clock=lambda: NOW)
+    token = manager.create_token("user123", additional_claims={"role": "admin"})
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(
+        token,
+        auth_enabled,
+        algorithms=["HS256"],
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    assert header["alg"] == "HS256"
+    assert claims["user_id"] == "user123"
+    assert claims["role"] == "admin"
+    assert claims["type"] == "access"
+    assert claims["iss"] == "session-buddy"
+    assert claims["iat"] == int(NOW)
+    assert claims["exp"] == int(NOW) + 3600
+    assert len(claims["jti"]) >= 16
+
+
+def test_each_token_gets_a_distinct_jti(auth_enabled: str) -> None:
+    manager = JWTManager()
+    ids = {
+        jwt.decode(manager.create_token("u"), options={"verify_signature": False})["jti"]
+        for _ in range(50)
+    }
+    assert len(ids) == 50
+
+
+@pytest.mark.parametrize("claim", sorted(RESERVED_CLAIMS))
+def test_additional_claims_cannot_overwrite_reserved_claims(auth_enabled: str, claim: str) -> None:
+    with pytest.raises(ValueError, match=claim):
+        JWTManager().create_token("user123", additional_claims={claim: "x"})
+
+
+@pytest.mark.parametrize("user_id", ["", "   ", None, 42, "x" * 257])
+def test_create_token_refuses_a_useless_identity(auth_enabled: str, user_id: object) -> None:
+    with pytest.raises(ValueError):
+        JWTManager().create_token(user_id)  # type: ignore[arg-type]
+
+
+def test_create_token_without_secret_explains_how_to_enable() -> None:
+    with pytest.raises(ValueError, match="SESSION_BUDDY_SECRET"):
+        auth.generate_test_token("test_user")
+
+
+def test_generated_test_token_validates(auth_enabled: str) -> None:
+    payload = auth.validate_token(auth.generate_test_token("test_user"))
+    assert payload is not None and payload["user_id"] == "test_user"
+
+
+# -- the header --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_alg_none_is_rejected_in_any_casing(secret: str, alg: str) -> None:
+    payload = b64(json.dumps({"user_id": "x", "exp": NOW + 60}).encode())
+    unsigned = f"{b64(json.dumps({'alg': alg}).encode())}.{payload}."
+    assert rejected(verifier(secret), unsigned).public_message == "Invalid token"
+    forged_sig = sign_raw(secret, {"alg": alg}, {"user_id": "x", "exp": NOW + 60})
+    assert isinstance(rejected(verifier(secret), forged_sig), errors.DisallowedAlgorithmError)
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_other_hmac_algorithms_are_rejected(secret: str, alg: str) -> None:
+    token = jwt.encode({"user_id": "x", "exp": NOW + 60}, secret, algorithm=alg)
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+def test_rs256_token_is_rejected(secret: str) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"user_id": "x", "exp": NOW + 60}, key, algorithm="RS256")
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+def test_hs256_header_with_other_alg_spelling_is_rejected(secret: str) -> None:
+    token = sign_raw(secret, {"alg": "hs256"}, {"user_id": "x", "exp": NOW + 60})
+    assert isinstance(rejected(verifier(secret), token), errors.DisallowedAlgorithmError)
+
+
+def test_crit_header_is_rejected(secret: str) -> None:
+    token = sign_raw(
+        secret, {"alg": "HS256", "crit": ["b64"], "b64": True}, {"user_id": "x", "exp": NOW + 60}
+    )
+    assert isinstance(rejected(verifier(secret), token), errors.CriticalHeaderError)
+
+
+# -- registered claims -------------------------------------------------------------
+
+
+def test_expired_token_is_rejected_with_seed_message(secret: str) -> None:
+    token = mint(secret, now=NOW - 7200)
+    error = rejected(verifier(secret), token)
+    assert error.public_message == "Token has expired"
+    assert error.user_message == "❌ Authentication failed: Token has expired"
+
+
+def test_leeway_accepts_a_token_that_just_expired(secret: str) -> None:
+    token = mint(secret, now=NOW, exp=int(NOW) - 5)
+    assert rejected(verifier(secret), token).public_message == "Token has expired"
+    assert verifier(secret, leeway_seconds=10).verify(token)["user_id"] == "mahavishnu"
+
+
+@pytest.mark.parametrize("exp", [DROP, None, "1900000000", True, [1], {"a": 1}])
+def test_exp_must_be_present_and_numeric(secret: str, exp: object) -> None:
+    token = mint(secret, now=NOW, exp=exp)
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_exp_must_be_finite(secret: str, value: float) -> None:
+    token = sign_raw(secret, {"alg": "HS256"}, json.dumps({"user_id": "x", "exp": value}))
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_future_nbf_or_iat_is_rejected_beyond_the_leeway(secret: str, claim: str) -> None:
+    token = mint(secret, now=NOW, **{claim: int(NOW) + 30})
+    assert isinstance(rejected(verifier(secret), token), errors.ImmatureTokenError)
+    assert verifier(secret, leeway_seconds=60).verify(token)
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_nbf_and_iat_must_be_numeric(secret: str, claim: str) -> None:
+    token = mint(secret, now=NOW, **{claim: "soon"})
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+# -- identity and type -------------------------------------------------------------
+
+
+def test_identity_falls_back_to_sub(secret: str) -> None:
+    token = mint(secret, now=NOW, user_id=DROP, sub="svc-42")
+    assert verifier(secret).verify(token)["sub"] == "svc-42"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"user_id": ""},
+        {"user_id": "   "},
+        {"user_id": 7},
+        {"user_id": None, "sub": "someone"},
+        {"user_id": DROP},
+        {"user_id": DROP, "sub": ""},
+        {"user_id": "x" * 300},
+    ],
+)
+def test_identity_must_be_a_non_empty_string(secret: str, claims: dict[str, object]) -> None:
+    token = mint(secret, now=NOW, **claims)
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("kind", ["refresh", "Access", "", None, 1])
+def test_type_other_than_access_is_rejected(secret: str, kind: object) -> None:
+    token = mint(secret, now=NOW, type=kind)
+    assert isinstance(rejected(verifier(secret), token), errors.WrongTokenTypeError)
+
+
+def test_missing_type_is_accepted(secret: str) -> None:
+    assert verifier(secret).verify(mint(secret, now=NOW, type=DROP))
+
+
+# -- issuer and audience -----------------------------------------------------------
+
+
+def test_issuer_allow_list(secret: str) -> None:
+    v = verifier(secret, allowed_issuers=("mahavishnu",))
+    assert v.verify(mint(secret, now=NOW, iss="mahavishnu"))
+    assert isinstance(rejected(v, mint(secret, now=NOW, iss="mallory")), errors.InvalidIssuerError)
+    assert rejected(v, mint(secret, now=NOW)).public_message == "Invalid token"
+
+
+def test_any_issuer_when_no_allow_list(secret: str) -> None:
+    assert verifier(secret).verify(mint(secret, now=NOW, iss="anyone"))
+
+
+def test_aud_is_refused_when_no_audience_is_configured(secret: str) -> None:
+    assert isinstance(
+        rejected(verifier(secret), mint(secret, now=NOW, aud="elsewhere")),
+        errors.InvalidAudienceError,
+    )
+
+
+def test_configured_audience_must_match(secret: str) -> None:
+    v = verifier(secret, audience="session-buddy")
+    assert v.verify(mint(secret, now=NOW, aud="session-buddy"))
+    assert v.verify(mint(secret, now=NOW, aud=["other", "session-buddy"]))
+    assert isinstance(rejected(v, mint(secret, now=NOW, aud="other")), errors.InvalidAudienceError)
+    assert isinstance(rejected(v, mint(secret, now=NOW)), errors.InvalidAudienceError)
+
+
+# -- shape, size and input types -----------------------------------------------------
+
+
+def test_token_over_8_kib_is_rejected_before_decoding(secret: str) -> None:
+    token = mint(secret, now=NOW, padding="p" * 9000)
+    assert isinstance(rejected(verifier(secret), token), errors.TokenTooLargeError)
+    huge = "a" * (1024 * 1024)
+    assert isinstance(rejected(verifier(secret), huge), errors.TokenTooLargeError)
+
+
+def test_bearer_prefix_and_whitespace_are_stripped(secret: str) -> None:
+    token = mint(secret, now=NOW)
+    v = verifier(secret)
+    for form in (f"Bearer {token}", f"  bearer   {token}\n", f"BEARER {token}", f"\t{token} "):
+        assert v.verify(form)["user_id"] == "mahavishnu"
+
+
+@pytest.mark.parametrize("value", [None, 42, b"bytes", ["a"], {"t": 1}, 3.5])
+def test_non_string_input_returns_none_and_never_raises(auth_enabled: str, value: object) -> None:
+    assert auth.validate_token(value) is None
+    assert auth.get_auth_error() == "Invalid token"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "   ", "Bearer ", "a.b", "a.b.c.d", "...", "x" * 100, "a.b.c", "\x00.\x00.\x00"],
+)
+def test_malformed_strings_are_invalid(auth_enabled: str, token: str) -> None:
+    assert auth.validate_token(token) is None
+    assert auth.get_auth_error() == "Invalid token"
+
+
+def test_padded_or_non_canonical_base64_is_rejected(secret: str) -> None:
+    token = mint(secret, now=NOW)
+    head, body, sig = token.split(".")
+    last = sig[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    sibling = alphabet[alphabet.index(last) ^ 1]  # same decoded bytes, other unused bits
+    v = verifier(secret)
+    assert rejected(v, f"{head}.{body}.{sig[:-1]}{sibling}").public_message == "Invalid token"
+    assert rejected(v, f"{head}.{body}.{sig}=").public_message == "Invalid token"
+
+
+# -- secrets and rotation ----------------------------------------------------------
+
+
+def test_wrong_secret_is_rejected(secret: str) -> None:
+    token = mint("w" * 40, now=NOW)
+    assert isinstance(rejected(verifier(secret), token), errors.InvalidSignatureError)
+
+
+def test_previous_secret_still_verifies_and_new_tokens_use_the_current(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    old = "o" * 40
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", secret)
+    monkeypatch.setenv("SESSION_BUDDY_PREVIOUS_SECRETS", old)
+    auth.reload_auth_config()
+    assert auth.validate_token(mint(old)) is not None
+    new = auth.generate_test_token("rotated")
+    jwt.decode(new, secret, algorithms=["HS256"])
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(new, old, algorithms=["HS256"])
+
+
+def test_tampered_payload_is_rejected(secret: str) -> None:
+    token = mint(secret, now=NOW)
+    head, _, sig = token.split(".")
+    forged = b64(json.dumps({"user_id": "admin", "exp": NOW + 60}).encode())
+    assert rejected(verifier(secret), f"{head}.{forged}.{sig}").public_message == "Invalid token"
+
+
+# -- what the caller and the log see -------------------------------------------------
+
+
+def test_log_gets_the_reason_and_a_fingerprint_never_the_token(
+    auth_enabled: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = mint(auth_enabled, exp=1000)
+    with caplog.at_level(logging.DEBUG):
+        assert auth.validate_token(token) is None
+    text = caplog.text
+    assert "reason=expired" in text
+    assert "token_fp=" in text
+    assert token not in text
+    for part in token.split("."):
+        assert part not in text
+    assert auth_enabled not in text
+    assert auth.get_auth_error() == "Token has expired"
+
+
+def test_success_clears_the_previous_error(auth_enabled: str) -> None:
+    assert auth.validate_token("garbage") is None
+    assert auth.get_auth_error() == "Invalid token"
+    assert auth.validate_token(mint(auth_enabled)) is not None
+    assert auth.get_auth_error() is None
+
+
+def test_cached_token_is_rejected_once_it_expires(secret: str) -> None:
+    now = [NOW]
+    v = TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: now[0])
+    token = mint(secret, now=NOW, exp=int(NOW) + 10)
+    assert v.verify(token)
+    now[0] = NOW + 11
+    assert isinstance(rejected(v, token), errors.ExpiredTokenError)
+
+
+def test_cache_is_bounded(secret: str) -> None:
+    v = TokenVerifier(
+        SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: NOW, cache_size=100
+    )
+    for i in range(250):
+        v.verify(mint(secret, now=NOW, user_id=f"u{i}"))
+    assert v.cache_len == 100
+
+
+def test_reload_with_a_new_secret_drops_cached_tokens(
+    monkeypatch: pytest.MonkeyPatch, auth_enabled: str
+) -> None:
+    token = mint(auth_enabled)
+    assert auth.validate_token(token) is not None
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", "z" * 40)
+    auth.reload_auth_config()
+    assert auth.validate_token(token) is None
+    assert AuthConfig().secret == "z" * 40

@@ -1,0 +1,42 @@
+"""Every test runs with a clean ``SESSION_BUDDY_*`` environment and a private data dir."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from session_buddy.mcp.auth import reload_auth_config
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """No inherited configuration, no ``.env`` from the checkout, a fresh data dir."""
+    for name in list(os.environ):
+        if name.startswith("SESSION_BUDDY_") or name == "MAHAVISHNU_AUTH_SECRET":
+            monkeypatch.delenv(name, raising=False)
+    data_dir = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("SESSION_BUDDY_DATA_DIR", str(data_dir))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    reload_auth_config()
+    yield data_dir
+    monkeypatch.undo()
+    reload_auth_config()
+
+
+@pytest.fixture
+def secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+def auth_enabled(monkeypatch: pytest.MonkeyPatch, secret: str) -> str:
+    """Authentication on, with a fresh 43-character secret; returns the secret."""
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", secret)
+    reload_auth_config()
+    return secret
