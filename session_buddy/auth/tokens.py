@@ -62,10 +62,26 @@ class SigningKeys:
 
     current: bytes
     previous: tuple[bytes, ...] = ()
-    all: tuple[bytes, ...] = field(init=False)
+    all: tuple[bytes, ...] = field(init=False, repr=False)
+    _macs: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all", (self.current, *self.previous))
+        # HMAC key setup done once; each check copies the prepared state.
+        macs = tuple(hmac.new(key, digestmod=hashlib.sha256) for key in self.all)
+        object.__setattr__(self, "_macs", macs)
+
+    def __repr__(self) -> str:
+        return f"SigningKeys(<{len(self.all)} secrets hidden>)"
+
+    def signature_matches(self, signing_input: bytes, signature: bytes) -> bool:
+        """Constant-time comparison against every key (current first)."""
+        for prepared in self._macs:
+            mac = prepared.copy()
+            mac.update(signing_input)
+            if hmac.compare_digest(mac.digest(), signature):
+                return True
+        return False
 
     @classmethod
     def from_secrets(cls, current: str, previous: Sequence[str] = ()) -> SigningKeys:
@@ -97,9 +113,13 @@ def check_shape(token: str) -> None:
     if _SHAPE.fullmatch(token) is None:
         raise errors.MalformedTokenError("not three unpadded base64url segments")
     for segment in token.split("."):
-        rem = len(segment) % 4
-        if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
-            raise errors.MalformedTokenError("non-canonical base64url segment")
+        _check_canonical(segment)
+
+
+def _check_canonical(segment: str) -> None:
+    rem = len(segment) % 4
+    if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
+        raise errors.MalformedTokenError("non-canonical base64url segment")
 
 
 def _b64decode(segment: str) -> bytes:
@@ -208,24 +228,22 @@ def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
         raise errors.WrongTokenTypeError("type is not 'access'")
 
 
-def _signature_matches(signing_input: bytes, signature: bytes, keys: SigningKeys) -> bool:
-    return any(
-        hmac.compare_digest(hmac.digest(key, signing_input, "sha256"), signature)
-        for key in keys.all
-    )
-
-
 def decode_access_token(
     token: str, keys: SigningKeys, policy: TokenPolicy, now: float
 ) -> dict[str, Any]:
     """Verify a normalised token and return its claims, or raise an ``AuthError``."""
     if len(token) > policy.max_token_bytes:
         raise errors.TokenTooLargeError(f"token is {len(token)} characters")
-    check_shape(token)
+    if _SHAPE.fullmatch(token) is None:
+        raise errors.MalformedTokenError("not three unpadded base64url segments")
     signing_input, _, signature_segment = token.rpartition(".")
-    if not _signature_matches(signing_input.encode(), _b64decode(signature_segment), keys):
+    _check_canonical(signature_segment)
+    if not keys.signature_matches(signing_input.encode(), _b64decode(signature_segment)):
         raise errors.InvalidSignatureError("signature does not match any configured secret")
+    # Only now, with a good signature, is the rest worth looking at.
     header_segment, _, payload_segment = signing_input.partition(".")
+    _check_canonical(header_segment)
+    _check_canonical(payload_segment)
     check_header(_json_object(_b64decode(header_segment), "header"))
     payload = _json_object(_b64decode(payload_segment), "payload")
     check_registered_claims(payload, policy, now)

@@ -10,6 +10,7 @@ from session_buddy.sessions.models import (
     ProjectSnapshot,
     SessionInfo,
     format_duration,
+    plural,
 )
 
 
@@ -62,13 +63,11 @@ def render_handoff(
     for checkpoint in checkpoints:
         facts = [f"+{format_duration(checkpoint.elapsed_seconds)}"]
         if checkpoint.commits_since_previous is not None:
-            facts.append(f"{checkpoint.commits_since_previous} commits")
+            facts.append(plural(checkpoint.commits_since_previous, "commit"))
         if checkpoint.changed_files is not None:
-            facts.append(f"{checkpoint.changed_files} changed files")
+            facts.append(plural(checkpoint.changed_files, "changed file"))
         note = _indented(checkpoint.note) if checkpoint.note else "_(no note)_"
-        lines.append(
-            f"{checkpoint.number}. {checkpoint.created_at} ({', '.join(facts)}): {note}"
-        )
+        lines.append(f"{checkpoint.number}. {checkpoint.created_at} ({', '.join(facts)}): {note}")
     start_git = session.snapshot.git
     end_git = end_snapshot.git
     lines += [
@@ -81,7 +80,7 @@ def render_handoff(
     if commits_during_session is not None:
         lines.append(f"- **Commits during session:** {commits_during_session}")
     if end_git.changed_files is not None:
-        lines.append(f"- **Uncommitted changes at end:** {end_git.changed_files} files")
+        lines.append(f"- **Uncommitted changes at end:** {plural(end_git.changed_files, 'file')}")
     markers = end_snapshot.markers.present()
     lines += [
         "",

@@ -35,7 +35,8 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """``"1 commit"``, ``"3 commits"``."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
@@ -86,7 +87,7 @@ class GitSnapshot(_Model):
         where = f"branch {self.branch}" if self.branch else "detached HEAD"
         text = f"{where} at {self.commit[:12]}"
         if self.changed_files is not None:
-            text += f", {_plural(self.changed_files, 'changed file')}"
+            text += f", {plural(self.changed_files, 'changed file')}"
         return text
 
 
@@ -119,7 +120,7 @@ class SessionInfo(_Model):
         if self.created:
             opening = f"Started session {self.id}"
         elif self.active:
-            opening = f"Session {self.id} (already active)"
+            opening = f"Active session {self.id}"
         else:
             opening = f"Session {self.id} (ended {self.ended_at})"
         span = "running" if self.active else "lasted"
@@ -127,7 +128,7 @@ class SessionInfo(_Model):
             f"{opening} for project '{self.project_name}' at {self.project_path}, "
             f"user {self.user_id}; started {self.started_at}, "
             f"{span} {format_duration(self.duration_seconds)}; "
-            f"{_plural(self.checkpoint_count, 'checkpoint')}; "
+            f"{plural(self.checkpoint_count, 'checkpoint')}; "
             f"at start: {self.snapshot.git.describe()}."
         )
 
@@ -154,9 +155,9 @@ class CheckpointInfo(_Model):
         parts = []
         if self.commits_since_previous is not None:
             since = "the previous checkpoint" if self.number > 1 else "the session start"
-            parts.append(f"{_plural(self.commits_since_previous, 'commit')} since {since}")
+            parts.append(f"{plural(self.commits_since_previous, 'commit')} since {since}")
         if self.changed_files is not None:
-            parts.append(f"{_plural(self.changed_files, 'changed file')}")
+            parts.append(f"{plural(self.changed_files, 'changed file')}")
         if not parts:
             parts.append(self.snapshot.git.describe())
         return f"{text}. " + "; ".join(parts) + "."
@@ -176,11 +177,11 @@ class HandOff(_Model):
         text = (
             f"Ended session {self.session.id} for project '{self.session.project_name}' "
             f"after {format_duration(self.session.duration_seconds)} with "
-            f"{_plural(len(self.checkpoints), 'checkpoint')}"
+            f"{plural(len(self.checkpoints), 'checkpoint')}"
         )
         if self.commits_during_session is not None:
-            text += f" and {_plural(self.commits_during_session, 'commit')}"
-        return f"{text}. The hand-off document follows in Markdown."
+            text += f" and {plural(self.commits_during_session, 'commit')}"
+        return f"{text}."
 
 
 class SessionStatus(_Model):
@@ -218,7 +219,7 @@ class SessionList(_Model):
         count = (
             f"{shown} of {self.total} sessions"
             if shown < self.total
-            else (_plural(shown, "session"))
+            else (plural(shown, "session"))
         )
         return f"{count}: {items}."
 
