@@ -185,9 +185,13 @@ def bearer_principal_of(request: Any) -> Principal | None:
 
 
 def client_of(request: Any) -> str:
-    """The HTTP peer address, or "stdio" when there is no HTTP request."""
+    """The HTTP peer's IP address, or "stdio" when there is no HTTP request.
+
+    The address only, not the port: a port changes with every connection, and failure
+    logging is rate-limited per client, so a flood over new connections stays one line.
+    """
     client = getattr(request, "client", None)
-    return f"{client.host}:{client.port}" if client is not None else "stdio"
+    return str(client.host) if client is not None else "stdio"
 
 
 def require_auth(optional: bool = False, roles: Collection[str] | None = None) -> Callable[[F], F]:

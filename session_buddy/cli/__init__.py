@@ -1,0 +1,27 @@
+"""The ``session-buddy`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import typer
+
+from session_buddy.cli import auth_status, message, secret, serve, sessions, token
+
+app = typer.Typer(
+    name="session-buddy",
+    help="session-buddy: an MCP server that tracks AI-assisted coding sessions, "
+    "protected by JWT authentication interoperable with Mahavishnu.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command(name="serve")(serve.serve)
+app.add_typer(secret.app, name="secret")
+app.add_typer(token.app, name="token")
+app.add_typer(auth_status.app, name="auth")
+app.add_typer(message.message_app, name="message")
+app.add_typer(message.envelope_app, name="envelope")
+app.add_typer(sessions.app, name="sessions")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,109 @@
+"""``session-buddy auth status``: is authentication configured, and would it work?"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from session_buddy.auth.config import MIN_SECRET_LENGTH, AuthConfig
+from session_buddy.auth.errors import AUTH_DISABLED_WARNING
+from session_buddy.auth.revocation import RevocationStore
+from session_buddy.cli.config import GENERATE_FIX, cli_settings, explain_problem
+from session_buddy.cli.output import console, fail, success, warn
+from session_buddy.store.db import Database, StorageError
+
+app = typer.Typer(help="Inspect the authentication configuration.", no_args_is_help=True)
+
+_SOURCES = {
+    "env": "environment (SESSION_BUDDY_SECRET)",
+    ".env": ".env file in the current directory",
+    "file": "file (SESSION_BUDDY_SECRET_FILE={path})",
+    "unset": "not set",
+}
+
+
+def _writable_ancestor(path: Path) -> bool:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+    return False
+
+
+def revoked_count(config: AuthConfig) -> tuple[str, str | None]:
+    """(what to show, problem or None) for the revocation store, without creating it."""
+    path = config.settings.database_path
+    if not path.exists():
+        if _writable_ancestor(path.parent):
+            return "0 (no database yet; created on first use)", None
+        return "unknown", (
+            f"data dir {config.data_dir} cannot be created; set SESSION_BUDDY_DATA_DIR to a "
+            "writable directory"
+        )
+    db = Database(path)
+    try:
+        return str(RevocationStore(db).count()), None
+    except StorageError as exc:
+        return "unknown", f"{exc} (revocations cannot be checked, so every token is refused)"
+    finally:
+        db.close()
+
+
+@app.command(
+    epilog="Examples:  session-buddy auth status   |   "
+    "SESSION_BUDDY_SECRET_FILE=/run/secrets/sb session-buddy auth status"
+)
+def status() -> None:
+    """Show the auth configuration and a verdict; exit 1 when it would fail closed."""
+    config = AuthConfig(cli_settings())
+    settings = config.settings
+    problem = config.problem() if config.enabled else None
+
+    table = Table(show_header=False, title="session-buddy authentication", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Authentication", "enabled" if config.enabled else "disabled")
+    table.add_row(
+        "Secret source", escape(_SOURCES[config.secret_source].format(path=settings.secret_file))
+    )
+    length = config.secret_length
+    if length is not None:
+        verdict = "ok" if length >= MIN_SECRET_LENGTH else "TOO SHORT"
+        table.add_row(
+            "Secret length", f"{length} characters ({verdict}; minimum {MIN_SECRET_LENGTH})"
+        )
+    short = sum(1 for s in config.previous_secrets if len(s) < MIN_SECRET_LENGTH)
+    previous = f"{len(config.previous_secrets)} (accepted for verification only)"
+    table.add_row("Previous secrets", previous + (f", {short} TOO SHORT" if short else ""))
+    table.add_row(
+        "Token required",
+        "yes"
+        if config.auth_required
+        else "no (migration mode: calls without a token run as 'anonymous')",
+    )
+    table.add_row("Issuer allow-list", escape(", ".join(config.allowed_issuers)) or "any issuer")
+    table.add_row("Audience", escape(config.audience or "none (tokens carrying aud are refused)"))
+    table.add_row("Token lifetime", f"{config.expire_minutes} min (token create default)")
+    table.add_row("Maximum lifetime", f"{config.max_token_lifetime_hours:g} h (refresh limit)")
+    table.add_row("Clock leeway", f"{config.leeway_seconds} s")
+    table.add_row("Data dir", escape(str(config.data_dir)))
+    shown, storage_problem = revoked_count(config)
+    table.add_row("Revoked tokens", escape(shown))
+    console().print(table)
+
+    if problem is not None:
+        message, fix = explain_problem(problem)
+        fail(f"{message}: authentication fails closed (every call is refused)", fix)
+    if storage_problem is not None:
+        fail(storage_problem, "fix or move the database file, or choose another data dir")
+    if not config.enabled:
+        warn(
+            f"{AUTH_DISABLED_WARNING}: every tool runs unauthenticated as 'anonymous' — "
+            f"fix: {GENERATE_FIX}"
+        )
+        return
+    mode = "" if config.auth_required else " (migration mode: tokens optional)"
+    success(f"Authentication is enabled and correctly configured{mode}.")

@@ -1,0 +1,87 @@
+"""``session-buddy serve``: run the MCP server over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+
+from session_buddy.cli.config import cli_settings
+from session_buddy.cli.output import fail
+from session_buddy.config import Settings
+from session_buddy.mcp.logs import configure_logging, parse_level
+from session_buddy.store.db import StorageError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8678
+
+
+class Transport(enum.StrEnum):
+    stdio = "stdio"
+    http = "http"
+
+
+def _log_level(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_level(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value.upper()
+
+
+def _known_secrets(settings: Settings) -> list[str]:
+    """The secrets the log filter must never let through (none if unreadable)."""
+    try:
+        current = settings.resolved_secret()
+    except ValueError:
+        current = None
+    return [s for s in (current, *settings.previous_secret_values()) if s]
+
+
+def serve(
+    transport: Annotated[
+        Transport,
+        typer.Option(help="stdio: what Claude Code starts. http: streamable HTTP at /mcp."),
+    ] = Transport.stdio,
+    host: Annotated[str, typer.Option(help="Address to bind (http only).")] = DEFAULT_HOST,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to listen on (http only).")
+    ] = DEFAULT_PORT,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            callback=_log_level,
+            help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: SESSION_BUDDY_LOG_LEVEL, "
+            "else INFO). Logs go to stderr; tokens and secrets are redacted.",
+        ),
+    ] = None,
+) -> None:
+    """Run the session-buddy MCP server.
+
+    Examples: `session-buddy serve` (stdio, what Claude Code starts);
+    `session-buddy serve --transport http --port 8678` (streamable HTTP at
+    http://127.0.0.1:8678/mcp, health check at /healthz).
+    """
+    settings = cli_settings(**({"log_level": log_level} if log_level else {}))
+    try:
+        parse_level(settings.log_level)
+    except ValueError as exc:
+        fail(f"Invalid configuration: SESSION_BUDDY_LOG_LEVEL: {exc}")
+    configure_logging(settings.log_level, secrets=_known_secrets(settings))
+    # Imported here: the MCP SDK and uvicorn take a second to import, which the other
+    # commands should not pay for.
+    from session_buddy.mcp import server as mcp_server
+
+    try:
+        mcp_server.check_auth_config()
+        server = mcp_server.build_server(settings)
+    except (mcp_server.StartupError, StorageError) as exc:
+        fail(str(exc))
+    if transport is Transport.stdio:
+        mcp_server.run_stdio(server)
+    else:
+        app = mcp_server.build_http_app(server, host=host)
+        mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)

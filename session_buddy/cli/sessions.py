@@ -1,0 +1,179 @@
+"""``session-buddy sessions list|show``: the local operator's view of every session.
+
+Whoever can run this command can read the database file, so it shows every user's
+sessions; MCP callers only ever see their own (or all, with a privileged role).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from session_buddy.auth.principal import Principal
+from session_buddy.cli.config import cli_settings
+from session_buddy.cli.output import console, emit, fail, note
+from session_buddy.sessions import SessionDetail, SessionError, SessionInfo, SessionService
+from session_buddy.sessions.models import format_duration
+from session_buddy.sessions.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from session_buddy.store.db import Database, StorageError
+
+app = typer.Typer(help="List and inspect recorded coding sessions.", no_args_is_help=True)
+
+OPERATOR = Principal(user_id="local-operator", authenticated=True, role="admin")
+SHORT_ID = 8
+MIN_PREFIX = 4
+
+
+def _service() -> SessionService | None:
+    """The session service on the configured database; None when there is none yet."""
+    path = cli_settings().database_path
+    if not path.exists():
+        return None
+    return SessionService(Database(path, create=False))
+
+
+def _status(info: SessionInfo) -> str:
+    return "[green]active[/green]" if info.active else escape(f"ended {info.ended_at}")
+
+
+def _project_filter(project: Path | None) -> str | None:
+    return None if project is None else str(project.expanduser().resolve())
+
+
+@app.command(
+    "list",
+    epilog="Examples:  session-buddy sessions list   |   "
+    "session-buddy sessions list --project . --all --json",
+)
+def list_sessions(
+    project: Annotated[
+        Path | None, typer.Option(help="Only sessions of this project directory.")
+    ] = None,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help=f"Every session (up to {MAX_LIST_LIMIT}), not only the "
+            f"{DEFAULT_LIST_LIMIT} most recent.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Sessions of every user, newest first."""
+    service = _service()
+    limit = MAX_LIST_LIMIT if show_all else DEFAULT_LIST_LIMIT
+    if service is None:
+        if as_json:
+            emit('{"sessions": [], "total": 0}')
+        else:
+            note("No sessions recorded yet (no database in SESSION_BUDDY_DATA_DIR).")
+        return
+    try:
+        result = service.list_all(limit=limit, working_directory=_project_filter(project))
+    except (SessionError, StorageError) as exc:
+        fail(str(exc), "pass an existing project directory to --project")
+    if as_json:
+        emit(result.model_dump_json())
+        return
+    if not result.sessions:
+        note("No sessions found.")
+        return
+    table = Table(title=f"Sessions ({result.total})", title_justify="left")
+    for column in ("id", "project", "user", "started", "status", "duration", "checkpoints"):
+        table.add_column(column, justify="right" if column == "checkpoints" else "left")
+    for info in result.sessions:
+        table.add_row(
+            info.id[:SHORT_ID],
+            f"{escape(info.project_name)}\n[dim]{escape(info.project_path)}[/dim]",
+            escape(info.user_id),
+            info.started_at,
+            _status(info),
+            format_duration(info.duration_seconds),
+            str(info.checkpoint_count),
+        )
+    console().print(table)
+    if len(result.sessions) < result.total:
+        more = "" if show_all else " (use --all for more)"
+        note(f"Showing {len(result.sessions)} of {result.total} sessions{more}.")
+
+
+def _find(service: SessionService, session_id: str) -> SessionDetail:
+    """The session with this id, or with this unique id prefix (as ``list`` shows it)."""
+    wanted = session_id.strip().lower()
+    if len(wanted) < 32:
+        if len(wanted) < MIN_PREFIX:
+            fail(
+                f"Session id {session_id!r} is too short", f"give at least {MIN_PREFIX} characters"
+            )
+        matches = [
+            info.id
+            for info in service.list_all(limit=MAX_LIST_LIMIT).sessions
+            if info.id.startswith(wanted)
+        ]
+        if len(matches) > 1:
+            fail(
+                f"Session id prefix {session_id!r} matches {len(matches)} sessions",
+                "give more characters of the id",
+            )
+        wanted = matches[0] if matches else wanted
+    return service.get_session(OPERATOR, wanted)
+
+
+@app.command(
+    "show",
+    epilog="Examples:  session-buddy sessions show 3f2a9c1e   |   "
+    "session-buddy sessions show 3f2a9c1e --json",
+)
+def show(
+    session_id: Annotated[str, typer.Argument(help="The id, or its first characters.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """One session: its project, checkpoints, and hand-off document."""
+    service = _service()
+    list_fix = "list the sessions with: session-buddy sessions list --all"
+    if service is None:
+        fail(f"No session {session_id} found (no sessions recorded yet)", list_fix)
+    try:
+        detail = _find(service, session_id)
+    except (SessionError, StorageError) as exc:
+        fail(str(exc), list_fix)
+    if as_json:
+        emit(detail.model_dump_json())
+        return
+    info = detail.session
+    out = console()
+    facts = Table(show_header=False, title=f"Session {info.id}", title_justify="left")
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("project", escape(f"{info.project_name} ({info.project_path})"))
+    facts.add_row("user", escape(info.user_id))
+    facts.add_row("started", info.started_at)
+    facts.add_row("status", _status(info))
+    facts.add_row("duration", format_duration(info.duration_seconds))
+    facts.add_row("at start", escape(info.snapshot.git.describe()))
+    if detail.summary:
+        facts.add_row("summary", escape(detail.summary))
+    out.print(facts)
+    if detail.checkpoints:
+        table = Table(title="Checkpoints", title_justify="left")
+        for column in ("#", "at", "elapsed", "commits", "changed files", "note"):
+            table.add_column(column)
+        for checkpoint in detail.checkpoints:
+            table.add_row(
+                str(checkpoint.number),
+                checkpoint.created_at,
+                format_duration(checkpoint.elapsed_seconds),
+                "-"
+                if checkpoint.commits_since_previous is None
+                else str(checkpoint.commits_since_previous),
+                "-" if checkpoint.changed_files is None else str(checkpoint.changed_files),
+                escape(checkpoint.note or ""),
+            )
+        out.print(table)
+    if detail.handoff_markdown:
+        out.print(Markdown(detail.handoff_markdown))

@@ -1,0 +1,216 @@
+"""HTTP bearer authentication in front of the streamable HTTP app: optional per request.
+
+* No ``Authorization`` header: the request passes through and the tool-level rules apply
+  (the ``token`` argument, see :func:`session_buddy.mcp.auth.require_auth`).
+* ``Authorization: Bearer <jwt>`` that verifies: the :class:`Principal` is stored in the
+  ASGI scope at ``scope["state"][BEARER_STATE_KEY]``, where ``require_auth`` finds it
+  through the tool's ``Context``; no token argument is needed. A token argument given as
+  well must name the same user (``JWTManager.authenticate`` enforces that).
+* A header that is present but not a valid bearer token (malformed, expired, revoked,
+  wrong secret, another scheme): ``401`` with ``WWW-Authenticate: Bearer
+  error="invalid_token"`` before any tool runs.
+* A client blocked by the :class:`~session_buddy.mcp.throttle.AuthFailureThrottle` gets
+  ``429`` with ``Retry-After`` for requests that present a bad credential: a bad header,
+  or — read from the JSON-RPC body of ``tools/call`` (at most ``max_body_bytes``, only
+  while the client is blocked) — a ``token`` argument that does not verify.
+
+Counting failures: bad headers are counted here; bad ``token`` arguments are counted by
+the tool layer through the callable left at ``scope["state"][AUTH_FAILURE_REPORTER_KEY]``
+(``reporter(error)``), because only the tool call knows its verdict. Every request gets
+that callable, so the count is right whatever the client sends.
+
+When authentication is disabled (no secret), the middleware does nothing at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any
+
+import anyio.to_thread
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from session_buddy.auth.errors import AuthError, MalformedTokenError
+from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.principal import Principal
+from session_buddy.mcp.auth import BEARER_STATE_KEY
+from session_buddy.mcp.throttle import AuthFailureThrottle, is_bad_credential
+
+AUTH_FAILURE_REPORTER_KEY = "session_buddy_report_auth_failure"
+MAX_INSPECTED_BODY_BYTES = 4 * 1024 * 1024  # the SDK's own request body limit
+HEADER_SOURCE = "Authorization header"
+
+
+class BearerAuthMiddleware:
+    """ASGI middleware: verifies an optional bearer token and throttles bad credentials."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        manager: JWTManager,
+        throttle: AuthFailureThrottle,
+        max_body_bytes: int = MAX_INSPECTED_BODY_BYTES,
+    ) -> None:
+        self.app = app
+        self.manager = manager
+        self.throttle = throttle
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.manager.config.enabled:
+            await self.app(scope, receive, send)
+            return
+
+        client = _peer_host(scope)
+        state = scope.setdefault("state", {})
+        state[AUTH_FAILURE_REPORTER_KEY] = functools.partial(self._count_failure, client)
+        header = _authorization_header(scope)
+
+        if header is not None:
+            try:
+                state[BEARER_STATE_KEY] = await self._verify_header(header, client)
+            except AuthError as error:
+                too_many = self._too_many(client)
+                if too_many is None:
+                    self._count_failure(client, error)
+                await (too_many or _unauthorized(error))(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+
+        too_many = self._too_many(client)
+        if too_many is not None:
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None or await self._has_bad_token_argument(body, client):
+                await too_many(scope, receive, send)
+                return
+            receive = _replay(body, receive)
+
+        await self.app(scope, receive, send)
+
+    async def _verify_header(self, header: str, client: str) -> Principal:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            error = MalformedTokenError("Authorization header does not use the Bearer scheme")
+            self.manager.failure_log.record(error, tool=HEADER_SOURCE, client=client)
+            raise error
+        return await anyio.to_thread.run_sync(self._verify_token, token.strip(), client)
+
+    def _verify_token(self, token: str, client: str) -> Principal:
+        try:
+            return Principal.from_claims(self.manager.verifier.verify(token))
+        except AuthError as error:
+            self.manager.failure_log.record(error, token=token, tool=HEADER_SOURCE, client=client)
+            raise
+
+    async def _has_bad_token_argument(self, body: bytes, client: str) -> bool:
+        for token in _token_arguments(body):
+            try:
+                await anyio.to_thread.run_sync(self.manager.verifier.verify, token)
+            except AuthError as error:
+                self.manager.failure_log.record(
+                    error, token=token, tool="tools/call", client=client
+                )
+                return True
+        return False
+
+    def _count_failure(self, client: str, error: AuthError) -> None:
+        if is_bad_credential(error):
+            self.throttle.record_failure(client)
+
+    def _too_many(self, client: str) -> JSONResponse | None:
+        retry_after = self.throttle.retry_after(client)
+        if retry_after is None:
+            return None
+        seconds = max(1, math.ceil(retry_after))
+        return JSONResponse(
+            {
+                "error": "too_many_requests",
+                "error_description": (
+                    f"Too many authentication failures from {client}; retry after {seconds} s"
+                ),
+            },
+            status_code=429,
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+def _peer_host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _authorization_header(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"authorization":
+            return value.decode("latin-1")
+    return None
+
+
+def _unauthorized(error: AuthError) -> JSONResponse:
+    description = error.public_message.replace("\\", "\\\\").replace('"', '\\"')
+    return JSONResponse(
+        {
+            "error": "invalid_token",
+            "error_description": error.public_message,
+            "message": error.user_message,
+        },
+        status_code=401,
+        headers={
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
+        },
+    )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None when it exceeds ``limit`` or the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields the already-read body once, then defers to ``receive``."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _token_arguments(body: bytes) -> list[Any]:
+    """The non-empty ``token`` arguments of the ``tools/call`` requests in a JSON-RPC body."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    messages = parsed if isinstance(parsed, list) else [parsed]
+    tokens = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("method") != "tools/call":
+            continue
+        params = message.get("params")
+        arguments = params.get("arguments") if isinstance(params, dict) else None
+        token = arguments.get("token") if isinstance(arguments, dict) else None
+        if token is not None and token != "":
+            tokens.append(token)
+    return tokens

@@ -1,0 +1,151 @@
+"""Build the session-buddy MCP server and run it over stdio or streamable HTTP.
+
+:func:`build_server` opens the database and registers the tools; :func:`build_http_app`
+wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET /healthz``) in the bearer
+middleware; :func:`run_stdio` and :func:`run_http` serve. ``session-buddy serve`` (in
+:mod:`session_buddy.cli.serve`) strings them together after :func:`check_auth_config`.
+
+Authentication configuration comes from the process's :class:`JWTManager`
+(:func:`session_buddy.mcp.auth.get_manager`), which reads the same environment as the
+:class:`Settings` passed here, so sessions and revocations share one database file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
+
+import anyio.to_thread
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
+
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
+from session_buddy.config import Settings
+from session_buddy.mcp.auth import get_auth_config, get_manager
+from session_buddy.mcp.bearer import BearerAuthMiddleware
+from session_buddy.mcp.throttle import AuthFailureThrottle
+from session_buddy.mcp.tools import SessionTools
+from session_buddy.sessions.service import SessionService
+from session_buddy.store.db import Database, StorageError
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "session-buddy"
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/healthz"
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+INSTRUCTIONS = """\
+session-buddy keeps track of coding sessions per project directory.
+Call start_session with the absolute path of the project when you begin work,
+checkpoint as you reach milestones, and end_session (with a summary) to get a Markdown
+hand-off for whoever continues. session_status and list_sessions report; whoami says
+who the server thinks you are. When authentication is enabled, pass your JWT as the
+`token` argument of every call (or, over HTTP, send `Authorization: Bearer <jwt>`).\
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("session-buddy")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+VERSION = _package_version()
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why and what to do."""
+
+
+def check_auth_config(config: AuthConfig | None = None) -> AuthConfig:
+    """The process's auth configuration, or :class:`StartupError` when it fails closed.
+
+    First use of the configuration logs the seed's "authentication disabled" warning
+    when no secret is set (once per process).
+    """
+    config = config if config is not None else get_auth_config()
+    problem = config.problem() if config.enabled else None
+    if problem is not None:
+        raise StartupError(problem)
+    return config
+
+
+def build_server(settings: Settings) -> MCPServer:
+    """The MCP server with every tool, on the database under ``settings.data_dir``.
+
+    Raises :class:`StorageError` (naming the file) when the database cannot be used.
+    """
+    database = Database(settings.database_path).open()
+    service = SessionService(database, allowed_roots=settings.allowed_roots)
+    server = MCPServer(SERVER_NAME, version=VERSION, instructions=INSTRUCTIONS)
+    SessionTools(service).register(server)
+    server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
+        _health_endpoint(database)
+    )
+    return server
+
+
+def build_http_app(
+    server: MCPServer,
+    *,
+    host: str,
+    manager: JWTManager | None = None,
+    throttle: AuthFailureThrottle | None = None,
+) -> ASGIApp:
+    """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
+
+    ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
+    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted).
+    """
+    app = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+    return BearerAuthMiddleware(
+        app,
+        manager=manager if manager is not None else get_manager(),
+        throttle=throttle if throttle is not None else AuthFailureThrottle(),
+    )
+
+
+def run_stdio(server: MCPServer) -> None:
+    """Serve one client over stdin/stdout until it disconnects."""
+    logger.info("%s %s serving MCP over stdio", SERVER_NAME, VERSION)
+    server.run("stdio")
+
+
+def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
+    """Serve ``app`` with uvicorn until interrupted; logs go through the root handler."""
+    logger.info("%s %s serving MCP at http://%s:%d%s", SERVER_NAME, VERSION, host, port, MCP_PATH)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    uvicorn.Server(config).run()
+
+
+def _health_endpoint(database: Database) -> Callable[[Request], Awaitable[Response]]:
+    async def healthz(request: Request) -> Response:
+        """200 when the server answers and its database is readable, else 503."""
+        try:
+            await anyio.to_thread.run_sync(database.query, "SELECT 1")
+        except StorageError as exc:
+            return JSONResponse({"status": "error", "detail": str(exc)}, status_code=503)
+        return JSONResponse(
+            {
+                "status": "ok",
+                "server": SERVER_NAME,
+                "version": VERSION,
+                "auth_enabled": get_auth_config().enabled,
+            }
+        )
+
+    return healthz

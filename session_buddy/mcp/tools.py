@@ -1,0 +1,162 @@
+"""The MCP tools: one thin method per tool — authenticate, call the service, wrap the result.
+
+The signatures are the input schemas. The caller's identity is never a parameter: it
+comes from ``require_auth`` (the ``token`` argument, or a verified HTTP bearer header
+found through ``ctx``). Results are ``CallToolResult``s carrying the session layer's
+pydantic model as structured content (see :mod:`session_buddy.mcp.results`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from session_buddy.auth.principal import Principal
+from session_buddy.mcp.auth import get_auth_config, get_current_user, require_auth
+from session_buddy.mcp.identity import Identity
+from session_buddy.mcp.results import structured, verbatim_errors
+from session_buddy.sessions.models import (
+    CheckpointInfo,
+    HandOff,
+    SessionInfo,
+    SessionList,
+    SessionStatus,
+)
+from session_buddy.sessions.service import (
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    MAX_TEXT_CHARS,
+    SessionService,
+)
+
+Token = Annotated[
+    str | None,
+    Field(
+        description=(
+            "JWT access token (HS256, e.g. minted by Mahavishnu). Optional: not needed when "
+            "authentication is disabled or the HTTP request carries 'Authorization: Bearer'."
+        )
+    ),
+]
+WorkingDirectory = Annotated[
+    str, Field(description="Absolute path of the project directory the session is about.")
+]
+ProjectFilter = Annotated[
+    str | None,
+    Field(description="Absolute path of a project directory to list only its sessions."),
+]
+Note = Annotated[
+    str | None,
+    Field(description=f"What happened since the last checkpoint (up to {MAX_TEXT_CHARS:,} chars)."),
+]
+Summary = Annotated[
+    str | None,
+    Field(description=f"Summary of the session for the hand-off (up to {MAX_TEXT_CHARS:,} chars)."),
+]
+Limit = Annotated[
+    int,
+    Field(ge=1, le=MAX_LIST_LIMIT, description="Maximum number of sessions, newest first."),
+]
+
+
+def _caller() -> Principal:
+    principal = get_current_user()
+    if principal is None:  # pragma: no cover - require_auth always sets it
+        raise RuntimeError("tool called without require_auth")
+    return principal
+
+
+class SessionTools:
+    """The session-buddy MCP tools, bound to one :class:`SessionService`."""
+
+    def __init__(self, service: SessionService) -> None:
+        self._service = service
+
+    def register(self, server: MCPServer) -> None:
+        """Add every tool to ``server``, with titles and behaviour hints."""
+        hints = {
+            self.start_session: ("Start session", False, True),
+            self.checkpoint: ("Checkpoint session", False, False),
+            self.end_session: ("End session", False, False),
+            self.session_status: ("Session status", True, True),
+            self.list_sessions: ("List sessions", True, True),
+            self.whoami: ("Who am I", True, True),
+        }
+        for tool, (title, read_only, idempotent) in hints.items():
+            server.add_tool(
+                tool,
+                title=title,
+                annotations=ToolAnnotations(
+                    title=title,
+                    read_only_hint=read_only,
+                    destructive_hint=False,
+                    idempotent_hint=idempotent,
+                    open_world_hint=False,
+                ),
+            )
+
+    @verbatim_errors
+    @require_auth()
+    def start_session(
+        self, working_directory: WorkingDirectory, ctx: Context, token: Token = None
+    ) -> Annotated[CallToolResult, SessionInfo]:
+        """Start a coding session in a project directory (or return your active one there).
+
+        Records the project's name, git branch and commit, and project markers.
+        """
+        return structured(self._service.start(_caller(), working_directory))
+
+    @verbatim_errors
+    @require_auth()
+    def checkpoint(
+        self,
+        working_directory: WorkingDirectory,
+        ctx: Context,
+        note: Note = None,
+        token: Token = None,
+    ) -> Annotated[CallToolResult, CheckpointInfo]:
+        """Record a checkpoint in the active session: git state, commits since last, a note."""
+        return structured(self._service.checkpoint(_caller(), working_directory, note))
+
+    @verbatim_errors
+    @require_auth()
+    def end_session(
+        self,
+        working_directory: WorkingDirectory,
+        ctx: Context,
+        summary: Summary = None,
+        token: Token = None,
+    ) -> Annotated[CallToolResult, HandOff]:
+        """End the active session and return its Markdown hand-off document."""
+        handoff = self._service.end(_caller(), working_directory, summary)
+        return structured(handoff, handoff.markdown)
+
+    @verbatim_errors
+    @require_auth()
+    def session_status(
+        self, working_directory: WorkingDirectory, ctx: Context, token: Token = None
+    ) -> Annotated[CallToolResult, SessionStatus]:
+        """Whether a session is active in the project, with its last checkpoint."""
+        return structured(self._service.status(_caller(), working_directory))
+
+    @verbatim_errors
+    @require_auth()
+    def list_sessions(
+        self,
+        ctx: Context,
+        working_directory: ProjectFilter = None,
+        limit: Limit = DEFAULT_LIST_LIMIT,
+        token: Token = None,
+    ) -> Annotated[CallToolResult, SessionList]:
+        """Your sessions, newest first (admins and orchestrators see every user's)."""
+        return structured(self._service.list_sessions(_caller(), working_directory, limit))
+
+    @verbatim_errors
+    @require_auth(optional=True)
+    def whoami(self, ctx: Context, token: Token = None) -> Annotated[CallToolResult, Identity]:
+        """Whether authentication is enabled, and who the verified caller is (never the token)."""
+        identity = Identity.of(_caller(), auth_enabled=get_auth_config().enabled)
+        return structured(identity)

@@ -1,0 +1,24 @@
+"""Shared fixtures for the MCP server tests (helpers live in ``tests/mcp/helpers.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from tests.mcp.helpers import make_git_repo
+
+
+@pytest.fixture(scope="session")
+def portal() -> Iterator[BlockingPortal]:
+    """One event loop in a background thread, shared by every MCP client of the session."""
+    with start_blocking_portal() as blocking_portal:
+        yield blocking_portal
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh committed git repository (its own project, so tests never share sessions)."""
+    return make_git_repo(tmp_path / "demo-repo")

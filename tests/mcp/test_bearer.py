@@ -1,0 +1,267 @@
+"""BearerAuthMiddleware: optional bearer identity, 401 on bad headers, 429 for blocked clients."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.responses import JSONResponse
+from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from session_buddy.auth import errors
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
+from session_buddy.config import load_settings
+from session_buddy.mcp.auth import BEARER_STATE_KEY
+from session_buddy.mcp.bearer import AUTH_FAILURE_REPORTER_KEY, BearerAuthMiddleware
+from session_buddy.mcp.throttle import AuthFailureThrottle
+from tests.mcp.helpers import mint, new_secret
+
+SECRET = new_secret()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingApp:
+    """The app behind the middleware: records what reached it and echoes the caller."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        state = scope.get("state", {})
+        principal = state.get(BEARER_STATE_KEY)
+        if scope["path"] == "/tool-failed":
+            state[AUTH_FAILURE_REPORTER_KEY](errors.InvalidSignatureError())
+        if scope["path"] == "/token-missing":
+            state[AUTH_FAILURE_REPORTER_KEY](errors.TokenRequiredError())
+        self.calls.append({"path": scope["path"], "principal": principal, "body": body})
+        user = principal.user_id if principal is not None else None
+        await JSONResponse({"user": user, "body": body.decode()})(scope, receive, send)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, *, secret: str | None = SECRET) -> None:
+        settings = load_settings(secret=secret or "", data_dir=tmp_path / "data")
+        self.manager = JWTManager(AuthConfig(settings))
+        self.clock = FakeClock()
+        self.throttle = AuthFailureThrottle(clock=self.clock)
+        self.app = RecordingApp()
+        self.middleware = BearerAuthMiddleware(
+            self.app, manager=self.manager, throttle=self.throttle, max_body_bytes=64 * 1024
+        )
+        self.client = TestClient(self.middleware, client=("10.9.8.7", 4321))
+
+    def post(
+        self, path: str = "/mcp", authorization: str | None = None, payload: Any = None
+    ) -> Any:
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        return self.client.post(path, headers=headers, json=payload or {"jsonrpc": "2.0"})
+
+    def block(self) -> None:
+        for _ in range(20):
+            self.throttle.record_failure("10.9.8.7")
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def tools_call(token: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {"token": token}},
+    }
+
+
+# -- identity ------------------------------------------------------------------------------
+
+
+def test_request_without_header_passes_through_without_identity(harness: Harness) -> None:
+    response = harness.post()
+    assert response.status_code == 200
+    assert response.json()["user"] is None
+
+
+def test_valid_bearer_puts_the_principal_in_the_scope_state(harness: Harness) -> None:
+    response = harness.post(authorization=f"Bearer {mint(SECRET, 'alice', role='admin')}")
+    assert response.status_code == 200
+    principal = harness.app.calls[-1]["principal"]
+    assert (principal.user_id, principal.role, principal.authenticated) == ("alice", "admin", True)
+
+
+def test_scheme_is_case_insensitive(harness: Harness) -> None:
+    response = harness.post(authorization=f"BEARER {mint(SECRET, 'alice')}")
+    assert response.json()["user"] == "alice"
+
+
+def test_every_request_gets_a_failure_reporter(harness: Harness) -> None:
+    harness.post()
+    assert harness.app.calls[-1]["principal"] is None
+    assert harness.post("/token-missing").status_code == 200
+
+
+# -- 401 -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("authorization", "description"),
+    [
+        (f"Bearer {mint(SECRET, 'alice', lifetime=-10)}", "Token has expired"),
+        (f"Bearer {mint(new_secret(), 'alice')}", "Invalid token"),
+        ("Bearer not-a-jwt", "Invalid token"),
+        ("Bearer ", "Invalid token"),
+        ("Basic YWxpY2U6cGFzc3dvcmQ=", "Invalid token"),
+    ],
+)
+def test_bad_header_gets_401_and_never_reaches_the_app(
+    harness: Harness, authorization: str, description: str
+) -> None:
+    response = harness.post(authorization=authorization)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{description}"'
+    )
+    assert response.json() == {
+        "error": "invalid_token",
+        "error_description": description,
+        "message": f"❌ Authentication failed: {description}",
+    }
+    assert harness.app.calls == []
+
+
+def test_revoked_bearer_gets_401(harness: Harness) -> None:
+    token = harness.manager.create_token("alice")
+    harness.manager.revoke_token(token)
+    response = harness.post(authorization=f"Bearer {token}")
+    assert response.status_code == 401
+    assert response.json()["error_description"] == "Token has been revoked"
+
+
+def test_bad_header_is_logged_rate_limited_without_the_token(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = mint(new_secret(), "alice")
+    with caplog.at_level("WARNING", logger="session_buddy.auth"):
+        for _ in range(5):
+            harness.post(authorization=f"Bearer {forged}")
+    lines = [r.getMessage() for r in caplog.records if "authentication failed" in r.getMessage()]
+    assert len(lines) == 1
+    assert "reason=bad_signature" in lines[0]
+    assert "tool=Authorization header client=10.9.8.7 token_fp=" in lines[0]
+    assert forged not in lines[0]
+
+
+def test_with_authentication_disabled_the_header_is_ignored(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, secret=None)
+    response = harness.post(authorization="Bearer not-a-jwt")
+    assert response.status_code == 200
+    assert response.json()["user"] is None
+
+
+# -- 429 -----------------------------------------------------------------------------------
+
+
+def test_twenty_bad_headers_block_the_client_with_retry_after(harness: Harness) -> None:
+    statuses = [harness.post(authorization="Bearer nope").status_code for _ in range(20)]
+    assert statuses == [401] * 20
+    response = harness.post(authorization="Bearer nope")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "60"
+    harness.clock.now += 45.5
+    assert harness.post(authorization="Bearer nope").headers["Retry-After"] == "15"
+
+
+def test_block_expires_after_sixty_seconds(harness: Harness) -> None:
+    harness.block()
+    harness.clock.now += 60
+    assert harness.post(authorization="Bearer nope").status_code == 401
+
+
+def test_valid_bearer_passes_while_blocked(harness: Harness) -> None:
+    harness.block()
+    response = harness.post(authorization=f"Bearer {mint(SECRET, 'alice')}")
+    assert response.status_code == 200
+    assert response.json()["user"] == "alice"
+
+
+def test_tool_level_failures_count_towards_the_block(harness: Harness) -> None:
+    for _ in range(20):
+        assert harness.post("/tool-failed").status_code == 200
+    assert harness.post(authorization="Bearer nope").status_code == 429
+
+
+def test_missing_token_reports_do_not_count(harness: Harness) -> None:
+    for _ in range(25):
+        harness.post("/token-missing")
+    assert harness.post(authorization="Bearer nope").status_code == 401
+
+
+def test_blocked_client_with_bad_token_argument_gets_429(harness: Harness) -> None:
+    harness.block()
+    response = harness.post(payload=tools_call("not-a-jwt"))
+    assert response.status_code == 429
+    assert harness.app.calls == []
+
+
+def test_blocked_client_with_valid_token_argument_passes_with_its_body_intact(
+    harness: Harness,
+) -> None:
+    harness.block()
+    payload = tools_call(mint(SECRET, "alice"))
+    response = harness.post(payload=payload)
+    assert response.status_code == 200
+    assert json.loads(harness.app.calls[-1]["body"]) == payload
+
+
+def test_blocked_client_without_any_token_passes(harness: Harness) -> None:
+    harness.block()
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    assert harness.post(payload=listing).status_code == 200
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami"}}
+    assert harness.post(payload=call).status_code == 200
+
+
+def test_blocked_client_with_a_bad_token_inside_a_batch_gets_429(harness: Harness) -> None:
+    harness.block()
+    batch = [tools_call(mint(SECRET, "alice")), tools_call("not-a-jwt")]
+    assert harness.post(payload=batch).status_code == 429
+
+
+def test_blocked_client_with_an_oversized_body_gets_429(harness: Harness) -> None:
+    harness.block()
+    payload = {"jsonrpc": "2.0", "padding": "x" * 100_000}
+    assert harness.post(payload=payload).status_code == 429
+
+
+def test_an_unblocked_client_is_never_asked_for_its_body(harness: Harness) -> None:
+    payload = {"jsonrpc": "2.0", "padding": "x" * 100_000}
+    assert harness.post(payload=payload).status_code == 200
+
+
+def test_verification_of_a_valid_header_is_fast(harness: Harness) -> None:
+    token = mint(SECRET, "alice")
+    harness.post(authorization=f"Bearer {token}")
+    started = time.perf_counter()
+    for _ in range(50):
+        harness.post(authorization=f"Bearer {token}")
+    assert (time.perf_counter() - started) / 50 < 0.05

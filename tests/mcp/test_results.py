@@ -1,0 +1,65 @@
+"""How tool outcomes become CallToolResults: structured success, verbatim errors."""
+
+from __future__ import annotations
+
+from mcp_types import CallToolResult
+
+from session_buddy.auth import errors
+from session_buddy.mcp.auth import AuthenticationError
+from session_buddy.mcp.identity import Identity
+from session_buddy.mcp.results import error_result, structured, verbatim_errors
+from session_buddy.sessions.errors import NoActiveSessionError
+from session_buddy.store.db import StorageError
+
+IDENTITY = Identity(auth_enabled=True, authenticated=True, user_id="alice", role="dev")
+
+
+def raising(error: Exception) -> CallToolResult:
+    @verbatim_errors
+    def tool() -> CallToolResult:
+        raise error
+
+    return tool()
+
+
+def test_success_carries_the_model_and_its_summary() -> None:
+    result = structured(IDENTITY, "more text")
+    assert result.structured_content == IDENTITY.model_dump(mode="json")
+    assert result.content[0].text == f"{IDENTITY.summary_text()}\n\nmore text"
+    assert not result.is_error
+
+
+def test_error_result_is_the_message_verbatim() -> None:
+    result = error_result("exactly this")
+    assert result.is_error
+    assert [block.text for block in result.content] == ["exactly this"]
+    assert result.structured_content is None
+
+
+def test_authentication_failure_becomes_the_seed_line_exactly() -> None:
+    result = raising(AuthenticationError(errors.ExpiredTokenError("exp in the past")))
+    assert result.is_error
+    assert result.content[0].text == "❌ Authentication failed: Token has expired"
+
+
+def test_session_error_becomes_its_message() -> None:
+    result = raising(NoActiveSessionError("/work/project"))
+    assert result.content[0].text == (
+        "No active session for /work/project; call start_session first"
+    )
+
+
+def test_storage_error_names_the_file() -> None:
+    result = raising(StorageError("database /data/session-buddy.db is read-only"))
+    assert result.is_error
+    assert result.content[0].text == (
+        "❌ Storage unavailable: database /data/session-buddy.db is read-only"
+    )
+
+
+def test_success_passes_through_untouched() -> None:
+    @verbatim_errors
+    def tool() -> CallToolResult:
+        return structured(IDENTITY)
+
+    assert tool().structured_content["user_id"] == "alice"

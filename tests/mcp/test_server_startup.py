@@ -1,0 +1,127 @@
+"""Starting the server: configuration it refuses, the disabled-auth warning, a clean stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import BlockingPortal
+
+from tests.mcp.helpers import (
+    connect,
+    new_secret,
+    run_server_briefly,
+    server_environment,
+    stdio_transport,
+)
+
+pytestmark = pytest.mark.e2e
+
+SECRET_TOO_SHORT = "❌ JWT secret must be at least 32 characters long"
+SECRET_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+AUTH_DISABLED = "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not set)"
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_short_secret_stops_the_server_with_seed_message(tmp_path: Path, transport: str) -> None:
+    env = server_environment(tmp_path / "data", "too-short-secret")
+    result = run_server_briefly(env, tmp_path, "--transport", transport, "--port", "1")
+    assert result.returncode == 1
+    assert SECRET_TOO_SHORT in result.stderr
+    assert SECRET_HINT in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "too-short-secret" not in result.stderr + result.stdout
+
+
+def test_corrupted_database_stops_the_server_naming_the_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database = data_dir / "session-buddy.db"
+    database.write_bytes(b"this is not an SQLite database, just some bytes\n" * 200)
+    result = run_server_briefly(server_environment(data_dir, new_secret()), tmp_path)
+    assert result.returncode == 1
+    assert str(database) in result.stderr
+    assert "corrupted" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_dir_that_is_a_file_stops_the_server_with_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data directory should be")
+    result = run_server_briefly(server_environment(blocker, new_secret()), tmp_path)
+    assert result.returncode == 1
+    assert f"{blocker} is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_log_level_is_a_usage_error(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", new_secret())
+    result = run_server_briefly(env, tmp_path, "--log-level", "LOUD")
+    assert result.returncode == 2
+    assert "LOUD" in result.stderr
+
+
+def test_unknown_log_level_in_the_environment_is_refused(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", new_secret(), SESSION_BUDDY_LOG_LEVEL="LOUD")
+    result = run_server_briefly(env, tmp_path)
+    assert result.returncode == 1
+    assert "SESSION_BUDDY_LOG_LEVEL" in result.stderr
+
+
+def test_help_shows_the_transports_and_an_example(tmp_path: Path) -> None:
+    result = run_server_briefly(server_environment(tmp_path, None), tmp_path, "--help")
+    assert result.returncode == 0
+    for text in ("--transport", "--host", "--port", "--log-level", "--transport http --port 8678"):
+        assert text in result.stdout
+
+
+def test_stdio_writes_only_protocol_messages_to_stdout(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", None, SESSION_BUDDY_LOG_LEVEL="DEBUG")
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "session_buddy", "serve"],
+        input=json.dumps(initialize) + "\n",
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, result.stderr
+    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)
+    assert " DEBUG " in result.stderr
+
+
+def test_without_secret_the_server_warns_once_and_serves_anonymously(
+    tmp_path: Path, portal: BlockingPortal, repo: Path
+) -> None:
+    env = server_environment(tmp_path / "data", None)
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("w") as errlog:
+        conn = connect(portal, stdio_transport(env, tmp_path, errlog))
+        try:
+            identity = conn.call("whoami").structured_content
+            started = conn.call("start_session", working_directory=str(repo))
+            ignored = conn.call("session_status", working_directory=str(repo), token="anything")
+        finally:
+            conn.close()
+    assert identity is not None
+    assert identity["auth_enabled"] is False
+    assert identity["user_id"] == "anonymous"
+    assert not started.is_error
+    assert started.structured_content["user_id"] == "anonymous"
+    assert not ignored.is_error
+    assert stderr_path.read_text().count(AUTH_DISABLED) == 1
