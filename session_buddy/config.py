@@ -104,6 +104,16 @@ class Settings(BaseSettings):
         return self.data_dir / "session-buddy.db"
 
 
+def secret_from_variable(name: str) -> str | None:
+    """A secret held in another environment variable, or None when unset or empty.
+
+    For secrets that belong to another project's configuration: Mahavishnu's
+    ``MAHAVISHNU_AUTH_SECRET`` (read by the client running inside Mahavishnu) and the
+    CLI's ``--secret-env NAME``.
+    """
+    return os.environ.get(name) or None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and ``.env``) now; keyword arguments override both."""
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -75,13 +75,20 @@ class JWTManager:
     # -- the seed's API ------------------------------------------------------------
 
     def create_token(self, user_id: str, additional_claims: Mapping[str, Any] | None = None) -> str:
-        """A new access token for ``user_id``, signed with the current secret."""
+        """A new access token for ``user_id``, signed with the current secret.
+
+        When ``SESSION_BUDDY_AUDIENCE`` is configured the token carries it as ``aud``
+        (unless ``additional_claims`` names another), so our own tokens pass our checks.
+        """
+        claims = dict(additional_claims or {})
+        if self.config.audience is not None:
+            claims.setdefault("aud", self.config.audience)
         return issue_token(
             user_id,
             self.config.secret,
             now=self._clock(),
             expire_seconds=self.config.expire_minutes * 60,
-            additional_claims=additional_claims,
+            additional_claims=claims,
         )
 
     def verify_token(self, token: object) -> dict[str, Any]:

@@ -10,7 +10,6 @@ remember them for as long as they run.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import MAX_AGE_SECONDS, CrossProjectAuth
 from session_buddy.cli.config import GENERATE_FIX, cli_settings, explain_problem
 from session_buddy.cli.output import emit, fail, success
+from session_buddy.config import secret_from_variable
 
 DEFAULT_SECRET_ENV = "SESSION_BUDDY_SECRET"
 
@@ -52,7 +52,7 @@ def shared_secret(variable: str) -> CrossProjectAuth:
                 fail(*explain_problem(str(exc)))
             secret = None
     else:
-        secret = os.environ.get(variable)
+        secret = secret_from_variable(variable)
     if secret is None:
         fail(f"{variable} is not set", f"export {variable}=<shared secret>, or {GENERATE_FIX}")
     try:

@@ -22,12 +22,14 @@ from session_buddy.auth import errors
 from session_buddy.cli.config import cli_settings, usable_manager
 from session_buddy.cli.output import console, emit, fail, note, success, warn
 from session_buddy.sessions.models import format_duration
+from session_buddy.store.db import StorageError
 
 app = typer.Typer(
     help="Create, inspect, refresh and revoke JWT access tokens.", no_args_is_help=True
 )
 
 DEFAULT_ISSUER = "session-buddy"
+STORAGE_FIX = "check SESSION_BUDDY_DATA_DIR (see: session-buddy auth status)"
 MAX_MINUTES = 7 * 24 * 60
 
 _FIXES: dict[str, str] = {
@@ -95,7 +97,10 @@ def _parse_claims(pairs: list[str]) -> dict[str, Any]:
 
 
 def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return "beyond the calendar"
 
 
 def _rounded(seconds: float) -> str:
@@ -242,6 +247,8 @@ def refresh(
         new_token = manager.refresh_token(raw)
     except errors.AuthError as exc:
         fail(describe_rejection(exc), fix_for(exc))
+    except StorageError as exc:
+        fail(str(exc), STORAGE_FIX)
     emit(new_token)
     note("The old token is now revoked.")
 
@@ -262,6 +269,8 @@ def revoke(
         return
     except errors.AuthError as exc:
         fail(describe_rejection(exc), fix_for(exc))
+    except StorageError as exc:
+        fail(str(exc), STORAGE_FIX)
     success(
         f"Token revoked for every server using {manager.config.data_dir} "
         "(running servers notice within a second)."

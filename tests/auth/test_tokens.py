@@ -351,3 +351,13 @@ def test_reload_with_a_new_secret_drops_cached_tokens(
     auth.reload_auth_config()
     assert auth.validate_token(token) is None
     assert AuthConfig().secret == "z" * 40
+
+
+def test_created_token_carries_the_configured_audience(
+    monkeypatch: pytest.MonkeyPatch, auth_enabled: str
+) -> None:
+    monkeypatch.setenv("SESSION_BUDDY_AUDIENCE", "session-buddy")
+    auth.reload_auth_config()
+    token = auth.generate_test_token("alice")
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == "session-buddy"
+    assert auth.validate_token(token) is not None

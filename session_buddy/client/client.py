@@ -1,0 +1,395 @@
+"""``SessionBuddyClient``: session-buddy's tools as typed async methods, for other projects.
+
+It wraps the official MCP client (``mcp.Client``). Over stdio it starts
+``python -m session_buddy serve`` and sends the token as each tool's ``token`` argument;
+over HTTP it sends ``Authorization: Bearer <token>`` with every request. Results come
+back as the session layer's pydantic models; refusals as exceptions::
+
+    async with SessionBuddyClient.stdio(secret=shared_secret) as sb:
+        info = await sb.start("/path/to/project")
+        await sb.checkpoint("/path/to/project", note="parser done")
+        handoff = await sb.end("/path/to/project", summary="ready for review")
+        print(handoff.markdown)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TextIO, TypeVar
+
+import anyio
+import httpx2
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent
+from pydantic import BaseModel, ValidationError
+
+from session_buddy.client.credentials import (
+    MintedTokens,
+    NoToken,
+    StaticToken,
+    TokenSource,
+    secret_from_environment,
+)
+from session_buddy.client.errors import (
+    SessionBuddyAuthError,
+    SessionBuddyConnectionError,
+    SessionBuddyError,
+    SessionBuddyToolError,
+    is_auth_failure,
+)
+from session_buddy.mcp.identity import Identity
+from session_buddy.sessions.models import (
+    CheckpointInfo,
+    HandOff,
+    SessionInfo,
+    SessionList,
+    SessionStatus,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8678/mcp"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+SECRET_VARIABLE = "SESSION_BUDDY_SECRET"
+# The MCP SDK's defaults: a response stream may stay open, so reads wait longer.
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A successful tool call: its text for people and its structured content."""
+
+    tool: str
+    text: str
+    structured: dict[str, Any] | None
+
+
+def _credentials(
+    token: str | None,
+    secret: str | None,
+    *,
+    anonymous: bool,
+    user_id: str,
+    role: str | None,
+    issuer: str | None,
+    audience: str | None,
+    token_minutes: float,
+) -> tuple[TokenSource, str | None]:
+    """The token source, and the secret it signs with (None unless minting)."""
+    if anonymous:
+        return NoToken(), None
+    if token is not None:
+        return StaticToken(token), None
+    settings_audience = None
+    if secret is None:
+        secret, settings = secret_from_environment()
+        settings_audience = settings.audience
+        if secret is None:
+            return NoToken(), None
+    source = MintedTokens(
+        secret,
+        user_id=user_id,
+        role=role,
+        issuer=issuer,
+        audience=audience if audience is not None else settings_audience,
+        lifetime_minutes=token_minutes,
+    )
+    return source, secret
+
+
+class _BearerAuth(httpx2.Auth):
+    """Adds ``Authorization: Bearer`` from the token source; remembers a 401/429 reason."""
+
+    def __init__(self, tokens: TokenSource) -> None:
+        self._tokens = tokens
+        self.rejection: SessionBuddyAuthError | None = None
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        token = self._tokens.current()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code in (401, 429):
+            await response.aread()
+            self.rejection = _http_rejection(response)
+
+
+def _http_rejection(response: httpx2.Response) -> SessionBuddyAuthError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    reason = str(body.get("error_description") or f"HTTP {response.status_code}")
+    if response.status_code == 429:
+        retry_after = response.headers.get("retry-after", "")
+        return SessionBuddyAuthError(
+            f"❌ Authentication failed: {reason}",
+            reason=reason,
+            retry_after=int(retry_after) if retry_after.isdigit() else None,
+        )
+    return SessionBuddyAuthError(str(body.get("message") or f"❌ Authentication failed: {reason}"))
+
+
+class SessionBuddyClient:
+    """An async context manager connected to one session-buddy server.
+
+    Build it with :meth:`stdio` or :meth:`http`. Credentials, in order: ``anonymous=True``
+    (none), ``token=`` (sent as is), ``secret=`` (tokens minted and renewed here), else
+    the environment's ``MAHAVISHNU_AUTH_SECRET`` or ``SESSION_BUDDY_SECRET``; with none
+    of these the client sends no token, which only a server without authentication
+    (or in migration mode) accepts.
+    """
+
+    def __init__(
+        self,
+        server: StdioServerParameters | str,
+        tokens: TokenSource,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        server_log: TextIO | None = None,
+    ) -> None:
+        self._server = server
+        self._tokens = tokens
+        self._timeout = timeout
+        self._server_log = server_log
+        self._auth: _BearerAuth | None = None
+        self._client: Client | None = None
+        self._stack: AsyncExitStack | None = None
+
+    # -- construction --------------------------------------------------------------
+
+    @classmethod
+    def stdio(
+        cls,
+        *,
+        token: str | None = None,
+        secret: str | None = None,
+        anonymous: bool = False,
+        user_id: str = "mahavishnu",
+        role: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        token_minutes: float = 60,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        server_log: TextIO | None = None,
+    ) -> SessionBuddyClient:
+        """A client that starts its own server (``session-buddy serve``) over stdio.
+
+        The server inherits this process's environment plus ``env``. When the client
+        mints tokens and that environment names no secret, the server is given the
+        same one as ``SESSION_BUDDY_SECRET``. ``server_log`` receives the server's
+        stderr (default: this process's stderr).
+        """
+        tokens, signing_secret = _credentials(
+            token, secret, anonymous=anonymous, user_id=user_id, role=role, issuer=issuer,
+            audience=audience, token_minutes=token_minutes,
+        )  # fmt: skip
+        child_env = dict(os.environ)
+        child_env.update(env or {})
+        if signing_secret is not None and not (
+            child_env.get(SECRET_VARIABLE) or child_env.get(f"{SECRET_VARIABLE}_FILE")
+        ):
+            child_env[SECRET_VARIABLE] = signing_secret
+        argv = list(command) if command else [sys.executable, "-m", "session_buddy", "serve"]
+        parameters = StdioServerParameters(command=argv[0], args=argv[1:], env=child_env, cwd=cwd)
+        return cls(parameters, tokens, timeout=timeout, server_log=server_log)
+
+    @classmethod
+    def http(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        secret: str | None = None,
+        anonymous: bool = False,
+        user_id: str = "mahavishnu",
+        role: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        token_minutes: float = 60,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> SessionBuddyClient:
+        """A client for a running ``session-buddy serve --transport http`` at ``url``."""
+        tokens, _ = _credentials(
+            token, secret, anonymous=anonymous, user_id=user_id, role=role, issuer=issuer,
+            audience=audience, token_minutes=token_minutes,
+        )  # fmt: skip
+        return cls(url, tokens, timeout=timeout)
+
+    @property
+    def transport(self) -> str:
+        return "http" if isinstance(self._server, str) else "stdio"
+
+    # -- connection ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        stack = AsyncExitStack()
+        try:
+            self._client = await self._connect(stack)
+        except Exception as exc:
+            await stack.aclose()
+            raise self._connection_error(exc) from None
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _connect(self, stack: AsyncExitStack) -> Client:
+        if isinstance(self._server, str):
+            self._auth = _BearerAuth(self._tokens)
+            http_client = await stack.enter_async_context(
+                httpx2.AsyncClient(auth=self._auth, timeout=HTTP_TIMEOUT)
+            )
+            transport = streamable_http_client(self._server, http_client=http_client)
+        else:
+            transport = stdio_client(self._server, errlog=self._server_log or sys.stderr)
+        client = Client(transport, read_timeout_seconds=self._timeout)
+        return await stack.enter_async_context(client)
+
+    def _connection_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, SessionBuddyError):
+            return exc
+        if self._auth is not None and self._auth.rejection is not None:
+            return self._auth.rejection
+        where = self._server if isinstance(self._server, str) else "the server process"
+        detail = _describe(exc)
+        hint = (
+            "is `session-buddy serve --transport http` running there?"
+            if isinstance(self._server, str)
+            else "see its stderr (run `session-buddy auth status` to check the configuration)"
+        )
+        return SessionBuddyConnectionError(f"Cannot connect to {where} ({detail}); {hint}")
+
+    # -- tools -------------------------------------------------------------------------
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
+        """Call any tool. Over stdio the token is added as the ``token`` argument unless
+        ``arguments`` has one (``"token": None`` sends the call without a token)."""
+        if self._client is None:
+            raise SessionBuddyError("SessionBuddyClient must be used in `async with`")
+        payload = dict(arguments or {})
+        if self.transport == "stdio" and "token" not in payload:
+            token = self._tokens.current()
+            if token:
+                payload["token"] = token
+        payload = {key: value for key, value in payload.items() if value is not None}
+        if self._auth is not None:
+            self._auth.rejection = None
+        try:
+            result = await self._client.call_tool(name, payload)
+        except MCPError as exc:
+            if self._auth is not None and self._auth.rejection is not None:
+                raise self._auth.rejection from None
+            if exc.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
+                raise SessionBuddyConnectionError(f"{name}: {exc.message}") from None
+            raise SessionBuddyToolError(f"{name}: {exc.message}", tool=name) from None
+        except (
+            OSError,
+            httpx2.HTTPError,
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+        ) as exc:
+            raise SessionBuddyConnectionError(f"{name}: connection failed ({exc})") from None
+        return _unwrap(name, result)
+
+    async def start(self, working_directory: str | Path) -> SessionInfo:
+        """Start a session in the project (or get the caller's active one there)."""
+        return await self._model(
+            "start_session", SessionInfo, working_directory=str(working_directory)
+        )
+
+    async def checkpoint(
+        self, working_directory: str | Path, note: str | None = None
+    ) -> CheckpointInfo:
+        """Record a checkpoint (git state and an optional note) in the active session."""
+        return await self._model(
+            "checkpoint", CheckpointInfo, working_directory=str(working_directory), note=note
+        )
+
+    async def end(self, working_directory: str | Path, summary: str | None = None) -> HandOff:
+        """End the active session; the result's ``markdown`` is the hand-off document."""
+        return await self._model(
+            "end_session", HandOff, working_directory=str(working_directory), summary=summary
+        )
+
+    async def status(self, working_directory: str | Path) -> SessionStatus:
+        """Whether a session is active in the project."""
+        return await self._model(
+            "session_status", SessionStatus, working_directory=str(working_directory)
+        )
+
+    async def list_sessions(
+        self, working_directory: str | Path | None = None, limit: int = 20
+    ) -> SessionList:
+        """The caller's sessions, newest first (every user's for orchestrators and admins)."""
+        project = None if working_directory is None else str(working_directory)
+        return await self._model(
+            "list_sessions", SessionList, working_directory=project, limit=limit
+        )
+
+    async def whoami(self) -> Identity:
+        """Who the server thinks this client is."""
+        return await self._model("whoami", Identity)
+
+    async def _model(self, tool: str, model: type[M], **arguments: Any) -> M:
+        result = await self.call_tool(tool, arguments)
+        if result.structured is None:
+            raise SessionBuddyToolError(
+                f"{tool}: the server returned no structured result", tool=tool
+            )
+        try:
+            return model.model_validate(result.structured)
+        except ValidationError as exc:
+            raise SessionBuddyToolError(
+                f"{tool}: unexpected result shape ({exc.error_count()} errors); "
+                "are client and server the same session-buddy version?",
+                tool=tool,
+            ) from None
+
+
+def _unwrap(tool: str, result: CallToolResult) -> ToolResult:
+    text = "\n".join(part.text for part in result.content if isinstance(part, TextContent))
+    if result.is_error:
+        if is_auth_failure(text):
+            raise SessionBuddyAuthError(text)
+        raise SessionBuddyToolError(text or f"{tool} failed", tool=tool)
+    structured = result.structured_content
+    if structured is None and text.startswith("{"):
+        try:
+            structured = json.loads(text)
+        except ValueError:
+            structured = None
+    return ToolResult(tool=tool, text=text, structured=structured)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception or exception group (the first leaf error)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MCPError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
