@@ -51,7 +51,8 @@ _FIXES: dict[str, str] = {
     "SESSION_BUDDY_ALLOWED_ISSUERS",
     "bad_audience": "give the token the aud claim SESSION_BUDDY_AUDIENCE names "
     "(or none when it is unset)",
-    "revocation_unavailable": "make SESSION_BUDDY_DATA_DIR writable "
+    "revocation_unavailable": "the database named above must be a readable, writable "
+    "session-buddy database: move a corrupted file aside or fix SESSION_BUDDY_DATA_DIR "
     "(see: session-buddy auth status)",
 }
 
@@ -63,7 +64,10 @@ def fix_for(error: errors.AuthError) -> str | None:
 
 def describe_rejection(error: errors.AuthError) -> str:
     """The seed's line plus the precise reason (the local operator may see it)."""
-    if isinstance(error, errors.InvalidTokenError) and error.detail != error.public_message:
+    if (
+        isinstance(error, errors.InvalidTokenError | errors.RevocationUnavailableError)
+        and error.detail != error.public_message
+    ):
         return f"{error.user_message} ({error.detail})"
     return error.user_message
 

@@ -119,7 +119,11 @@ def run_stdio(server: MCPServer) -> None:
 
 
 def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
-    """Serve ``app`` with uvicorn until interrupted; logs go through the root handler."""
+    """Serve ``app`` with uvicorn until interrupted; logs go through the root handler.
+
+    Uvicorn's access log is off: one line per request would let a flood of bad requests
+    fill the disk. Refused credentials are logged by the rate-limited auth failure log.
+    """
     logger.info("%s %s serving MCP at http://%s:%d%s", SERVER_NAME, VERSION, host, port, MCP_PATH)
     config = uvicorn.Config(
         app,
@@ -127,6 +131,7 @@ def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
         port=port,
         log_config=None,
         log_level=log_level.lower(),
+        access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     uvicorn.Server(config).run()

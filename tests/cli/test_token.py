@@ -250,6 +250,19 @@ def test_unusable_data_dir_is_one_red_line_not_a_traceback(cli: CliEnv) -> None:
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "revocation store cannot be read" in result.stderr
         assert "SESSION_BUDDY_DATA_DIR" in result.stderr
+        assert str(blocker) in result.stderr
+
+
+def test_corrupted_database_error_names_the_file_and_leaves_it_intact(cli: CliEnv) -> None:
+    token = create(cli, "alice")
+    database = cli.data_dir / "session-buddy.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.write_bytes(b"garbage, not sqlite" * 100)
+    result = cli.run("token", "revoke", token)
+    assert result.exit_code == 1
+    assert str(database) in result.stderr
+    assert "corrupted" in result.stderr
+    assert database.read_bytes() == b"garbage, not sqlite" * 100
 
 
 def test_verify_shows_a_far_future_expiry_without_crashing(cli: CliEnv) -> None:

@@ -174,3 +174,17 @@ def test_missing_tokens_do_not_count_as_bad_credentials(
             assert text_of(result) == "❌ Authentication failed: Token required"
     finally:
         conn.close()
+
+
+def test_a_flood_of_bad_requests_writes_a_bounded_number_of_log_lines(
+    deployment: tuple[HttpServer, str], caller_factory: Any
+) -> None:
+    server, _ = deployment
+    before = len(server.stderr().splitlines())
+    flooder = caller_factory("127.0.0.8")
+    statuses = [flooder.post(INITIALIZE, "Bearer not-a-jwt").status_code for _ in range(200)]
+    assert statuses.count(401) == 20 and statuses.count(429) == 180
+    written = server.stderr().splitlines()[before:]
+    # One rate-limited "authentication failed" line per reason per client per 10 s,
+    # no access-log line per request.
+    assert len(written) <= 5, written

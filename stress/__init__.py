@@ -1,0 +1,19 @@
+"""``make stress``: the system under attack, load and faults, all at once, on 127.0.0.1.
+
+Unit tests show each rule; these scenarios show the running system holds when many
+things go wrong together. Each scenario starts real ``session-buddy`` processes (HTTP and
+stdio servers, the CLI) on a private temporary directory, drives them with the official
+MCP client and with raw HTTP, prints its figures and judges them against fixed bars:
+
+1. token fuzzing (hypothesis) through ``validate_token``, the bearer header and the
+   ``token`` argument;
+2. the attack corpus over the wire;
+3. legitimate load while a bad actor floods forged tokens;
+4. ``kill -9`` during a burst of checkpoints, then restart on the same data;
+5. three servers and the CLI on one data dir, revoking tokens concurrently;
+6. storage faults (blocked, immutable, truncated, garbage and read-only databases);
+7. secret hygiene: no secret or token in any log or file the others produced.
+
+Run ``python -m stress`` (``--only N``, ``--json``); the exit status is non-zero when any
+bar is not met. Everything is bounded in time and cleans up after itself.
+"""

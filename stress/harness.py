@@ -1,0 +1,441 @@
+"""What every scenario needs: a private root, the secrets, processes, clients and results.
+
+Nothing here knows a scenario. A :class:`Context` owns the temporary root (logs, data
+dirs, project dirs), the server secrets and the registry of every token used (for the
+hygiene scan). :class:`HttpServer` runs ``session-buddy serve --transport http`` on a free
+port with DEBUG logging and its output in a file; :func:`run_cli` runs the CLI the same
+way. Clients are in :mod:`stress.wire`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import math
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+LOOPBACK = "127.0.0.1"
+FLOOD_ADDRESS = "127.0.0.2"
+STARTUP_TIMEOUT = 30.0
+CALL_TIMEOUT = 20.0
+AUTH_FAILED = "❌ Authentication failed"
+TRACEBACK = "Traceback (most recent call last)"
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Child-side: get SIGKILL when the harness dies, so nothing outlives a crash."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; 0.0 for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+# -- results ------------------------------------------------------------------------
+
+
+@dataclass
+class Bar:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    """What a scenario measured and whether each of its bars was met."""
+
+    number: int
+    title: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    bars: list[Bar] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+    summary: str = ""
+
+    def figure(self, name: str, value: Any) -> None:
+        self.figures[name] = value
+
+    def bar(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.bars.append(Bar(name, bool(ok), detail))
+        return bool(ok)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.bars) and all(b.ok for b in self.bars)
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.number,
+            "title": self.title,
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 1),
+            "summary": self.summary,
+            "figures": self.figures,
+            "bars": [{"bar": b.name, "ok": b.ok, "detail": b.detail} for b in self.bars],
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+# -- the run's private world ------------------------------------------------------------
+
+
+class SourceAddresses:
+    """Distinct loopback source addresses (127.0.x.y), one per batch of bad requests.
+
+    The server throttles bad credentials per client address (20 per minute); scenarios
+    that must see every verdict send each batch of fewer than 20 from a fresh address.
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._lock = threading.Lock()
+        self.usable = _can_bind("127.0.1.2")
+
+    def take(self) -> str | None:
+        if not self.usable:
+            return None
+        with self._lock:
+            n = self._next
+            self._next += 1
+        return f"127.{1 + n // 62500}.{(n // 250) % 250}.{2 + n % 250}"
+
+
+def _can_bind(address: str) -> bool:
+    try:
+        with socket.socket() as sock:
+            sock.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+class TokenRegistry:
+    """Every token string the run sent anywhere: the hygiene scan looks for each one."""
+
+    def __init__(self) -> None:
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, token: object) -> None:
+        if isinstance(token, str) and len(token.strip()) >= 16:
+            with self._lock:
+                self._tokens.add(token)
+
+    def add_all(self, tokens: Iterable[object]) -> None:
+        for token in tokens:
+            self.add(token)
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._tokens))
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
+class Context:
+    """One stress run: root directory, secrets, token registry, child processes."""
+
+    def __init__(self, root: Path, *, verbose: bool = True, quick: bool = False) -> None:
+        self.root = root
+        self.verbose = verbose
+        self.quick = quick
+        self.secret = secrets.token_urlsafe(32)
+        self.previous_secrets = [secrets.token_urlsafe(32), secrets.token_urlsafe(33)]
+        self.tokens = TokenRegistry()
+        self.addresses = SourceAddresses()
+        self.logs = root / "logs"
+        self.logs.mkdir(parents=True)
+        self.cwd = root / "cwd"
+        self.cwd.mkdir()
+        self.harness_data = root / "data-harness"
+        self.data_dirs: list[Path] = [self.harness_data]
+        self._children: list[subprocess.Popen[bytes]] = []
+        self.immutable: list[Path] = []
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    @property
+    def server_secrets(self) -> list[str]:
+        return [self.secret, *self.previous_secrets]
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(text, flush=True)
+
+    def unique(self, stem: str) -> str:
+        with self._lock:
+            self._counter += 1
+            return f"{stem}-{self._counter:03d}"
+
+    def data_dir(self, name: str) -> Path:
+        """A fresh data dir path (not created: the product creates it)."""
+        path = self.root / f"data-{self.unique(name)}"
+        self.data_dirs.append(path)
+        return path
+
+    def project_dir(self, name: str) -> Path:
+        path = self.root / "projects" / self.unique(name)
+        path.mkdir(parents=True)
+        return path
+
+    def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
+        """The environment of a child: ours, minus inherited session-buddy configuration."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SESSION_BUDDY_") and k != "MAHAVISHNU_AUTH_SECRET"
+        }
+        env.update(
+            SESSION_BUDDY_SECRET=self.secret,
+            SESSION_BUDDY_PREVIOUS_SECRETS=",".join(self.previous_secrets),
+            SESSION_BUDDY_DATA_DIR=str(data_dir),
+            SESSION_BUDDY_LOG_LEVEL="DEBUG",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def spawn(
+        self, args: list[str], *, data_dir: Path, log_name: str, stdin: int | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start ``python -m session_buddy ARGS`` with stdout+stderr in a log file."""
+        log_path = self.logs / f"{self.unique(log_name)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "session_buddy", *args],
+                cwd=self.cwd,
+                env=self.env(data_dir),
+                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        with self._lock:
+            self._children.append(process)
+        return process, log_path
+
+    def kill_children(self) -> None:
+        with self._lock:
+            children = list(self._children)
+        for process in children:
+            if process.poll() is None:
+                with contextlib.suppress(OSError):
+                    process.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=5)
+
+    def release_immutable(self) -> None:
+        """Lift every ``chattr +i`` a scenario set (so the root can be removed)."""
+        for path in reversed(self.immutable):
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+        self.immutable.clear()
+
+    def stdio_log(self, name: str) -> Path:
+        return self.logs / f"{self.unique(name)}.log"
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class StartFailed(Exception):
+    """A server did not become healthy; the message holds the tail of its log."""
+
+
+class HttpServer:
+    """``session-buddy serve --transport http`` on a free port, DEBUG logs in a file."""
+
+    def __init__(self, ctx: Context, name: str, data_dir: Path, port: int | None = None) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    def start(self) -> HttpServer:
+        self.process, self.log_path = self.ctx.spawn(
+            [
+                "serve",
+                "--transport",
+                "http",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "DEBUG",
+            ],
+            data_dir=self.data_dir,
+            log_name=f"server-{self.name}",
+        )
+        return self
+
+    async def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> float:
+        """Seconds until ``/healthz`` answered 200; :class:`StartFailed` otherwise."""
+        started = time.monotonic()
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as http:
+            while time.monotonic() - started < timeout:
+                if self.process is not None and self.process.poll() is not None:
+                    raise StartFailed(
+                        f"{self.name} exited {self.process.returncode}: {self.tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await http.get(f"{self.base_url}/healthz")
+                    if response.status_code == 200:
+                        return time.monotonic() - started
+                await anyio.sleep(0.05)
+        raise StartFailed(f"{self.name} not healthy after {timeout:.0f} s: {self.tail()}")
+
+    async def start_ready(self) -> HttpServer:
+        self.start()
+        await self.wait_ready()
+        return self
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def log_text(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def tail(self, lines: int = 8) -> str:
+        return " | ".join(self.log_text().strip().splitlines()[-lines:])
+
+    async def __aenter__(self) -> HttpServer:
+        return await self.start_ready()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+async def run_cli(
+    ctx: Context, args: list[str], *, data_dir: Path, timeout: float = 30.0
+) -> CliResult:
+    """Run ``python -m session_buddy ARGS``; its output is also kept under logs/."""
+    name = ctx.unique("cli")
+    started = time.monotonic()
+    process = await anyio.open_process(
+        [sys.executable, "-m", "session_buddy", *args],
+        cwd=ctx.cwd,
+        env=ctx.env(data_dir),
+        stdin=subprocess.DEVNULL,
+    )
+    out = err = b""
+    try:
+        with anyio.fail_after(timeout):
+            async with anyio.create_task_group() as tg:
+
+                async def read_out() -> None:
+                    nonlocal out
+                    assert process.stdout is not None
+                    async for chunk in process.stdout:
+                        out += chunk
+
+                async def read_err() -> None:
+                    nonlocal err
+                    assert process.stderr is not None
+                    async for chunk in process.stderr:
+                        err += chunk
+
+                tg.start_soon(read_out)
+                tg.start_soon(read_err)
+                await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with anyio.CancelScope(shield=True):
+                await process.wait()
+        (ctx.logs / f"{name}.out").write_bytes(out)
+        (ctx.logs / f"{name}.err").write_bytes(err)
+    return CliResult(
+        process.returncode if process.returncode is not None else -9,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        time.monotonic() - started,
+    )
+
+
+def quiet_library_logging(ctx: Context) -> Path:
+    """session_buddy's in-process log records (at DEBUG, unredacted) go to a file we scan."""
+    path = ctx.logs / "harness-session-buddy.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("session_buddy")
+    ours.handlers[:] = [handler]
+    ours.setLevel(logging.DEBUG)
+    ours.propagate = False
+    other = logging.FileHandler(ctx.root / "harness-deps.log", encoding="utf-8")
+    root = logging.getLogger()
+    root.handlers[:] = [other]
+    root.setLevel(logging.WARNING)
+    return path

@@ -1,0 +1,47 @@
+"""The ``make stress`` harness itself runs: one cheap scenario, as CI would start it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.e2e
+def test_storage_fault_scenario_runs_and_passes_its_bars() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stress", "--only", "6", "--quick", "--json"],
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    (scenario,) = report["scenarios"]
+    failed = [bar for bar in scenario["bars"] if not bar["ok"]]
+    assert scenario["scenario"] == 6
+    assert scenario["error"] is None, scenario["error"]
+    assert not failed, failed
+    assert scenario["verdict"] == "PASS"
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stress", "--only", "9"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no scenario 9" in result.stderr
