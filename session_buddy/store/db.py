@@ -94,7 +94,10 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> str:
     if "readonly" in text or "read-only" in text:
         return f"database {path} is read-only ({text}); check the file and its directory"
     if "unable to open" in text:
-        return f"database {path} cannot be opened ({text}); check that its directory exists and is writable"
+        return (
+            f"database {path} cannot be opened ({text}); "
+            "check that its directory exists and is writable"
+        )
     return f"database {path}: {text}"
 
 
