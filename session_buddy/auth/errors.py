@@ -26,7 +26,7 @@ class AuthError(Exception):
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.public_message
-        super().__init__(self.public_message)
+        Exception.__init__(self, self.public_message)  # not super(): cheaper on a hot path
 
     @property
     def user_message(self) -> str:

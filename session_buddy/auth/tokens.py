@@ -14,7 +14,8 @@ Both take ``now`` so rules are testable without sleeping.
 
 from __future__ import annotations
 
-import base64
+import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -44,6 +45,31 @@ _CANONICAL_LAST = {
     3: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x03 == 0),
 }
 _BEARER = "bearer "
+# The same shape with a canonical 43-character signature, checked in one pass.
+_SIGNED_SHAPE = re.compile(
+    r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{42}"
+    f"[{re.escape(''.join(sorted(_CANONICAL_LAST[3])))}]"
+)
+BAD_SIGNATURE = "signature does not match any configured secret"
+# Segments passed the shape check (alphabet only): a translate and a C decode suffice.
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"===", b"==", b"=")
+_JSON = json.JSONDecoder()
+
+try:  # OpenSSL's HMAC object: its copy() is one C call (hmac.HMAC.copy is Python code)
+    from _hashlib import hmac_new as _openssl_hmac_new
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _openssl_hmac_new = None
+
+
+def _prepared_mac(key: bytes) -> Any:
+    """An HMAC-SHA256 object keyed with ``key``, to be copied for each message."""
+    if _openssl_hmac_new is not None:
+        try:
+            return _openssl_hmac_new(key, digestmod="sha256")
+        except (TypeError, ValueError):  # pragma: no cover - e.g. a FIPS-restricted build
+            pass
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +94,7 @@ class SigningKeys:
     def __post_init__(self) -> None:
         object.__setattr__(self, "all", (self.current, *self.previous))
         # HMAC key setup done once; each check copies the prepared state.
-        macs = tuple(hmac.new(key, digestmod=hashlib.sha256) for key in self.all)
+        macs = tuple(_prepared_mac(key) for key in self.all)
         object.__setattr__(self, "_macs", macs)
 
     def __repr__(self) -> str:
@@ -123,12 +149,19 @@ def _check_canonical(segment: str) -> None:
 
 
 def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    """Decode a segment that passed the shape check (base64url alphabet only)."""
+    data = segment.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[len(segment) % 4]
+    return binascii.a2b_base64(data)
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        if data[:1] == b"{" and data[1:2] != b"\0":
+            # What json.loads(bytes) would do here: detect_encoding() says UTF-8 and the
+            # text cannot start with a BOM, so json.loads(text) is the decoder's decode().
+            value = _JSON.decode(data.decode("utf-8", "surrogatepass"))
+        else:
+            value = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise errors.MalformedTokenError(f"{what} is not JSON: {type(exc).__name__}") from None
     if not isinstance(value, dict):
@@ -203,7 +236,7 @@ def _check_audience(payload: Mapping[str, Any], audience: str | None) -> None:
 
 def _is_number(value: object) -> bool:
     return (
-        isinstance(value, int | float)
+        isinstance(value, (int, float))  # a tuple: `int | float` builds a union per call
         and not isinstance(value, bool)
         and (not isinstance(value, float) or math.isfinite(value))
     )
@@ -219,6 +252,10 @@ def check_time_claim_types(payload: Mapping[str, Any]) -> None:
 def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
     """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
     check_time_claim_types(payload)
+    _check_identity_and_type(payload)
+
+
+def _check_identity_and_type(payload: Mapping[str, Any]) -> None:
     identity = payload["user_id"] if "user_id" in payload else payload.get("sub")
     if not isinstance(identity, str) or not identity.strip():
         raise errors.MissingIdentityError("user_id/sub is not a non-empty string")
@@ -232,23 +269,53 @@ def decode_access_token(
     token: str, keys: SigningKeys, policy: TokenPolicy, now: float
 ) -> dict[str, Any]:
     """Verify a normalised token and return its claims, or raise an ``AuthError``."""
+    if not check_signature(token, keys, policy):
+        raise errors.InvalidSignatureError(BAD_SIGNATURE)
+    return decode_signed_claims(token, policy, now)
+
+
+def check_signature(token: str, keys: SigningKeys, policy: TokenPolicy) -> bool:
+    """Size, shape, then the HMAC against every key — before any JSON is parsed.
+
+    The first half of :func:`decode_access_token`. Oversized or malformed tokens raise;
+    a signature no key made returns False, so the caller raises ``InvalidSignatureError``
+    in its own frame (a flood of forged tokens then unwinds one frame less).
+    """
     if len(token) > policy.max_token_bytes:
         raise errors.TokenTooLargeError(f"token is {len(token)} characters")
-    if _SHAPE.fullmatch(token) is None:
-        raise errors.MalformedTokenError("not three unpadded base64url segments")
+    if _SIGNED_SHAPE.fullmatch(token) is None:
+        if _SHAPE.fullmatch(token) is None:
+            raise errors.MalformedTokenError("not three unpadded base64url segments")
+        raise errors.MalformedTokenError("non-canonical base64url segment")  # the signature
     signing_input, _, signature_segment = token.rpartition(".")
-    _check_canonical(signature_segment)
-    if not keys.signature_matches(signing_input.encode(), _b64decode(signature_segment)):
-        raise errors.InvalidSignatureError("signature does not match any configured secret")
-    # Only now, with a good signature, is the rest worth looking at.
-    header_segment, _, payload_segment = signing_input.partition(".")
-    _check_canonical(header_segment)
+    return keys.signature_matches(signing_input.encode(), _b64decode(signature_segment))
+
+
+def decode_signed_claims(token: str, policy: TokenPolicy, now: float) -> dict[str, Any]:
+    """The second half of :func:`decode_access_token`: header, then claims.
+
+    Only for a token :func:`check_signature` accepted: with a good signature, the rest is
+    worth looking at.
+    """
+    header_segment, payload_segment, _ = token.split(".")
     _check_canonical(payload_segment)
-    check_header(_json_object(_b64decode(header_segment), "header"))
+    _check_header_segment(header_segment)
     payload = _json_object(_b64decode(payload_segment), "payload")
     check_registered_claims(payload, policy, now)
-    check_session_buddy_claims(payload)
+    _check_identity_and_type(payload)  # check_registered_claims checked the time types
     return payload
+
+
+@functools.lru_cache(maxsize=64)
+def _check_header_segment(segment: str) -> bool:
+    """Check an encoded header; accepted ones are remembered (a verdict on the text alone).
+
+    Nearly every token carries the same header, so this skips its decoding. A rejected
+    header raises, and exceptions are never cached.
+    """
+    _check_canonical(segment)
+    check_header(_json_object(_b64decode(segment), "header"))
+    return True
 
 
 _PYJWT_ERRORS: tuple[tuple[type[Exception], type[errors.AuthError]], ...] = (

@@ -9,15 +9,18 @@ a verifier belongs to one configuration; reloading the configuration builds a ne
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from session_buddy.auth import errors
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.auth.tokens import (
+    BAD_SIGNATURE,
     SigningKeys,
     TokenPolicy,
-    decode_access_token,
+    check_signature,
+    decode_signed_claims,
     normalize_token,
     token_digest,
 )
@@ -49,7 +52,8 @@ class TokenVerifier:
         self._clock = clock
         self._cache_size = cache_size
         # token string -> (claims, exp as PyJWT compares it, revocation key)
-        self._cache: dict[str, tuple[dict[str, Any], int, str]] = {}
+        # An OrderedDict: evicting the oldest entry of a plain dict is not O(1).
+        self._cache: OrderedDict[str, tuple[dict[str, Any], int, str]] = OrderedDict()
 
     def verify(self, raw: object) -> dict[str, Any]:
         """The token's claims (shared, do not mutate), or an ``AuthError``."""
@@ -63,7 +67,10 @@ class TokenVerifier:
                 raise errors.RevokedTokenError("token is revoked (cached token)")
             return claims
         token = normalize_token(raw, self.policy.max_token_bytes)
-        claims = decode_access_token(token, self.keys, self.policy, self._clock())
+        # decode_access_token, in two halves so a bad signature is raised from this frame.
+        if not check_signature(token, self.keys, self.policy):
+            raise errors.InvalidSignatureError(BAD_SIGNATURE)
+        claims = decode_signed_claims(token, self.policy, self._clock())
         key = revocation_key(claims, token)
         if self.revocations is not None and self.revocations.is_revoked(key):
             raise errors.RevokedTokenError("token is revoked")
@@ -72,8 +79,8 @@ class TokenVerifier:
 
     def _remember(self, raw: str, claims: dict[str, Any], key: str) -> None:
         if len(self._cache) >= self._cache_size:
-            # Drop the oldest entry (dicts keep insertion order): bounded memory.
-            self._cache.pop(next(iter(self._cache)), None)
+            # Drop the oldest entry: bounded memory.
+            self._cache.pop(next(iter(self._cache), None), None)
         self._cache[raw] = (claims, int(claims["exp"]), key)
 
     def forget(self, raw: str) -> None:

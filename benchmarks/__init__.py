@@ -1,0 +1,15 @@
+"""Side-by-side benchmarks of session-buddy's authentication (``make bench``).
+
+Three parts, each reported as ratios to a baseline measured in the same run (absolute
+times drift on a shared machine; ratios of interleaved measurements much less):
+
+* ``micro`` — ``validate_token`` on one reused token, on distinct tokens and on forged
+  tokens, against raw PyJWT ``jwt.decode`` and joserfc in the same process.
+* ``e2e`` — MCP tool calls per second (``session_status``) over stdio and HTTP, auth off
+  vs on, and against a server built with the SDK's own ``AuthSettings`` + PyJWT verifier.
+* ``scale`` — validation with 100,000 revocations vs none, cross-process revocation
+  latency, and RSS growth over 1,000,000 distinct tokens.
+
+Run ``python -m benchmarks --help``. Timing assertions live here only, never in
+``make test``.
+"""

@@ -1,0 +1,378 @@
+"""Part 2: MCP tool calls per second, end to end, with authentication off and on.
+
+The real server (``python -m session_buddy serve``) over stdio and over streamable HTTP,
+driven by the official MCP client (``mcp.client.Client``), calling ``session_status``
+on a temporary git repository in which each server's caller has started a session (so
+every call reads a real row). Configurations:
+
+* stdio, auth off / auth on with the ``token`` argument;
+* HTTP, auth off / auth on with the ``token`` argument / auth on with an
+  ``Authorization: Bearer`` header (same auth-on server for both);
+* the baseline: :mod:`benchmarks.baseline_server` — the SDK's ``AuthSettings`` +
+  ``TokenVerifier`` (PyJWT) — over HTTP with a bearer header.
+
+Every round runs a fixed number of sequential calls per configuration; configurations
+that are compared take turns call by call (rotated order), so both sides of a ratio see
+the same load from the rest of the machine. A configuration's calls/s in a round is its
+calls over the time they took; figures are medians over rounds, ratios are taken per
+round, then the median.
+All servers log at WARNING, so no configuration pays for per-request log lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import httpx
+import httpx2
+import jwt
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from benchmarks.harness import Profile, Row, median, progress, spread
+from session_buddy.auth.principal import Principal
+from session_buddy.sessions.service import SessionService
+from session_buddy.store.db import Database
+
+PART = "e2e"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVER = [sys.executable, "-m", "session_buddy", "serve", "--log-level", "WARNING"]
+BASELINE = [sys.executable, "-m", "benchmarks.baseline_server", "--log-level", "WARNING"]
+USER = "bench-user"
+STARTUP_TIMEOUT = 60.0
+BATCH_TIMEOUT = 300.0
+TOOL = "session_status"
+
+# (configuration, its reference, target): calls/s of the first over the second, per round.
+COMPARISONS: list[tuple[str, str, float, str]] = [
+    ("stdio_on_token", "stdio_off", 0.97, "stdio calls/s, auth on (token argument) / off"),
+    ("http_on_token", "http_off", 0.97, "HTTP calls/s, auth on (token argument) / off"),
+    ("http_on_bearer", "http_off", 0.97, "HTTP calls/s, auth on (bearer header) / off"),
+    ("http_on_bearer", "http_sdk_baseline", 1.0, "HTTP calls/s, bearer / SDK-auth server"),
+    ("http_on_token", "http_sdk_baseline", 1.0, "HTTP calls/s, token argument / SDK-auth server"),
+]
+DESCRIPTIONS = {
+    "stdio_off": "stdio, auth off",
+    "stdio_on_token": "stdio, auth on, token argument",
+    "http_off": "HTTP, auth off",
+    "http_on_token": "HTTP, auth on, token argument",
+    "http_on_bearer": "HTTP, auth on, bearer header",
+    "http_sdk_baseline": "HTTP, SDK AuthSettings + PyJWT verifier, bearer header",
+}
+
+
+@dataclass
+class Configuration:
+    name: str
+    client: Client
+    arguments: dict[str, Any]
+    seconds: list[float] = field(default_factory=list)  # one batch duration per round
+    latencies: list[float] = field(default_factory=list)  # every call, in seconds
+
+
+@dataclass
+class Setup:
+    root: Path
+    repo: Path
+    secret: str
+    token: str
+    logs: list[TextIO] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def data_dir(self, name: str) -> Path:
+        path = self.root / "data" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def env(self, data_dir: Path, *, auth: bool) -> dict[str, str]:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("SESSION_BUDDY_", "MAHAVISHNU_"))
+        }
+        env["SESSION_BUDDY_DATA_DIR"] = str(data_dir)
+        if auth:
+            env["SESSION_BUDDY_SECRET"] = self.secret
+        return env
+
+    def log(self, name: str) -> TextIO:
+        handle = (self.root / f"{name}.stderr").open("w", encoding="utf-8")
+        self.logs.append(handle)
+        return handle
+
+    def log_tail(self, name: str) -> str:
+        path = self.root / f"{name}.stderr"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def make_git_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "bench@example.com"],
+        ["config", "user.name", "Bench"],
+        ["config", "commit.gpgsign", "false"],
+    ):
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
+    (path / "pyproject.toml").write_text('[project]\nname = "bench-project"\n')
+    subprocess.run(["git", "-C", str(path), "add", "."], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(path), "commit", "-q", "-m", "initial"], check=True, capture_output=True
+    )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_http(setup: Setup, name: str, command: list[str], env: dict[str, str]) -> str:
+    """Start an HTTP server subprocess; its /mcp URL once it answers HTTP at all."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env=env,
+        cwd=REPO_ROOT if command is BASELINE else setup.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=setup.log(name),
+    )
+    setup.processes.append(process)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{setup.log_tail(name)}")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)  # any answer means it is up
+            return f"http://127.0.0.1:{port}/mcp"
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not answer in {STARTUP_TIMEOUT:.0f} s:\n{setup.log_tail(name)}")
+
+
+@contextlib.asynccontextmanager
+async def http_client(url: str, bearer: str | None = None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60), trust_env=False)
+    async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        yield client
+
+
+def stdio_transport(setup: Setup, name: str, *, auth: bool) -> Any:
+    params = StdioServerParameters(
+        command=SERVER[0],
+        args=[*SERVER[1:], "--transport", "stdio"],
+        env=setup.env(setup.data_dir(name), auth=auth),
+        cwd=str(setup.root),
+    )
+    return stdio_client(params, errlog=setup.log(name))
+
+
+async def call(config: Configuration) -> Any:
+    result = await config.client.call_tool(TOOL, config.arguments)
+    if result.is_error:
+        raise RuntimeError(f"{config.name}: {TOOL} failed: {result.content}")
+    return result
+
+
+async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Configuration]:
+    repo = str(setup.repo)
+    token = setup.token
+    enter: Callable[[Any], Awaitable[Client]] = stack.enter_async_context
+
+    progress("e2e: starting servers (stdio ×2, HTTP ×2, SDK baseline)")
+    stdio_off = await enter(Client(stdio_transport(setup, "stdio_off", auth=False)))
+    stdio_on = await enter(Client(stdio_transport(setup, "stdio_on", auth=True)))
+    http_server = [*SERVER, "--transport", "http"]
+    off_env = setup.env(setup.data_dir("http_off"), auth=False)
+    on_env = setup.env(setup.data_dir("http_on"), auth=True)
+    off_url = start_http(setup, "http_off", http_server, off_env)
+    on_url = start_http(setup, "http_on", http_server, on_env)
+    baseline_dir = setup.data_dir("http_sdk_baseline")
+    SessionService(Database(baseline_dir / "session-buddy.db").open()).start(
+        Principal(user_id=USER, authenticated=True), repo
+    )
+    baseline_url = start_http(
+        setup,
+        "http_sdk_baseline",
+        [*BASELINE, "--data-dir", str(baseline_dir)],
+        setup.env(baseline_dir, auth=True),
+    )
+    http_off = await enter(http_client(off_url))
+    http_token = await enter(http_client(on_url))
+    http_bearer = await enter(http_client(on_url, bearer=token))
+    baseline = await enter(http_client(baseline_url, bearer=token))
+
+    configs = [
+        Configuration("stdio_off", stdio_off, {"working_directory": repo}),
+        Configuration("stdio_on_token", stdio_on, {"working_directory": repo, "token": token}),
+        Configuration("http_off", http_off, {"working_directory": repo}),
+        Configuration("http_on_token", http_token, {"working_directory": repo, "token": token}),
+        Configuration("http_on_bearer", http_bearer, {"working_directory": repo}),
+        Configuration("http_sdk_baseline", baseline, {"working_directory": repo}),
+    ]
+    # A session per server (its caller's), so session_status reads a real row.
+    for config in configs:
+        if config.name != "http_sdk_baseline":
+            started = await config.client.call_tool("start_session", config.arguments)
+            if started.is_error:
+                raise RuntimeError(f"{config.name}: start_session failed: {started.content}")
+        status = await call(config)
+        if not (status.structured_content or {}).get("active"):
+            raise RuntimeError(f"{config.name}: no active session: {status.content}")
+    return configs
+
+
+async def measure(profile: Profile, configs: list[Configuration]) -> None:
+    """Rounds of ``e2e_calls`` sequential calls per configuration, interleaved call by call.
+
+    Configurations compared with each other (the stdio pair; the four HTTP ones) take
+    turns, one call each, in an order rotated at every turn: a burst of load from
+    elsewhere on the machine then hits both sides of a ratio alike. A configuration's
+    time in a round is the sum of its calls' latencies. The client's own garbage
+    collector (measuring apparatus, not what is measured) runs between rounds only.
+    """
+    calls, rounds, warmup = profile.e2e_calls, profile.e2e_rounds, 1
+    groups = [
+        [c for c in configs if c.name.startswith("stdio")],
+        [c for c in configs if c.name.startswith("http")],
+    ]
+    progress(f"e2e: {rounds} rounds (+{warmup} warm-up) × {calls} calls × {len(configs)} configs")
+    clock = time.perf_counter
+    for number in range(warmup + rounds):
+        gc.collect()
+        gc.disable()
+        try:
+            await _round(number, warmup, calls, groups, clock)
+        finally:
+            gc.enable()
+
+
+async def _round(
+    number: int,
+    warmup: int,
+    calls: int,
+    groups: list[list[Configuration]],
+    clock: Callable[[], float],
+) -> None:
+    for group in groups if number % 2 else groups[::-1]:
+        spent = [0.0] * len(group)
+        latencies: list[list[float]] = [[] for _ in group]
+        with anyio.fail_after(BATCH_TIMEOUT):
+            for turn in range(calls):
+                shift = (turn + number) % len(group)
+                for index in [*range(shift, len(group)), *range(shift)]:
+                    start = clock()
+                    await call(group[index])
+                    elapsed = clock() - start
+                    spent[index] += elapsed
+                    latencies[index].append(elapsed)
+        if number >= warmup:
+            for index, config in enumerate(group):
+                config.seconds.append(spent[index])
+                config.latencies += latencies[index]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
+
+
+def rows_for(profile: Profile, configs: list[Configuration]) -> list[Row]:
+    by_name = {config.name: config for config in configs}
+    calls = profile.e2e_calls
+
+    def rate(config: Configuration) -> float:
+        return calls / median(config.seconds)
+
+    rows: list[Row] = []
+    for name, reference, target, what in COMPARISONS:
+        mine, ref = by_name[name], by_name[reference]
+        per_round = [b / a for a, b in zip(mine.seconds, ref.seconds, strict=True)]
+        rows.append(
+            Row(
+                PART,
+                f"{name}_vs_{reference}",
+                what,
+                median(per_round),
+                op=">=",
+                target=target,
+                details={
+                    "absolute": f"{rate(mine):.0f} vs {rate(ref):.0f} calls/s",
+                    "ratio_per_round": [round(r, 4) for r in per_round],
+                },
+            )
+        )
+    for config in configs:
+        lat = config.latencies
+        rows.append(
+            Row(
+                PART,
+                f"{config.name}_calls_per_s",
+                f"{DESCRIPTIONS[config.name]}: calls/s",
+                rate(config),
+                unit="calls/s",
+                details={
+                    "absolute": (
+                        f"p50 {percentile(lat, 0.5) * 1000:.2f} ms, "
+                        f"p99 {percentile(lat, 0.99) * 1000:.2f} ms"
+                    ),
+                    "p50_ms": round(percentile(lat, 0.5) * 1000, 3),
+                    "p99_ms": round(percentile(lat, 0.99) * 1000, 3),
+                    "calls_per_s_per_round": [round(calls / s, 1) for s in config.seconds],
+                    "batch_seconds": spread(config.seconds),
+                    "calls": len(lat),
+                },
+            )
+        )
+    return rows
+
+
+async def _run(profile: Profile, setup: Setup) -> list[Row]:
+    async with AsyncExitStack() as stack:
+        configs = await open_configurations(setup, stack)
+        await measure(profile, configs)
+        return rows_for(profile, configs)
+
+
+def run(profile: Profile) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="sb-bench-e2e-") as tmp:
+        root = Path(tmp)
+        secret = secrets.token_urlsafe(32)
+        now = int(time.time())
+        token = jwt.encode(  # as Mahavishnu mints it
+            {"user_id": USER, "iat": now, "exp": now + 4 * 3600, "type": "access"},
+            secret,
+            algorithm="HS256",
+        )
+        setup = Setup(root, make_git_repo(root / "project"), secret, token)
+        try:
+            return anyio.run(_run, profile, setup)
+        finally:
+            for process in setup.processes:
+                if process.poll() is None:
+                    process.terminate()
+            for process in setup.processes:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+            for handle in setup.logs:
+                handle.close()

@@ -1,0 +1,101 @@
+"""Render a run's JSON as ``benchmarks/RESULTS.md`` (``python -m benchmarks --write-results``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Row, table
+
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+
+METHOD = """\
+## How these figures are made
+
+* `make bench` (= `python -m benchmarks`; `--quick` for a smoke run, `--only micro|e2e|scale`,
+  `--json`). Every run also writes `benchmarks/last.json`. This file is rewritten by
+  `python -m benchmarks --write-results` after a full run of all three parts.
+* Every target is a **ratio to a baseline measured in the same run**, because absolute
+  times drift on a shared machine. Timing uses `time.perf_counter_ns`; candidates and
+  baselines run in interleaved rounds (order rotated every round) after discarded warm-up
+  rounds; a row's figure is the **median over rounds of the per-round ratio**.
+* **micro** — `session_buddy.mcp.auth.validate_token` in-process, authentication on:
+  *same token* (one token reused: verifier cache hits, expiry and revocation rechecked);
+  *distinct tokens* (a pool, each used once, after the 10,000-entry verifier cache was
+  filled, so every call is a miss that evicts); *forged tokens* (a pool signed with another
+  secret). The baseline for all three is PyJWT's `jwt.decode(token, secret,
+  algorithms=["HS256"])` on a valid token; joserfc's `jwt.decode` and PyJWT rejecting the
+  forged pool are shown for context. Logging goes to a counting handler, so the
+  rate-limited failure log really runs (one line per reason and client per 10 s).
+  Tokens for the pools are minted with a prepared HMAC (byte-identical to PyJWT's; one is
+  checked with PyJWT first).
+* **scale** — the same distinct-token validation with 100,000 unexpired revocations in
+  the store vs none (two fresh managers on two data dirs, batches alternating); a
+  revocation written by another process (`revoke_token` in a subprocess on the same data
+  dir) must reject this process's *cached* token within 1 s (worst of 3); RSS (VmRSS) of a
+  subprocess before and after validating 1,000,000 distinct tokens minted on the fly.
+* **e2e** — the real server (`python -m session_buddy serve`, stdio and streamable HTTP)
+  and the official MCP client, calling `session_status` on a git repository where the
+  caller has an active session. Auth off vs on (token argument; bearer header), and a
+  baseline server built the SDK's way (`AuthSettings` + a `TokenVerifier` calling
+  `jwt.decode`, same `SessionService` read, same structured result; `benchmarks/
+  baseline_server.py`). Configurations that are compared take turns call by call within
+  each round (rotated order); a configuration's calls/s in a round is its calls over the
+  time they took; ratios per round, then the median. All servers log at WARNING. The
+  client's own garbage collector runs between rounds only.
+* No timing assertion is part of `make test`; `tests/benchmarks/test_bench_smoke.py` only
+  checks that a quick micro run produces every row.
+
+## Reading them
+
+* Validation costs microseconds; a tool call costs milliseconds (over stdio or HTTP on
+  this machine). The e2e auth on/off ratios therefore measure noise around 1.0 — the
+  method above is what keeps that noise small — and the SDK-baseline comparison shows
+  the per-request PyJWT decode the SDK's verifier pays and our cached verifier does not.
+* Where the micro figures come from: the verifier cache (same token) is a dict lookup
+  plus the expiry and revocation rechecks; a miss checks size and shape, then the HMAC
+  (prepared key, OpenSSL's HMAC object copied per check) before any JSON is parsed, then
+  the header (accepted encoded headers are remembered) and the claims; a bad signature
+  is raised without decoding anything, and its log line is rate-limited.
+* Revocation checks are a set lookup in memory, kept in step with other processes by
+  reading the append-only revocation log at most every 0.5 s.
+"""
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = [_row(data) for data in result["rows"]]
+    machine = result["machine"]
+    verdict = "all targets met" if result["passed"] else f"missed: {', '.join(result['missed'])}"
+    lines = [
+        "# Authentication benchmark results",
+        "",
+        f"Run {result['started']} ({result['profile']} profile, {result['duration_s']} s): "
+        f"**{verdict}**.",
+        "",
+        "## Machine",
+        "",
+        f"* CPU: {machine['cpu']}, `nproc` = {machine['nproc']} "
+        f"(load average at start: {', '.join(str(x) for x in machine['loadavg_at_start'])}; "
+        "the machine is shared)",
+        f"* {machine['platform']}",
+        f"* Python {machine['python']} ({machine['implementation']}), "
+        f"PyJWT {machine['PyJWT']}, joserfc {machine['joserfc']}, mcp {machine['mcp']}, "
+        f"session-buddy {machine['session-buddy']}",
+        "",
+        "## Results",
+        "",
+        table(rows, markdown=True),
+        "",
+        METHOD,
+    ]
+    return "\n".join(lines)
+
+
+def _row(data: dict[str, Any]) -> Row:
+    fields = {k: data[k] for k in ("part", "name", "what", "value", "unit", "op", "target")}
+    return Row(**fields, details=data.get("details", {}))
+
+
+def write(result: dict[str, Any], path: Path = RESULTS_MD) -> Path:
+    path.write_text(render(result) + "\n", encoding="utf-8")
+    return path
