@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from session_buddy.auth import errors
@@ -79,8 +80,10 @@ class TokenVerifier:
 
     def _remember(self, raw: str, claims: dict[str, Any], key: str) -> None:
         if len(self._cache) >= self._cache_size:
-            # Drop the oldest entry: bounded memory.
-            self._cache.pop(next(iter(self._cache), None), None)
+            # Drop the oldest entry: bounded memory. popitem is one C call, so threads
+            # verifying at the same time (sync tools run in a pool) cannot trip over it.
+            with suppress(KeyError):
+                self._cache.popitem(last=False)
         self._cache[raw] = (claims, int(claims["exp"]), key)
 
     def forget(self, raw: str) -> None:

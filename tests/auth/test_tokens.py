@@ -361,3 +361,29 @@ def test_created_token_carries_the_configured_audience(
     token = auth.generate_test_token("alice")
     assert jwt.decode(token, options={"verify_signature": False})["aud"] == "session-buddy"
     assert auth.validate_token(token) is not None
+
+
+def test_full_cache_under_concurrent_threads_never_raises(secret: str) -> None:
+    import threading
+
+    v = TokenVerifier(
+        SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: NOW, cache_size=50
+    )
+    pools = [[mint(secret, now=NOW, user_id=f"t{t}-{i}") for i in range(300)] for t in range(8)]
+    failures: list[BaseException] = []
+
+    def worker(tokens: list[str]) -> None:
+        try:
+            for _ in range(3):
+                for token in tokens:
+                    v.verify(token)
+        except BaseException as exc:  # any escape is a failure
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(pool,)) for pool in pools]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert v.cache_len <= 50 + len(threads)
