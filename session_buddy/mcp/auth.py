@@ -217,6 +217,19 @@ def require_auth(optional: bool = False, roles: Collection[str] | None = None) -
         visible = signature.replace(
             parameters=[p for p in signature.parameters.values() if p.name != "user_id"]
         )
+        by_keyword = all(
+            p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in visible.parameters.values()
+        )
+
+        def with_identity(
+            args: tuple[Any, ...], kwargs: dict[str, Any], principal: Principal
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            """The call's arguments plus ``user_id``, passed by name so positions still fit."""
+            if not wants_user_id:
+                return args, kwargs
+            if by_keyword:
+                return (), {**visible.bind(*args, **kwargs).arguments, "user_id": principal.user_id}
+            return args, {**kwargs, "user_id": principal.user_id}
 
         def authenticate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Principal:
             arguments = visible.bind_partial(*args, **kwargs).arguments
@@ -239,8 +252,7 @@ def require_auth(optional: bool = False, roles: Collection[str] | None = None) -
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 principal = authenticate(args, kwargs)
-                if wants_user_id:
-                    kwargs["user_id"] = principal.user_id
+                args, kwargs = with_identity(args, kwargs, principal)
                 token = current_principal.set(principal)
                 try:
                     return await func(*args, **kwargs)
@@ -253,8 +265,7 @@ def require_auth(optional: bool = False, roles: Collection[str] | None = None) -
             @functools.wraps(func)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 principal = authenticate(args, kwargs)
-                if wants_user_id:
-                    kwargs["user_id"] = principal.user_id
+                args, kwargs = with_identity(args, kwargs, principal)
                 token = current_principal.set(principal)
                 try:
                     return func(*args, **kwargs)

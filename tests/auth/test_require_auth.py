@@ -89,6 +89,11 @@ def test_invalid_token_is_refused_with_its_reason(auth_enabled: str) -> None:
     assert auth.get_auth_error() == "Invalid token"
 
 
+def test_positional_arguments_still_fit_around_the_hidden_user_id(auth_enabled: str) -> None:
+    token = mint(auth_enabled, user_id="alice")
+    assert asyncio.run(async_tool("/p", token)) == "alice@/p"
+
+
 def test_caller_cannot_inject_user_id(auth_enabled: str) -> None:
     token = mint(auth_enabled, user_id="alice")
     with pytest.raises(TypeError):
