@@ -85,7 +85,10 @@ class Settings(BaseSettings):
                     f"SESSION_BUDDY_SECRET_FILE {self.secret_file} cannot be read: "
                     f"{exc.strerror or exc}"
                 ) from None
-            return text or None
+            if not text:
+                # The operator asked for authentication by naming a file: fail closed.
+                raise ValueError(f"SESSION_BUDDY_SECRET_FILE {self.secret_file} is empty")
+            return text
         return None
 
     def secret_source(self) -> SecretSource:

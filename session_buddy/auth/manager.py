@@ -7,6 +7,8 @@ missing token, an optional one, an HTTP bearer identity, and roles.
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -48,6 +50,7 @@ class JWTManager:
         self._clock = clock
         self._revocations = revocations
         self._verifier: TokenVerifier | None = None
+        self._build_lock = threading.RLock()
         self.failure_log = failure_log or AuthFailureLog()
 
     # -- plumbing -------------------------------------------------------------------
@@ -56,20 +59,25 @@ class JWTManager:
     def revocations(self) -> RevocationStore:
         """The shared revocation store under the data dir, opened on first use."""
         if self._revocations is None:
-            try:
-                db = Database(self.config.settings.database_path).open()
-                self._revocations = RevocationStore(db, clock=self._clock)
-            except StorageError as exc:
-                raise errors.RevocationUnavailableError(str(exc)) from None
+            with self._build_lock:  # tool threads may race to the first call
+                if self._revocations is None:
+                    try:
+                        db = Database(self.config.settings.database_path).open()
+                        self._revocations = RevocationStore(db, clock=self._clock)
+                    except StorageError as exc:
+                        raise errors.RevocationUnavailableError(str(exc)) from None
         return self._revocations
 
     @property
     def verifier(self) -> TokenVerifier:
         if self._verifier is None:
             keys = self.config.signing_keys()  # SecretConfigError: fail closed
-            self._verifier = TokenVerifier(
-                keys, self.config.token_policy(), self.revocations, clock=self._clock
-            )
+            revocations = self.revocations
+            with self._build_lock:
+                if self._verifier is None:
+                    self._verifier = TokenVerifier(
+                        keys, self.config.token_policy(), revocations, clock=self._clock
+                    )
         return self._verifier
 
     # -- the seed's API ------------------------------------------------------------
@@ -105,9 +113,7 @@ class JWTManager:
         """
         claims = self.verify_token(token)
         now = self._clock()
-        auth_time = claims.get("auth_time", claims.get("iat", now))
-        if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
-            auth_time = now
+        auth_time = _family_start(claims, now + self.config.leeway_seconds)
         max_lifetime = self.config.max_token_lifetime_hours * 3600
         if now - auth_time >= max_lifetime:
             raise errors.TokenLifetimeExceededError(
@@ -124,7 +130,10 @@ class JWTManager:
             refreshed_at=issued_at,
         )
         new_token = jwt.encode(payload, self.config.secret, algorithm=ALGORITHM)
-        self._revoke_verified(normalize_token(token), claims)
+        # Revoke first and only hand out the new token if this call did the revoking:
+        # two concurrent refreshes of one token (any processes) cannot both succeed.
+        if not self._revoke_verified(normalize_token(token), claims):
+            raise errors.RevokedTokenError("token was refreshed or revoked concurrently")
         return new_token
 
     def revoke_token(self, token: object) -> None:
@@ -135,8 +144,9 @@ class JWTManager:
             return
         self._revoke_verified(normalize_token(token), claims)
 
-    def _revoke_verified(self, token: str, claims: Mapping[str, Any]) -> None:
-        self.revocations.revoke(revocation_key(dict(claims), token), float(claims["exp"]))
+    def _revoke_verified(self, token: str, claims: Mapping[str, Any]) -> bool:
+        """Revoke; True when this call recorded the revocation (it was not revoked yet)."""
+        return self.revocations.revoke(revocation_key(dict(claims), token), float(claims["exp"]))
 
     # -- who is calling --------------------------------------------------------------
 
@@ -182,3 +192,21 @@ class JWTManager:
                 "token argument and Authorization header name different users"
             )
         return principal
+
+
+def _family_start(claims: Mapping[str, Any], latest: float) -> float:
+    """When the token family began: ``auth_time``, else ``iat``; a finite, past number.
+
+    Anything else (a signed but odd or future ``auth_time``) counts as "now", so it can
+    neither crash a refresh nor extend the maximum lifetime.
+    """
+    for claim in ("auth_time", "iat"):
+        value = claims.get(claim)
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value <= latest
+        ):
+            return float(value)
+    return latest

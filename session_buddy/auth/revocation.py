@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Callable
 
+from session_buddy.auth.errors import RevocationUnavailableError
 from session_buddy.store.db import Database, StorageError
 
 logger = logging.getLogger(__name__)
 
 # Kept past exp so a leeway never revives a forgotten revocation.
 RETENTION_AFTER_EXPIRY = 600.0
+# How long the database may be unreadable before every token is refused.
+MAX_STALE_SECONDS = 5.0
 
 
 class RevocationStore:
@@ -31,33 +34,46 @@ class RevocationStore:
         *,
         clock: Callable[[], float] = time.time,
         sync_interval: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._clock = clock
         self._sync_interval = sync_interval
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}
         self._last_seq = 0
         self._next_sync = 0.0
         self._next_purge = 0.0
+        self._failing_since: float | None = None
+        self._last_failure = ""
         self._load()
 
     def _load(self) -> None:
         now = self._clock()
+        # The log position first: a revocation committed between the two reads is then
+        # fetched again by the next sync instead of being skipped for good.
+        seq = self._db.query("SELECT COALESCE(MAX(seq), 0) FROM revocation_log")
         rows = self._db.query(
             "SELECT token_key, expires_at FROM revoked_tokens WHERE expires_at > ?",
             (now - RETENTION_AFTER_EXPIRY,),
         )
-        seq = self._db.query("SELECT COALESCE(MAX(seq), 0) FROM revocation_log")
         with self._lock:
             self._expiry = {row[0]: row[1] for row in rows}
             self._last_seq = int(seq[0][0])
-            self._next_sync = time.monotonic() + self._sync_interval
+            self._next_sync = self._monotonic() + self._sync_interval
 
-    def revoke(self, token_key: str, expires_at: float) -> None:
-        """Record a revocation durably (committed before this returns)."""
+    def revoke(self, token_key: str, expires_at: float) -> bool:
+        """Record a revocation durably (committed before this returns).
+
+        Returns True when this call revoked the token, False when some process had
+        already (the check and the write share one ``BEGIN IMMEDIATE`` transaction).
+        """
         now = self._clock()
         with self._db.transaction() as conn:
+            existed = conn.execute(
+                "SELECT 1 FROM revoked_tokens WHERE token_key = ?", (token_key,)
+            ).fetchone()
             conn.execute(
                 "INSERT INTO revoked_tokens(token_key, expires_at, revoked_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(token_key) DO UPDATE SET expires_at = "
@@ -69,17 +85,30 @@ class RevocationStore:
             self._expiry[token_key] = max(expires_at, self._expiry.get(token_key, 0.0))
         if now >= self._next_purge:
             self.purge_expired()
+        return existed is None
 
     def is_revoked(self, token_key: str) -> bool:
-        if time.monotonic() >= self._next_sync:
+        """Whether the token is revoked, as of at most ``sync_interval`` ago.
+
+        Raises :class:`RevocationUnavailableError` once the database has been unreadable
+        for ``MAX_STALE_SECONDS``: other processes' revocations could not be honoured, so
+        tokens are refused rather than accepted on stale knowledge (fail closed).
+        """
+        if self._monotonic() >= self._next_sync:
             self._sync()
+        if self._failing_since is not None:
+            stale = self._monotonic() - self._failing_since
+            if stale > MAX_STALE_SECONDS:
+                raise RevocationUnavailableError(
+                    f"revocation store unreadable for {stale:.0f} s: {self._last_failure}"
+                )
         return token_key in self._expiry
 
     def _sync(self) -> None:
         with self._lock:
-            if time.monotonic() < self._next_sync:
+            if self._monotonic() < self._next_sync:
                 return
-            self._next_sync = time.monotonic() + self._sync_interval
+            self._next_sync = self._monotonic() + self._sync_interval
             last = self._last_seq
         try:
             rows = self._db.query(
@@ -91,7 +120,11 @@ class RevocationStore:
         except StorageError as exc:
             # Keep every revocation already known; try again on the next interval.
             logger.warning("revocation sync failed: %s", exc)
+            self._last_failure = str(exc)
+            if self._failing_since is None:
+                self._failing_since = self._monotonic()
             return
+        self._failing_since = None
         if rows:
             with self._lock:
                 for seq, key, expires_at in rows:

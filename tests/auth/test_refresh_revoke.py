@@ -147,3 +147,104 @@ def test_expired_revocations_are_forgotten(tmp_path: Path) -> None:
     assert store.count() == 1
     assert not store.is_revoked("jti:a")
     assert store.is_revoked("jti:b")
+
+
+def test_empty_secret_file_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, isolated_environment: Path
+) -> None:
+    path = isolated_environment / "secret"
+    path.write_text("\n")
+    monkeypatch.setenv("SESSION_BUDDY_SECRET_FILE", str(path))
+    auth.reload_auth_config()
+    assert auth.is_authentication_enabled()
+    assert auth.validate_token(mint("x" * 40)) is None
+    with pytest.raises(ValueError, match="is empty"):
+        _ = AuthConfig().secret
+
+
+def test_a_token_can_be_refreshed_only_once_even_by_two_processes(auth_enabled: str) -> None:
+    first, second = JWTManager(AuthConfig()), JWTManager(AuthConfig())
+    token = first.create_token("alice")
+    second.verify_token(token)  # the second process has seen it as valid
+    assert first.refresh_token(token)
+    with pytest.raises(errors.RevokedTokenError):
+        second.refresh_token(token)  # its cache is stale, the database is not
+
+
+def test_concurrent_refreshes_of_one_token_yield_one_new_token(auth_enabled: str) -> None:
+    import threading
+
+    managers = [JWTManager(AuthConfig()) for _ in range(4)]
+    token = managers[0].create_token("alice")
+    results: list[str] = []
+    refusals: list[errors.AuthError] = []
+
+    def refresh(manager: JWTManager) -> None:
+        try:
+            results.append(manager.refresh_token(token))
+        except errors.AuthError as exc:
+            refusals.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(m,)) for m in managers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 1
+    assert len(refusals) == 3
+
+
+@pytest.mark.parametrize("auth_time", [float("inf"), "yesterday", True, 10**12])
+def test_odd_or_future_auth_time_neither_crashes_nor_extends_the_lifetime(
+    auth_enabled: str, auth_time: object
+) -> None:
+    import json as json_module
+
+    from tests.auth.helpers import sign_raw
+
+    now = time.time()
+    claims = {"user_id": "alice", "iat": int(now) - 3600, "exp": int(now) + 600}
+    payload = json_module.dumps({**claims, "auth_time": auth_time})
+    token = sign_raw(auth_enabled, {"alg": "HS256", "typ": "JWT"}, payload)
+    new = auth.get_manager().refresh_token(token)
+    assert claims_of(new)["auth_time"] == int(now) - 3600  # falls back to iat
+
+
+def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    writer = RevocationStore(Database(path))
+    db = Database(path)
+    real_query = db.query
+    calls = []
+
+    def query(sql: str, params: tuple = ()) -> list:
+        result = real_query(sql, params)
+        calls.append(sql)
+        if len(calls) == 1:  # between the store's two startup reads
+            writer.revoke("jti:late", expires_at=time.time() + 600)
+        return result
+
+    db.query = query  # type: ignore[method-assign]
+    tick = [0.0]
+    reader = RevocationStore(db, monotonic=lambda: tick[0])
+    tick[0] += 1.0
+    assert reader.is_revoked("jti:late")
+
+
+def test_unreadable_revocation_store_fails_closed_after_a_grace_period(tmp_path: Path) -> None:
+    from session_buddy.auth.revocation import MAX_STALE_SECONDS
+    from session_buddy.store.db import StorageError
+
+    db = Database(tmp_path / "r.db")
+    tick = [0.0]
+    store = RevocationStore(db, monotonic=lambda: tick[0])
+
+    def broken(sql: str, params: tuple = ()) -> list:
+        raise StorageError("database r.db: disk I/O error")
+
+    db.query = broken  # type: ignore[method-assign]
+    tick[0] += 1.0
+    assert store.is_revoked("jti:x") is False  # a short outage keeps serving
+    tick[0] += MAX_STALE_SECONDS + 1
+    with pytest.raises(errors.RevocationUnavailableError):
+        store.is_revoked("jti:x")
