@@ -19,8 +19,15 @@ NameSource = Literal["pyproject.toml", "package.json", "Cargo.toml", "directory"
 
 
 def iso_time(timestamp: float) -> str:
-    """A Unix timestamp as an ISO 8601 UTC string with second precision."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    """A Unix timestamp as an ISO 8601 UTC string with second precision.
+
+    Timestamps outside the calendar (a token may carry ``exp`` = 10**12) never raise.
+    """
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        edge = datetime.max if timestamp > 0 else datetime.min
+        return f"{'after' if timestamp > 0 else 'before'} {edge.isoformat(timespec='seconds')}"
 
 
 def format_duration(seconds: float) -> str:

@@ -111,8 +111,22 @@ def resolve_working_directory(raw: str, allowed_roots: Sequence[Path] = ()) -> P
         raise InvalidWorkingDirectoryError(
             f"working directory must be an absolute path, got {shorten(raw)}", raw
         )
+    # The allow-list first, so paths outside it reveal nothing (exists? a directory?).
+    if allowed_roots:
+        _require_within_roots(raw, _resolve(candidate, raw, strict=False), allowed_roots)
+    resolved = _resolve(candidate, raw, strict=True)
+    if not resolved.is_dir():
+        raise InvalidWorkingDirectoryError(
+            f"working directory {shorten(raw)} is not a directory", raw
+        )
+    if allowed_roots:  # the strict resolution may differ (a link created meanwhile)
+        _require_within_roots(raw, resolved, allowed_roots)
+    return resolved
+
+
+def _resolve(candidate: Path, raw: str, *, strict: bool) -> Path:
     try:
-        resolved = candidate.resolve(strict=True)
+        return candidate.resolve(strict=strict)
     except FileNotFoundError:
         raise InvalidWorkingDirectoryError(
             f"working directory {shorten(raw)} does not exist", raw
@@ -122,11 +136,10 @@ def resolve_working_directory(raw: str, allowed_roots: Sequence[Path] = ()) -> P
         raise InvalidWorkingDirectoryError(
             f"working directory {shorten(raw)} cannot be accessed ({reason})", raw
         ) from None
-    if not resolved.is_dir():
-        raise InvalidWorkingDirectoryError(
-            f"working directory {shorten(raw)} is not a directory", raw
-        )
-    if allowed_roots and not _within_any(resolved, allowed_roots):
+
+
+def _require_within_roots(raw: str, resolved: Path, allowed_roots: Sequence[Path]) -> None:
+    if not _within_any(resolved, allowed_roots):
         via = "" if str(resolved) == raw else f" (resolves to {shorten(str(resolved))})"
         roots = ", ".join(str(root) for root in allowed_roots)
         raise InvalidWorkingDirectoryError(
@@ -134,7 +147,6 @@ def resolve_working_directory(raw: str, allowed_roots: Sequence[Path] = ()) -> P
             f"({shorten(roots)}); add its root to SESSION_BUDDY_ALLOWED_ROOTS",
             raw,
         )
-    return resolved
 
 
 def _within_any(path: Path, roots: Sequence[Path]) -> bool:

@@ -192,3 +192,19 @@ def test_sessions_are_stored_under_the_resolved_path(
     assert via_link.project_path == str(project.resolve())
     assert direct.id == via_link.id
     assert direct.created is False
+
+
+def test_paths_outside_the_allowed_roots_reveal_nothing_about_themselves(tmp_path: Path) -> None:
+    root = tmp_path / "allowed"
+    root.mkdir()
+    outside_dir = tmp_path / "secret-dir"
+    outside_dir.mkdir()
+    outside_file = tmp_path / "secret-file"
+    outside_file.write_text("x")
+    messages = set()
+    for probe in (outside_dir, outside_file, tmp_path / "missing"):
+        with pytest.raises(InvalidWorkingDirectoryError) as info:
+            resolve_working_directory(str(probe), [root])
+        messages.add(str(info.value).replace(str(probe), "<path>"))
+    assert len(messages) == 1
+    assert "outside the allowed roots" in messages.pop()
