@@ -8,7 +8,7 @@ from session_buddy.auth import errors
 from session_buddy.auth.tokens import ALGORITHM, SigningKeys, TokenPolicy
 from session_buddy.config import SecretSource, Settings, load_settings
 
-MIN_SECRET_LENGTH = 32
+MIN_SECRET_LENGTH = errors.MIN_SECRET_LENGTH
 
 
 def _too_short_message(where: str = "") -> str:

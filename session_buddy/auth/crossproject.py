@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from session_buddy.auth.errors import SECRET_HINT, SECRET_TOO_SHORT
+from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_HINT, SECRET_TOO_SHORT
 
 ENVELOPE_ALGORITHM = "HMAC-SHA256"
 MAX_AGE_SECONDS = 300.0
@@ -53,7 +53,7 @@ class CrossProjectAuth:
     """HMAC-SHA256 signatures over JSON messages with a secret shared between projects."""
 
     def __init__(self, shared_secret: str, *, clock: Callable[[], float] = time.time) -> None:
-        if not isinstance(shared_secret, str) or len(shared_secret) < 32:
+        if not isinstance(shared_secret, str) or len(shared_secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"{SECRET_TOO_SHORT}. {SECRET_HINT}")
         self._key = shared_secret.encode()
         self._clock = clock

@@ -8,6 +8,7 @@ metrics, rate limiting and ``WWW-Authenticate`` descriptions.
 
 from __future__ import annotations
 
+MIN_SECRET_LENGTH = 32
 AUTH_FAILED_PREFIX = "❌ Authentication failed"
 AUTHZ_FAILED_PREFIX = "❌ Authorization failed"
 SECRET_TOO_SHORT = "❌ JWT secret must be at least 32 characters long"

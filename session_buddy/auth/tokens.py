@@ -277,9 +277,8 @@ def decode_access_token(
 def check_signature(token: str, keys: SigningKeys, policy: TokenPolicy) -> bool:
     """Size, shape, then the HMAC against every key — before any JSON is parsed.
 
-    The first half of :func:`decode_access_token`. Oversized or malformed tokens raise;
-    a signature no key made returns False, so the caller raises ``InvalidSignatureError``
-    in its own frame (a flood of forged tokens then unwinds one frame less).
+    The first half of :func:`decode_access_token`: oversized or malformed tokens raise;
+    a signature no key made returns False.
     """
     if len(token) > policy.max_token_bytes:
         raise errors.TokenTooLargeError(f"token is {len(token)} characters")
@@ -389,14 +388,12 @@ def issue_token(
     expire_seconds: float,
     issuer: str | None = "session-buddy",
     additional_claims: Mapping[str, Any] | None = None,
-    reserved_overrides: Mapping[str, Any] | None = None,
 ) -> str:
     """Sign a new HS256 access token with PyJWT.
 
     ``additional_claims`` may not set a reserved claim (``user_id``, ``exp``, ``iat``,
     ``nbf``, ``jti``, ``type``): that raises ``ValueError`` rather than silently minting
-    a token for someone else or one that never expires. ``reserved_overrides`` is for
-    this package's own refresh logic only.
+    a token for someone else or one that never expires.
     """
     if not isinstance(user_id, str) or not user_id.strip():
         raise ValueError("user_id must be a non-empty string")
@@ -418,7 +415,6 @@ def issue_token(
             "jti": new_token_id(),
         }
     )
-    payload.update(reserved_overrides or {})
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 

@@ -17,11 +17,9 @@ from typing import Any
 from session_buddy.auth import errors
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.auth.tokens import (
-    BAD_SIGNATURE,
     SigningKeys,
     TokenPolicy,
-    check_signature,
-    decode_signed_claims,
+    decode_access_token,
     normalize_token,
     token_digest,
 )
@@ -68,10 +66,7 @@ class TokenVerifier:
                 raise errors.RevokedTokenError("token is revoked (cached token)")
             return claims
         token = normalize_token(raw, self.policy.max_token_bytes)
-        # decode_access_token, in two halves so a bad signature is raised from this frame.
-        if not check_signature(token, self.keys, self.policy):
-            raise errors.InvalidSignatureError(BAD_SIGNATURE)
-        claims = decode_signed_claims(token, self.policy, self._clock())
+        claims = decode_access_token(token, self.keys, self.policy, self._clock())
         key = revocation_key(claims, token)
         if self.revocations is not None and self.revocations.is_revoked(key):
             raise errors.RevokedTokenError("token is revoked")
@@ -85,9 +80,6 @@ class TokenVerifier:
             with suppress(KeyError):
                 self._cache.popitem(last=False)
         self._cache[raw] = (claims, int(claims["exp"]), key)
-
-    def forget(self, raw: str) -> None:
-        self._cache.pop(raw, None)
 
     @property
     def cache_len(self) -> int:

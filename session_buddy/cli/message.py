@@ -17,6 +17,7 @@ import typer
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import MAX_AGE_SECONDS, CrossProjectAuth
+from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_TOO_SHORT
 from session_buddy.cli.config import GENERATE_FIX, cli_settings, explain_problem
 from session_buddy.cli.output import emit, fail, success
 from session_buddy.config import secret_from_variable
@@ -59,8 +60,8 @@ def shared_secret(variable: str) -> CrossProjectAuth:
         return CrossProjectAuth(secret)
     except ValueError:
         fail(
-            f"The secret in {variable} is unusable: JWT secret must be at least 32 characters long",
-            f"use a secret of 32+ characters; {GENERATE_FIX}",
+            f"The secret in {variable} is unusable: {SECRET_TOO_SHORT.removeprefix('❌ ')}",
+            f"use a secret of {MIN_SECRET_LENGTH}+ characters; {GENERATE_FIX}",
         )
 
 

@@ -14,11 +14,11 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_TOO_SHORT
 from session_buddy.auth.tokens import issue_token
 from session_buddy.client.errors import SessionBuddyAuthError
 from session_buddy.config import Settings, load_settings, secret_from_variable
 
-MIN_SECRET_LENGTH = 32
 MAHAVISHNU_SECRET_VARIABLE = "MAHAVISHNU_AUTH_SECRET"
 RENEW_FRACTION = 0.2
 
@@ -65,8 +65,7 @@ class MintedTokens:
     ) -> None:
         if len(secret) < MIN_SECRET_LENGTH:
             raise SessionBuddyAuthError(
-                "❌ JWT secret must be at least 32 characters long",
-                reason="JWT secret must be at least 32 characters long",
+                SECRET_TOO_SHORT, reason=SECRET_TOO_SHORT.removeprefix("❌ ")
             )
         self._secret = secret
         self.user_id = user_id

@@ -25,11 +25,12 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
@@ -125,7 +126,12 @@ def validate_token(token: object) -> dict[str, Any] | None:
     With authentication disabled, every call returns ``{"user_id": "anonymous",
     "auth": "disabled"}``.
     """
-    manager = get_manager()
+    try:
+        manager = get_manager()
+    except ValidationError as exc:  # a malformed SESSION_BUDDY_* value: fail closed
+        names = sorted({f"SESSION_BUDDY_{str(e['loc'][0]).upper()}" for e in exc.errors()})
+        last_auth_error.set(f"Invalid configuration: {', '.join(names)}")
+        return None
     if not manager.config.enabled:
         last_auth_error.set(None)
         return dict(DISABLED_PAYLOAD)
@@ -167,7 +173,8 @@ def revoke_token(token: object) -> bool:
     return True
 
 
-def _request_of(arguments: dict[str, Any]) -> Any:
+def request_of(arguments: Mapping[str, Any]) -> Any:
+    """The HTTP request behind a tool call (via its ``Context`` argument), if any."""
     for value in arguments.values():
         if isinstance(value, Context):
             try:
@@ -177,10 +184,15 @@ def _request_of(arguments: dict[str, Any]) -> Any:
     return None
 
 
+def request_state(request: Any) -> dict[str, Any]:
+    """The ASGI scope's ``state`` of an HTTP request (empty for stdio or no request)."""
+    state = getattr(request, "scope", {}).get("state") if request is not None else None
+    return state if isinstance(state, dict) else {}
+
+
 def bearer_principal_of(request: Any) -> Principal | None:
     """The identity the HTTP bearer middleware verified for this request, if any."""
-    state = getattr(request, "scope", {}).get("state") if request is not None else None
-    principal = state.get(BEARER_STATE_KEY) if isinstance(state, dict) else None
+    principal = request_state(request).get(BEARER_STATE_KEY)
     return principal if isinstance(principal, Principal) else None
 
 
@@ -233,7 +245,7 @@ def require_auth(optional: bool = False, roles: Collection[str] | None = None) -
 
         def authenticate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Principal:
             arguments = visible.bind_partial(*args, **kwargs).arguments
-            request = _request_of(arguments)
+            request = request_of(arguments)
             try:
                 return get_manager().authenticate(
                     arguments.get("token"),

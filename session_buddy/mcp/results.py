@@ -24,11 +24,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, TextContent
 
 from session_buddy.auth.errors import AuthError
-from session_buddy.mcp.auth import AuthenticationError
+from session_buddy.mcp.auth import AuthenticationError, request_of, request_state
 from session_buddy.mcp.bearer import AUTH_FAILURE_REPORTER_KEY
 from session_buddy.sessions.errors import SessionError
 from session_buddy.store.db import StorageError
@@ -87,14 +86,6 @@ def verbatim_errors(func: F) -> F:
 
 
 def _report_auth_failure(arguments: Mapping[str, Any], error: AuthError) -> None:
-    for value in arguments.values():
-        if isinstance(value, Context):
-            try:
-                request = value.request_context.request
-            except (ValueError, AttributeError):
-                return
-            state = getattr(request, "scope", {}).get("state")
-            reporter = state.get(AUTH_FAILURE_REPORTER_KEY) if isinstance(state, dict) else None
-            if callable(reporter):
-                reporter(error)
-            return
+    reporter = request_state(request_of(arguments)).get(AUTH_FAILURE_REPORTER_KEY)
+    if callable(reporter):
+        reporter(error)

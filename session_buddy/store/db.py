@@ -115,10 +115,6 @@ class Database:
         self._migrate_lock = threading.Lock()
         self._migrated = False
 
-    @property
-    def display_path(self) -> str:
-        return str(self.path)
-
     def open(self) -> Database:
         """Open (creating the directory and schema if needed) and check the file now.
 

@@ -22,6 +22,10 @@ _SESSION_COLUMNS = (
     "id, user_id, project_path, project_name, started_at, ended_at, "
     "snapshot_json, end_snapshot_json, summary, handoff"
 )
+_ACTIVE_FOR_USER = (
+    f"SELECT {_SESSION_COLUMNS} FROM sessions "
+    "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL"
+)
 _CHECKPOINT_COLUMNS = (
     "id, session_id, created_at, note, snapshot_json, commits_since_previous, changed_files"
 )
@@ -109,11 +113,7 @@ class SessionRepository:
 
     @staticmethod
     def _active(conn: sqlite3.Connection, user_id: str, project_path: str) -> SessionRecord | None:
-        row = conn.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions "
-            "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL",
-            (user_id, project_path),
-        ).fetchone()
+        row = conn.execute(_ACTIVE_FOR_USER, (user_id, project_path)).fetchone()
         return None if row is None else SessionRecord.from_row(row)
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -123,11 +123,7 @@ class SessionRepository:
         return SessionRecord.from_row(rows[0]) if rows else None
 
     def active_for_user(self, user_id: str, project_path: str) -> SessionRecord | None:
-        rows = self._db.query(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions "
-            "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL",
-            (user_id, project_path),
-        )
+        rows = self._db.query(_ACTIVE_FOR_USER, (user_id, project_path))
         return SessionRecord.from_row(rows[0]) if rows else None
 
     def latest_active_for_project(self, project_path: str) -> SessionRecord | None:
