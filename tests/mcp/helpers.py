@@ -36,6 +36,19 @@ SERVER_COMMAND = [sys.executable, "-m", "session_buddy", "serve"]
 # -- tokens ---------------------------------------------------------------------------
 
 
+JSON_RPC_HEADERS = {"Accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-test", "version": "0"},
+    },
+}
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
 

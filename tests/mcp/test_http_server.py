@@ -22,6 +22,8 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
 from tests.mcp.helpers import (
+    INITIALIZE,
+    JSON_RPC_HEADERS,
     HttpServer,
     McpConnection,
     connect,
@@ -34,18 +36,6 @@ from tests.mcp.helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-
-JSON_RPC_HEADERS = {"Accept": "application/json, text/event-stream"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "0"},
-    },
-}
 
 
 @dataclass

@@ -16,6 +16,8 @@ import pytest
 from anyio.from_thread import BlockingPortal
 
 from tests.mcp.helpers import (
+    INITIALIZE,
+    JSON_RPC_HEADERS,
     HttpServer,
     connect,
     http_transport,
@@ -41,18 +43,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not _loopback_aliases_work(), reason="needs 127.0.0.x loopback aliases"),
 ]
-
-JSON_RPC_HEADERS = {"Accept": "application/json, text/event-stream"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "0"},
-    },
-}
 
 
 def tools_call(token: str | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import pytest
 from anyio.from_thread import BlockingPortal
 
 from tests.mcp.helpers import (
+    INITIALIZE,
     connect,
     new_secret,
     run_server_briefly,
@@ -80,16 +81,7 @@ def test_help_shows_the_transports_and_an_example(tmp_path: Path) -> None:
 
 def test_stdio_writes_only_protocol_messages_to_stdout(tmp_path: Path) -> None:
     env = server_environment(tmp_path / "data", None, SESSION_BUDDY_LOG_LEVEL="DEBUG")
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
+    initialize = INITIALIZE
     result = subprocess.run(
         [sys.executable, "-m", "session_buddy", "serve"],
         input=json.dumps(initialize) + "\n",
