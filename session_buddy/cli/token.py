@@ -62,6 +62,11 @@ def fix_for(error: errors.AuthError) -> str | None:
     return _FIXES.get(error.reason)
 
 
+TokenArgument = Annotated[
+    str | None, typer.Argument(help="The token, or '-' to read it from stdin.")
+]
+
+
 def describe_rejection(error: errors.AuthError) -> str:
     """The seed's line plus the precise reason (the local operator may see it)."""
     if (
@@ -189,9 +194,7 @@ def create(
     'echo "$TOKEN" | session-buddy token verify - --json'
 )
 def verify(
-    token: Annotated[
-        str | None, typer.Argument(help="The token, or '-' to read it from stdin.")
-    ] = None,
+    token: TokenArgument = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Check a token as the server would; exit 0 and show its claims, or exit 1 and why."""
@@ -240,9 +243,7 @@ def verify(
 
 @app.command(epilog='Example:  TOKEN=$(session-buddy token refresh "$TOKEN")')
 def refresh(
-    token: Annotated[
-        str | None, typer.Argument(help="The token, or '-' to read it from stdin.")
-    ] = None,
+    token: TokenArgument = None,
 ) -> None:
     """Print a fresh token for a valid one; the old token is revoked (rotation)."""
     raw = read_token(token)
@@ -259,9 +260,7 @@ def refresh(
 
 @app.command(epilog='Example:  session-buddy token revoke "$TOKEN"')
 def revoke(
-    token: Annotated[
-        str | None, typer.Argument(help="The token, or '-' to read it from stdin.")
-    ] = None,
+    token: TokenArgument = None,
 ) -> None:
     """Revoke a token for every server that shares this data dir (SESSION_BUDDY_DATA_DIR)."""
     raw = read_token(token)
