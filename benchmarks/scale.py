@@ -84,20 +84,20 @@ def _revocations_at_scale(profile: Profile, env: AuthEnvironment) -> Row:
         "revoked": Pool(minter.tokens(ops * batches, start=10**7)),
     }
     warm = minter.token(-2)
-    managers = {}
-    for name in pools:  # a fresh manager on each data dir; opening the store loads it all
+    runtimes = {}
+    for name in pools:  # a fresh runtime on each data dir; opening the store loads it all
         env.use_data_dir(name)
         if auth.validate_token(warm) is None:
             raise RuntimeError(f"valid token rejected: {auth.get_auth_error()}")
-        managers[name] = auth.get_manager()
-    in_force = {name: m.revocations.count() for name, m in managers.items()}
+        runtimes[name] = auth.default_runtime()
+    in_force = {name: r.manager.revocations.count() for name, r in runtimes.items()}
     if in_force["revoked"] < profile.revoked or in_force["none"] != 0:
         raise RuntimeError(f"revocations in force not as set up: {in_force}")
 
     def use(name: str) -> None:
-        # The facade keeps one manager per process; swapping it is how both stay alive
+        # The facade keeps one runtime per process; swapping it is how both stay alive
         # (and both caches warm) while their batches alternate.
-        auth._manager = managers[name]
+        auth.install_runtime(runtimes[name])
 
     def validate_pool(name: str) -> Runner:
         validate = auth.validate_token

@@ -16,6 +16,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "SESSION_BUDDY_"
 SecretSource = Literal["env", "file", ".env", "unset"]
+SecretFileProblem = Literal["unreadable", "empty"]
+
+
+class SecretFileError(ValueError):
+    """``SESSION_BUDDY_SECRET_FILE`` names a file that gives no secret.
+
+    ``str()`` names the file (never its content); ``kind`` is ``"unreadable"`` or
+    ``"empty"``; ``fix`` says what to do. Authentication then fails closed.
+    """
+
+    fix = "make the secret file readable, or set SESSION_BUDDY_SECRET instead"
+
+    def __init__(self, path: Path, kind: SecretFileProblem, why: str = "") -> None:
+        self.path = path
+        self.kind = kind
+        text = "is empty" if kind == "empty" else f"cannot be read: {why}"
+        super().__init__(f"SESSION_BUDDY_SECRET_FILE {path} {text}")
 
 
 def _split_commas(value: object) -> object:
@@ -71,9 +88,9 @@ class Settings(BaseSettings):
         """The current signing secret, or None when authentication is disabled.
 
         ``SESSION_BUDDY_SECRET`` wins over ``SESSION_BUDDY_SECRET_FILE``; an empty value
-        counts as unset. A secret file that cannot be read raises ``ValueError`` naming the
-        file (never its content), so a misconfigured container fails loudly instead of
-        silently running without authentication.
+        counts as unset. A secret file that cannot be read, or is empty, raises
+        :class:`SecretFileError` naming the file (never its content), so a misconfigured
+        container fails loudly instead of silently running without authentication.
         """
         if self.secret is not None and self.secret.get_secret_value():
             return self.secret.get_secret_value()
@@ -81,13 +98,12 @@ class Settings(BaseSettings):
             try:
                 text = self.secret_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(
-                    f"SESSION_BUDDY_SECRET_FILE {self.secret_file} cannot be read: "
-                    f"{exc.strerror or exc}"
+                raise SecretFileError(
+                    self.secret_file, "unreadable", str(exc.strerror or exc)
                 ) from None
             if not text:
                 # The operator asked for authentication by naming a file: fail closed.
-                raise ValueError(f"SESSION_BUDDY_SECRET_FILE {self.secret_file} is empty")
+                raise SecretFileError(self.secret_file, "empty")
             return text
         return None
 

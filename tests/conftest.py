@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from session_buddy.mcp.auth import reload_auth_config
+from session_buddy.runtime import forget_shared_state
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +28,7 @@ def isolated_environment(
     yield data_dir
     monkeypatch.undo()
     reload_auth_config()
+    forget_shared_state()
 
 
 @pytest.fixture

@@ -6,18 +6,21 @@ from pathlib import Path
 
 from session_buddy.auth import errors
 from session_buddy.auth.tokens import ALGORITHM, SigningKeys, TokenPolicy
-from session_buddy.config import SecretSource, Settings, load_settings
+from session_buddy.config import SecretFileError, SecretSource, Settings, load_settings
 
 MIN_SECRET_LENGTH = errors.MIN_SECRET_LENGTH
 
 
-def _too_short_message(where: str = "") -> str:
+def _too_short(where: str = "", fix: str | None = None) -> errors.SecretConfigError:
     suffix = f" ({where})" if where else ""
-    return f"{errors.SECRET_TOO_SHORT}{suffix}. {errors.SECRET_HINT}"
+    detail = f"{errors.SECRET_TOO_SHORT}{suffix}. {errors.SECRET_HINT}"
+    if where:
+        return errors.SecretConfigError(detail, kind="previous_too_short", fix=fix)
+    return errors.SecretConfigError(detail)
 
 
 class AuthConfig:
-    """Authentication settings, as the seed document describes them.
+    """Authentication settings, with the names of the original design note.
 
     ``AuthConfig()`` reads the environment now. ``enabled`` is true whenever a non-empty
     secret is configured — even a bad one — so a short secret fails closed instead of
@@ -29,11 +32,13 @@ class AuthConfig:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else load_settings()
         self._secret: str | None = None
-        self._secret_error: str | None = None
+        self._secret_error: errors.SecretConfigError | None = None
         try:
             self._secret = self.settings.resolved_secret()
-        except ValueError as exc:
-            self._secret_error = str(exc)
+        except SecretFileError as exc:
+            self._secret_error = errors.SecretFileUnusableError(
+                str(exc), kind=f"file_{exc.kind}", fix=exc.fix
+            )
         self.previous_secrets: tuple[str, ...] = tuple(self.settings.previous_secret_values())
 
     @property
@@ -42,16 +47,17 @@ class AuthConfig:
 
     @property
     def secret(self) -> str:
-        """The signing secret; ``ValueError`` with the seed's guidance when unusable."""
+        """The signing secret, or :class:`~session_buddy.auth.errors.SecretConfigError`
+        (a ``ValueError``) whose text gives the guidance to fix it."""
         if self._secret_error is not None:
-            raise ValueError(self._secret_error)
+            raise self._secret_error
         if self._secret is None:
-            raise ValueError(
+            raise errors.SecretNotConfiguredError(
                 f"{errors.AUTH_DISABLED_WARNING}. Set SESSION_BUDDY_SECRET to enable it. "
                 f"{errors.SECRET_HINT}"
             )
         if len(self._secret) < MIN_SECRET_LENGTH:
-            raise ValueError(_too_short_message())
+            raise _too_short()
         return self._secret
 
     @property
@@ -90,24 +96,22 @@ class AuthConfig:
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
-    def problem(self) -> str | None:
+    def problem(self) -> errors.SecretConfigError | None:
         """Why this configuration would fail closed, or None when it is usable."""
         try:
             self.signing_keys()
         except errors.SecretConfigError as exc:
-            return exc.detail
+            return exc
         return None
 
     def signing_keys(self) -> SigningKeys:
         """Current and previous secrets; :class:`SecretConfigError` when any is unusable."""
-        try:
-            current = self.secret
-        except ValueError as exc:
-            raise errors.SecretConfigError(str(exc)) from None
+        current = self.secret
         for number, previous in enumerate(self.previous_secrets, start=1):
             if len(previous) < MIN_SECRET_LENGTH:
-                raise errors.SecretConfigError(
-                    _too_short_message(f"SESSION_BUDDY_PREVIOUS_SECRETS entry {number}")
+                raise _too_short(
+                    f"SESSION_BUDDY_PREVIOUS_SECRETS entry {number}",
+                    fix=f"replace or remove entry {number} of SESSION_BUDDY_PREVIOUS_SECRETS",
                 )
         return SigningKeys.from_secrets(current, self.previous_secrets)
 

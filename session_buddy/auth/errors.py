@@ -1,12 +1,23 @@
 """Why a token or a caller was refused: one class per reason, rooted in :class:`AuthError`.
 
-Each error carries two texts. ``public_message`` is the short, fixed phrase a caller may
-see (``"Token has expired"``); it never echoes input. ``detail`` is the precise reason
-(which claim, which check) for the server log only. ``reason`` is a stable code for
-metrics, rate limiting and ``WWW-Authenticate`` descriptions.
+Each error carries what an edge (CLI, MCP tool result, HTTP response, log) needs as data,
+so nobody parses a message:
+
+* ``public_message`` — the short, fixed phrase a caller may see (``"Token has expired"``);
+  it never echoes input;
+* ``detail`` — the precise reason (which claim, which check), for the server log only;
+* ``reason`` — a stable code for metrics, throttling and ``WWW-Authenticate``;
+* ``fix`` — what the person holding the token (or running the server) should do.
+
+Every :class:`AuthError` is also a ``ValueError``: code written for the original API
+(and Mahavishnu's ``permissions.JWTManager``) catches refusals with ``except ValueError``.
+
+The fixed user-facing lines of the original design note are constants here, in one place.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 MIN_SECRET_LENGTH = 32
 AUTH_FAILED_PREFIX = "❌ Authentication failed"
@@ -16,14 +27,17 @@ SECRET_HINT = (
     "Generate a longer secret with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 )
 AUTH_DISABLED_WARNING = "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not set)"
+GENERATE_FIX = "run: session-buddy secret generate --env-file .env"
+NEW_TOKEN_FIX = "create a new token: session-buddy token create USER_ID"
 
 
-class AuthError(Exception):
+class AuthError(ValueError):
     """A request could not be authenticated."""
 
     public_message = "Authentication failed"
     reason = "auth_failed"
     prefix = AUTH_FAILED_PREFIX
+    fix: str | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.public_message
@@ -31,7 +45,7 @@ class AuthError(Exception):
 
     @property
     def user_message(self) -> str:
-        """The seed's user-facing line, e.g. ``❌ Authentication failed: Token has expired``."""
+        """The user-facing line, e.g. ``❌ Authentication failed: Token has expired``."""
         return f"{self.prefix}: {self.public_message}"
 
     def __str__(self) -> str:
@@ -39,14 +53,56 @@ class AuthError(Exception):
 
 
 class SecretConfigError(AuthError):
-    """The configured secret is unusable (too short); authentication fails closed."""
+    """The configured secret is unusable; authentication fails closed.
+
+    ``kind`` says which way: ``"too_short"``, ``"previous_too_short"``,
+    ``"file_unreadable"``, ``"file_empty"`` or ``"unset"``. ``str()`` is the whole
+    explanation (with the hint to generate a secret); ``user_message`` is the short line.
+    """
 
     public_message = SECRET_TOO_SHORT
     reason = "secret_too_short"
+    kind = "too_short"
+    fix = f"use a secret of {MIN_SECRET_LENGTH}+ characters; {GENERATE_FIX}"
+
+    def __init__(
+        self, detail: str | None = None, *, kind: str | None = None, fix: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        if kind is not None:
+            self.kind = kind
+        if fix is not None:
+            self.fix = fix
 
     @property
     def user_message(self) -> str:
-        return SECRET_TOO_SHORT
+        return self.public_message
+
+    @property
+    def headline(self) -> str:
+        """The explanation without the generate-a-secret hint, for one-line displays."""
+        return self.detail.removesuffix(SECRET_HINT).strip().removesuffix(".")
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class SecretFileUnusableError(SecretConfigError):
+    """``SESSION_BUDDY_SECRET_FILE`` cannot be read or is empty."""
+
+    public_message = "❌ JWT secret file cannot be read"
+    reason = "secret_file_unusable"
+    kind = "file_unreadable"
+    fix = "make the secret file readable, or set SESSION_BUDDY_SECRET instead"
+
+
+class SecretNotConfiguredError(SecretConfigError):
+    """A secret was needed (to sign a token) but authentication is disabled."""
+
+    public_message = AUTH_DISABLED_WARNING
+    reason = "secret_unset"
+    kind = "unset"
+    fix = f"set SESSION_BUDDY_SECRET, or {GENERATE_FIX}"
 
 
 class TokenRequiredError(AuthError):
@@ -54,6 +110,7 @@ class TokenRequiredError(AuthError):
 
     public_message = "Token required"
     reason = "token_required"
+    fix = "pass the token as the `token` argument (or, over HTTP, Authorization: Bearer)"
 
 
 class ExpiredTokenError(AuthError):
@@ -61,6 +118,7 @@ class ExpiredTokenError(AuthError):
 
     public_message = "Token has expired"
     reason = "expired"
+    fix = NEW_TOKEN_FIX
 
 
 class RevokedTokenError(AuthError):
@@ -68,6 +126,7 @@ class RevokedTokenError(AuthError):
 
     public_message = "Token has been revoked"
     reason = "revoked"
+    fix = NEW_TOKEN_FIX
 
 
 class TokenLifetimeExceededError(AuthError):
@@ -75,6 +134,7 @@ class TokenLifetimeExceededError(AuthError):
 
     public_message = "Token has reached its maximum lifetime; create a new token"
     reason = "max_lifetime"
+    fix = NEW_TOKEN_FIX
 
 
 class InvalidTokenError(AuthError):
@@ -88,66 +148,84 @@ class MalformedTokenError(InvalidTokenError):
     """Not three strict base64url segments of JSON objects, or not a string."""
 
     reason = "malformed"
+    fix = "pass the whole token exactly as created (three dot-separated parts)"
 
 
 class TokenTooLargeError(InvalidTokenError):
     """Longer than the size limit; rejected before any decoding."""
 
     reason = "too_large"
+    fix = "pass the whole token exactly as created; tokens are limited to 8 KiB"
 
 
 class InvalidSignatureError(InvalidTokenError):
     """The signature does not match the current or any previous secret."""
 
     reason = "bad_signature"
+    fix = (
+        "sign with the same secret the server uses "
+        "(SESSION_BUDDY_SECRET here, MAHAVISHNU_AUTH_SECRET in Mahavishnu); "
+        "check with: session-buddy auth status"
+    )
 
 
 class DisallowedAlgorithmError(InvalidTokenError):
     """The header's ``alg`` is not exactly ``HS256``."""
 
     reason = "bad_algorithm"
+    fix = "sign the token with HS256"
 
 
 class CriticalHeaderError(InvalidTokenError):
     """The header carries ``crit``; we understand no extensions."""
 
     reason = "crit_header"
+    fix = "sign the token without a 'crit' header"
 
 
 class InvalidClaimError(InvalidTokenError):
     """A registered claim has the wrong type or value (``exp``, ``iat``, ``nbf``, ``jti``)."""
 
     reason = "bad_claim"
+    fix = "exp, iat and nbf must be numbers; sub and jti strings"
 
 
 class ImmatureTokenError(InvalidTokenError):
     """``nbf`` or ``iat`` lies in the future beyond the leeway."""
 
     reason = "not_yet_valid"
+    fix = "check both machines' clocks (iat or nbf lies in the future)"
 
 
 class MissingIdentityError(InvalidTokenError):
     """Neither ``user_id`` nor ``sub`` is a non-empty string."""
 
     reason = "no_identity"
+    fix = "put a non-empty user_id (or sub) claim in the token"
 
 
 class WrongTokenTypeError(InvalidTokenError):
     """``type`` is present and is not ``"access"``."""
 
     reason = "wrong_type"
+    fix = 'use an access token (claim type = "access")'
 
 
 class InvalidIssuerError(InvalidTokenError):
     """``iss`` is missing or not in the configured allow-list."""
 
     reason = "bad_issuer"
+    fix = (
+        "create the token with an allowed --issuer, or add its issuer to "
+        "SESSION_BUDDY_ALLOWED_ISSUERS"
+    )
 
 
 class InvalidAudienceError(InvalidTokenError):
     """``aud`` does not match the configured audience, or is present when none is."""
 
     reason = "bad_audience"
+    fix = "give the token the aud claim SESSION_BUDDY_AUDIENCE names (or none when it is unset)"
 
 
 class IdentityMismatchError(AuthError):
@@ -155,6 +233,7 @@ class IdentityMismatchError(AuthError):
 
     public_message = "Token argument and Authorization header name different users"
     reason = "identity_mismatch"
+    fix = "send one token: either the Authorization header or the token argument"
 
 
 class AuthorizationError(AuthError):
@@ -174,6 +253,7 @@ class RoleNotAllowedError(AuthorizationError):
     """The token's ``role`` is not among the roles a tool accepts."""
 
     reason = "role_not_allowed"
+    fix = "use a token whose role claim is one the tool accepts"
 
     def __init__(self, role: str | None) -> None:
         super().__init__(f"role '{role}' not allowed")
@@ -184,3 +264,28 @@ class RevocationUnavailableError(AuthError):
 
     public_message = "Authentication unavailable: revocation store cannot be read"
     reason = "revocation_unavailable"
+    fix = (
+        "the database named above must be a readable, writable session-buddy database: "
+        "move a corrupted file aside or fix SESSION_BUDDY_DATA_DIR "
+        "(see: session-buddy auth status)"
+    )
+
+
+class TokenRequestError(ValueError):
+    """A token cannot be created as asked (not a refusal of a caller); ``fix`` says why."""
+
+    fix = "give a non-empty USER_ID of at most 256 characters"
+
+
+class InvalidUserIdError(TokenRequestError):
+    """``user_id`` is empty, not a string, or too long."""
+
+
+class ReservedClaimError(TokenRequestError):
+    """``additional_claims`` tried to set a claim session-buddy sets itself."""
+
+    fix = "session-buddy sets user_id, exp, iat, nbf, jti and type itself"
+
+    def __init__(self, claims: Iterable[str]) -> None:
+        self.claims = tuple(sorted(claims))
+        super().__init__(f"additional_claims may not set reserved claims: {', '.join(self.claims)}")

@@ -13,22 +13,14 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import jwt
-
 from session_buddy.auth import errors
 from session_buddy.auth.audit import AuthFailureLog
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.principal import ANONYMOUS, Principal
-from session_buddy.auth.revocation import RevocationStore
-from session_buddy.auth.tokens import (
-    ACCESS_TYPE,
-    ALGORITHM,
-    issue_token,
-    new_token_id,
-    normalize_token,
-)
+from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
+from session_buddy.auth.tokens import access_claims, issue_token, normalize_token, sign_claims
 from session_buddy.auth.verifier import TokenVerifier, revocation_key
-from session_buddy.store.db import Database, StorageError
+from session_buddy.store.db import Database, StorageError, shared_database
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +28,25 @@ _TIME_CLAIMS = ("exp", "iat", "nbf", "jti", "refreshed_at")
 
 
 class JWTManager:
-    """Token operations bound to one :class:`AuthConfig` (the process's, by default)."""
+    """Token operations bound to one :class:`AuthConfig` (the environment's, by default).
+
+    ``database`` is where revocations live (default: the shared database of the
+    configuration's data dir); ``revocations`` replaces the store itself (tests). Both
+    are opened on first use, so creating tokens never touches the database.
+    """
 
     def __init__(
         self,
         config: AuthConfig | None = None,
         *,
+        database: Database | None = None,
         revocations: RevocationStore | None = None,
         failure_log: AuthFailureLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else AuthConfig()
         self._clock = clock
+        self._database = database
         self._revocations = revocations
         self._verifier: TokenVerifier | None = None
         self._build_lock = threading.RLock()
@@ -57,13 +56,13 @@ class JWTManager:
 
     @property
     def revocations(self) -> RevocationStore:
-        """The shared revocation store under the data dir, opened on first use."""
+        """The process's revocation store for this database, opened on first use."""
         if self._revocations is None:
             with self._build_lock:  # tool threads may race to the first call
                 if self._revocations is None:
+                    database = self._database or shared_database(self.config.settings.database_path)
                     try:
-                        db = Database(self.config.settings.database_path).open()
-                        self._revocations = RevocationStore(db, clock=self._clock)
+                        self._revocations = shared_revocation_store(database.open())
                     except StorageError as exc:
                         raise errors.RevocationUnavailableError(str(exc)) from None
         return self._revocations
@@ -119,17 +118,13 @@ class JWTManager:
             raise errors.TokenLifetimeExceededError(
                 f"token family is {int(now - auth_time)} s old (limit {int(max_lifetime)} s)"
             )
-        payload = {k: v for k, v in claims.items() if k not in _TIME_CLAIMS}
         issued_at = int(now)
-        payload.update(
-            iat=issued_at,
-            exp=int(min(issued_at + self.config.expire_minutes * 60, auth_time + max_lifetime)),
-            jti=new_token_id(),
-            type=ACCESS_TYPE,
-            auth_time=int(auth_time),
-            refreshed_at=issued_at,
+        kept = {k: v for k, v in claims.items() if k not in _TIME_CLAIMS}
+        kept.update(auth_time=int(auth_time), refreshed_at=issued_at)
+        expires_at = int(min(issued_at + self.config.expire_minutes * 60, auth_time + max_lifetime))
+        new_token = sign_claims(
+            access_claims(kept, issued_at=issued_at, expires_at=expires_at), self.config.secret
         )
-        new_token = jwt.encode(payload, self.config.secret, algorithm=ALGORITHM)
         # Revoke first and only hand out the new token if this call did the revoking:
         # two concurrent refreshes of one token (any processes) cannot both succeed.
         if not self._revoke_verified(normalize_token(token), claims):

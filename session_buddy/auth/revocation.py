@@ -1,10 +1,14 @@
-"""Revoked tokens, shared by every process that uses the same data directory.
+"""Revoked tokens, shared by every process that uses the same database.
 
-The SQLite tables are the truth; each process keeps an in-memory set so a check is a
-set lookup (O(1)), and pulls new revocations from an append-only log at most every
-``sync_interval`` seconds, so a revocation written by another process (a CLI, another
-server) is honoured within that interval. Entries are forgotten once their token has
-expired.
+The database tables (:mod:`session_buddy.store.revocations`) are the truth; each process
+keeps an in-memory set so a check is a set lookup (O(1)), and pulls new revocations from
+an append-only log at most every ``sync_interval`` seconds, so a revocation written by
+another process (a CLI, another server) is honoured within that interval. Entries are
+forgotten once their token has expired.
+
+Within one process every :class:`JWTManager` on the same database shares one store
+(:func:`shared_revocation_store`), so a revocation or a refresh is honoured by all of
+them at once, not after the next sync.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 
 from session_buddy.auth.errors import RevocationUnavailableError
 from session_buddy.store.db import Database, StorageError
+from session_buddy.store.revocations import RevocationRepository
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class RevocationStore:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self._repository = RevocationRepository(db)
         self._clock = clock
         self._sync_interval = sync_interval
         self._monotonic = monotonic
@@ -53,14 +59,11 @@ class RevocationStore:
         now = self._clock()
         # The log position first: a revocation committed between the two reads is then
         # fetched again by the next sync instead of being skipped for good.
-        seq = self._db.query("SELECT COALESCE(MAX(seq), 0) FROM revocation_log")
-        rows = self._db.query(
-            "SELECT token_key, expires_at FROM revoked_tokens WHERE expires_at > ?",
-            (now - RETENTION_AFTER_EXPIRY,),
-        )
+        seq = self._repository.log_position()
+        in_force = self._repository.in_force(now - RETENTION_AFTER_EXPIRY)
         with self._lock:
-            self._expiry = {row[0]: row[1] for row in rows}
-            self._last_seq = int(seq[0][0])
+            self._expiry = {r.token_key: r.expires_at for r in in_force}
+            self._last_seq = seq
             self._next_sync = self._monotonic() + self._sync_interval
 
     def revoke(self, token_key: str, expires_at: float) -> bool:
@@ -70,22 +73,12 @@ class RevocationStore:
         already (the check and the write share one ``BEGIN IMMEDIATE`` transaction).
         """
         now = self._clock()
-        with self._db.transaction() as conn:
-            existed = conn.execute(
-                "SELECT 1 FROM revoked_tokens WHERE token_key = ?", (token_key,)
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO revoked_tokens(token_key, expires_at, revoked_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(token_key) DO UPDATE SET expires_at = "
-                "MAX(expires_at, excluded.expires_at)",
-                (token_key, expires_at, now),
-            )
-            conn.execute("INSERT INTO revocation_log(token_key) VALUES (?)", (token_key,))
+        first = self._repository.record(token_key, expires_at, now)
         with self._lock:
             self._expiry[token_key] = max(expires_at, self._expiry.get(token_key, 0.0))
         if now >= self._next_purge:
             self.purge_expired()
-        return existed is None
+        return first
 
     def is_revoked(self, token_key: str) -> bool:
         """Whether the token is revoked, as of at most ``sync_interval`` ago.
@@ -111,12 +104,7 @@ class RevocationStore:
             self._next_sync = self._monotonic() + self._sync_interval
             last = self._last_seq
         try:
-            rows = self._db.query(
-                "SELECT l.seq, l.token_key, r.expires_at FROM revocation_log l "
-                "JOIN revoked_tokens r ON r.token_key = l.token_key WHERE l.seq > ? "
-                "ORDER BY l.seq",
-                (last,),
-            )
+            changes, position = self._repository.since(last)
         except StorageError as exc:
             # Keep every revocation already known; try again on the next interval.
             logger.warning("revocation sync failed: %s", exc)
@@ -125,31 +113,47 @@ class RevocationStore:
                 self._failing_since = self._monotonic()
             return
         self._failing_since = None
-        if rows:
+        if changes:
             with self._lock:
-                for seq, key, expires_at in rows:
-                    self._expiry[key] = max(expires_at, self._expiry.get(key, 0.0))
-                    self._last_seq = max(self._last_seq, seq)
+                for change in changes:
+                    known = self._expiry.get(change.token_key, 0.0)
+                    self._expiry[change.token_key] = max(change.expires_at, known)
+                self._last_seq = max(self._last_seq, position)
 
     def purge_expired(self) -> int:
         """Forget revocations of tokens that expired long enough ago; returns how many."""
         cutoff = self._clock() - RETENTION_AFTER_EXPIRY
         self._next_purge = self._clock() + 60.0
-        with self._db.transaction() as conn:
-            conn.execute(
-                "DELETE FROM revocation_log WHERE token_key IN "
-                "(SELECT token_key FROM revoked_tokens WHERE expires_at <= ?)",
-                (cutoff,),
-            )
-            purged = conn.execute(
-                "DELETE FROM revoked_tokens WHERE expires_at <= ?", (cutoff,)
-            ).rowcount
+        purged = self._repository.purge(cutoff)
         with self._lock:
             self._expiry = {k: e for k, e in self._expiry.items() if e > cutoff}
         return purged
 
     def count(self) -> int:
         """Revocations currently in force (read from the database, not the cache)."""
-        cutoff = self._clock() - RETENTION_AFTER_EXPIRY
-        rows = self._db.query("SELECT COUNT(*) FROM revoked_tokens WHERE expires_at > ?", (cutoff,))
-        return int(rows[0][0])
+        return self._repository.count(self._clock() - RETENTION_AFTER_EXPIRY)
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, RevocationStore] = {}
+
+
+def shared_revocation_store(database: Database) -> RevocationStore:
+    """The process's :class:`RevocationStore` for ``database`` (built on first use).
+
+    An explicit cache, one store per database location: every manager, verifier and
+    facade function of the process then sees a revocation the moment it is recorded.
+    Raises :class:`StorageError` when the database cannot be read.
+    """
+    key = database.location
+    with _shared_lock:
+        store = _shared.get(key)
+        if store is None:
+            store = _shared[key] = RevocationStore(database)
+        return store
+
+
+def forget_shared_revocation_stores() -> None:
+    """Drop the cached stores (tests, and processes that switch databases)."""
+    with _shared_lock:
+        _shared.clear()

@@ -380,6 +380,24 @@ def new_token_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def access_claims(base: Mapping[str, Any], *, issued_at: int, expires_at: int) -> dict[str, Any]:
+    """``base`` plus what every access token we sign carries: ``iat``, ``exp``, ``type``
+    and a fresh ``jti``. New tokens (:func:`issue_token`) and refreshed ones
+    (``JWTManager.refresh_token``) are both built here."""
+    return {
+        **base,
+        "iat": issued_at,
+        "exp": expires_at,
+        "type": ACCESS_TYPE,
+        "jti": new_token_id(),
+    }
+
+
+def sign_claims(claims: Mapping[str, Any], secret: str) -> str:
+    """The HS256 token for ``claims``, signed by PyJWT."""
+    return jwt.encode(dict(claims), secret, algorithm=ALGORITHM)
+
+
 def issue_token(
     user_id: str,
     secret: str,
@@ -392,30 +410,24 @@ def issue_token(
     """Sign a new HS256 access token with PyJWT.
 
     ``additional_claims`` may not set a reserved claim (``user_id``, ``exp``, ``iat``,
-    ``nbf``, ``jti``, ``type``): that raises ``ValueError`` rather than silently minting
-    a token for someone else or one that never expires.
+    ``nbf``, ``jti``, ``type``): that raises :class:`~session_buddy.auth.errors.
+    ReservedClaimError` (a ``ValueError``) rather than silently minting a token for
+    someone else or one that never expires.
     """
     if not isinstance(user_id, str) or not user_id.strip():
-        raise ValueError("user_id must be a non-empty string")
+        raise errors.InvalidUserIdError("user_id must be a non-empty string")
     if len(user_id) > MAX_IDENTITY_LENGTH:
-        raise ValueError(f"user_id must be at most {MAX_IDENTITY_LENGTH} characters")
+        raise errors.InvalidUserIdError(f"user_id must be at most {MAX_IDENTITY_LENGTH} characters")
     extra = dict(additional_claims or {})
-    clash = sorted(RESERVED_CLAIMS.intersection(extra))
+    clash = RESERVED_CLAIMS.intersection(extra)
     if clash:
-        raise ValueError(f"additional_claims may not set reserved claims: {', '.join(clash)}")
+        raise errors.ReservedClaimError(clash)
+    base: dict[str, Any] = {"iss": issuer} if issuer else {}
+    base.update(extra)
+    base["user_id"] = user_id
     issued_at = int(now)
-    payload: dict[str, Any] = {"iss": issuer} if issuer else {}
-    payload.update(extra)
-    payload.update(
-        {
-            "user_id": user_id,
-            "iat": issued_at,
-            "exp": issued_at + int(expire_seconds),
-            "type": ACCESS_TYPE,
-            "jti": new_token_id(),
-        }
-    )
-    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+    claims = access_claims(base, issued_at=issued_at, expires_at=issued_at + int(expire_seconds))
+    return sign_claims(claims, secret)
 
 
 def token_fingerprint(token: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -10,11 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth.config import MIN_SECRET_LENGTH, AuthConfig
-from session_buddy.auth.errors import AUTH_DISABLED_WARNING
-from session_buddy.auth.revocation import RevocationStore
-from session_buddy.cli.config import GENERATE_FIX, cli_settings, explain_problem
+from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX
+from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
+from session_buddy.cli.config import cli_settings, fail_closed
 from session_buddy.cli.output import console, fail, success, warn
 from session_buddy.store.db import Database, StorageError
+from session_buddy.store.revocations import RevocationRepository
 
 app = typer.Typer(help="Inspect the authentication configuration.", no_args_is_help=True)
 
@@ -45,7 +47,7 @@ def revoked_count(config: AuthConfig) -> tuple[str, str | None]:
         )
     db = Database(path)
     try:
-        return str(RevocationStore(db).count()), None
+        return str(RevocationRepository(db).count(time.time() - RETENTION_AFTER_EXPIRY)), None
     except StorageError as exc:
         return "unknown", f"{exc} (revocations cannot be checked, so every token is refused)"
     finally:
@@ -95,8 +97,7 @@ def status() -> None:
     console().print(table)
 
     if problem is not None:
-        message, fix = explain_problem(problem)
-        fail(f"{message}: authentication fails closed (every call is refused)", fix)
+        fail_closed(problem, ": authentication fails closed (every call is refused)")
     if storage_problem is not None:
         fail(storage_problem, "fix or move the database file, or choose another data dir")
     if not config.enabled:

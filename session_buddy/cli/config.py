@@ -1,8 +1,9 @@
-"""Configuration for CLI commands: :func:`load_settings` with errors turned into one line.
+"""Configuration for CLI commands: one :class:`Settings` per command, errors as one line.
 
-The CLI reads configuration only through :func:`session_buddy.config.load_settings` and
-:class:`~session_buddy.auth.config.AuthConfig`. A bad value becomes a red line naming the
-variable and the rule it breaks — never the value, which may be a secret.
+Each command reads the configuration once, through :func:`cli_settings` (or
+:func:`cli_runtime`, which builds the command's :class:`~session_buddy.runtime.Runtime`
+from it). A bad value becomes a red line naming the variable and the rule it breaks —
+never the value, which may be a secret.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.errors import SECRET_HINT, SECRET_TOO_SHORT
+from session_buddy.auth.errors import (
+    AUTH_DISABLED_WARNING,
+    SecretConfigError,
+    SecretNotConfiguredError,
+)
 from session_buddy.auth.manager import JWTManager
 from session_buddy.cli.output import fail
 from session_buddy.config import ENV_PREFIX, Settings, load_settings
-
-GENERATE_FIX = "run: session-buddy secret generate --env-file .env"
+from session_buddy.runtime import Runtime
 
 
 def _describe(exc: ValidationError, overrides: dict[str, object]) -> str:
@@ -38,30 +42,28 @@ def cli_settings(**overrides: object) -> Settings:
         )
 
 
-def usable_auth_config(settings: Settings | None = None) -> AuthConfig:
-    """An :class:`AuthConfig` that can sign and verify tokens, or exit 1 with the fix."""
-    config = AuthConfig(settings if settings is not None else cli_settings())
+def cli_runtime(settings: Settings | None = None) -> Runtime:
+    """The command's runtime, built from ``settings`` (default: :func:`cli_settings`)."""
+    return Runtime.build(settings if settings is not None else cli_settings())
+
+
+def fail_closed(problem: SecretConfigError, suffix: str = "") -> None:
+    """Exit 1 with the configuration problem as one line and its fix."""
+    fail(f"{problem.headline}{suffix}", problem.fix)
+
+
+def usable_auth_config(config: AuthConfig) -> AuthConfig:
+    """``config`` when it can sign and verify tokens, or exit 1 with the fix."""
     if not config.enabled:
-        fail(
-            "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not set)",
-            f"set SESSION_BUDDY_SECRET, or {GENERATE_FIX}",
-        )
+        fail(AUTH_DISABLED_WARNING, SecretNotConfiguredError.fix)
     problem = config.problem()
     if problem is not None:
-        fail(*explain_problem(problem))
+        fail_closed(problem)
     return config
 
 
-def explain_problem(problem: str) -> tuple[str, str]:
-    """``AuthConfig.problem()`` as (message, fix) for one red line."""
-    message = problem.removesuffix(SECRET_HINT).strip().removesuffix(".")
-    if "PREVIOUS_SECRETS" in problem:
-        return message, "replace or remove that entry of SESSION_BUDDY_PREVIOUS_SECRETS"
-    if problem.startswith(SECRET_TOO_SHORT):
-        return message, f"use a secret of 32+ characters; {GENERATE_FIX}"
-    return message, "make the secret file readable, or set SESSION_BUDDY_SECRET instead"
-
-
 def usable_manager(settings: Settings | None = None) -> JWTManager:
-    """A :class:`JWTManager` for a usable configuration (see :func:`usable_auth_config`)."""
-    return JWTManager(usable_auth_config(settings))
+    """The command's :class:`JWTManager`, for a configuration that can sign and verify."""
+    runtime = cli_runtime(settings)
+    usable_auth_config(runtime.auth)
+    return runtime.manager

@@ -17,8 +17,13 @@ import typer
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import MAX_AGE_SECONDS, CrossProjectAuth
-from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_TOO_SHORT
-from session_buddy.cli.config import GENERATE_FIX, cli_settings, explain_problem
+from session_buddy.auth.errors import (
+    GENERATE_FIX,
+    MIN_SECRET_LENGTH,
+    SECRET_TOO_SHORT,
+    SecretConfigError,
+)
+from session_buddy.cli.config import cli_settings, fail_closed
 from session_buddy.cli.output import emit, fail, success
 from session_buddy.config import secret_from_variable
 
@@ -48,9 +53,9 @@ def shared_secret(variable: str) -> CrossProjectAuth:
         config = AuthConfig(cli_settings())
         try:
             secret: str | None = config.secret
-        except ValueError as exc:
+        except SecretConfigError as exc:
             if config.enabled:
-                fail(*explain_problem(str(exc)))
+                fail_closed(exc)
             secret = None
     else:
         secret = secret_from_variable(variable)

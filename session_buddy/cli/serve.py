@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from session_buddy.cli.config import cli_settings
 from session_buddy.cli.output import fail
 from session_buddy.config import Settings
 from session_buddy.mcp.logs import configure_logging, parse_level
+from session_buddy.runtime import Runtime
 from session_buddy.store.db import StorageError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -58,6 +60,13 @@ def serve(
             "else INFO). Logs go to stderr; tokens and secrets are redacted.",
         ),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the database lives (default: SESSION_BUDDY_DATA_DIR, else the "
+            "platform's user data dir). Sessions and revocations both live there.",
+        ),
+    ] = None,
 ) -> None:
     """Run the session-buddy MCP server.
 
@@ -65,7 +74,12 @@ def serve(
     `session-buddy serve --transport http --port 8678` (streamable HTTP at
     http://127.0.0.1:8678/mcp, health check at /healthz).
     """
-    settings = cli_settings(**({"log_level": log_level} if log_level else {}))
+    overrides: dict[str, object] = {}
+    if log_level:
+        overrides["log_level"] = log_level
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = cli_settings(**overrides)
     try:
         parse_level(settings.log_level)
     except ValueError as exc:
@@ -73,15 +87,20 @@ def serve(
     configure_logging(settings.log_level, secrets=_known_secrets(settings))
     # Imported here: the MCP SDK and uvicorn take a second to import, which the other
     # commands should not pay for.
+    from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
 
+    runtime = Runtime.build(settings)
+    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
     try:
-        mcp_server.check_auth_config()
-        server = mcp_server.build_server(settings)
-    except (mcp_server.StartupError, StorageError) as exc:
+        mcp_server.check_auth_config(runtime.auth)
+        server = mcp_server.build_server(runtime)
+    except mcp_server.StartupError as exc:
+        fail(str(exc), exc.fix)
+    except StorageError as exc:
         fail(str(exc))
     if transport is Transport.stdio:
         mcp_server.run_stdio(server)
     else:
-        app = mcp_server.build_http_app(server, host=host)
+        app = mcp_server.build_http_app(server, runtime, host=host)
         mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)

@@ -29,38 +29,7 @@ app = typer.Typer(
 )
 
 DEFAULT_ISSUER = "session-buddy"
-STORAGE_FIX = "check SESSION_BUDDY_DATA_DIR (see: session-buddy auth status)"
 MAX_MINUTES = 7 * 24 * 60
-
-_FIXES: dict[str, str] = {
-    "expired": "create a new token: session-buddy token create USER_ID",
-    "revoked": "create a new token: session-buddy token create USER_ID",
-    "max_lifetime": "create a new token: session-buddy token create USER_ID",
-    "bad_signature": "sign with the same secret the server uses "
-    "(SESSION_BUDDY_SECRET here, MAHAVISHNU_AUTH_SECRET in Mahavishnu); "
-    "check with: session-buddy auth status",
-    "bad_algorithm": "sign the token with HS256",
-    "crit_header": "sign the token without a 'crit' header",
-    "malformed": "pass the whole token exactly as created (three dot-separated parts)",
-    "too_large": "pass the whole token exactly as created; tokens are limited to 8 KiB",
-    "bad_claim": "exp, iat and nbf must be numbers; sub and jti strings",
-    "not_yet_valid": "check both machines' clocks (iat or nbf lies in the future)",
-    "no_identity": "put a non-empty user_id (or sub) claim in the token",
-    "wrong_type": 'use an access token (claim type = "access")',
-    "bad_issuer": "create the token with an allowed --issuer, or add its issuer to "
-    "SESSION_BUDDY_ALLOWED_ISSUERS",
-    "bad_audience": "give the token the aud claim SESSION_BUDDY_AUDIENCE names "
-    "(or none when it is unset)",
-    "revocation_unavailable": "the database named above must be a readable, writable "
-    "session-buddy database: move a corrupted file aside or fix SESSION_BUDDY_DATA_DIR "
-    "(see: session-buddy auth status)",
-}
-
-
-def fix_for(error: errors.AuthError) -> str | None:
-    """What to do about a rejected token, by its stable ``reason``."""
-    return _FIXES.get(error.reason)
-
 
 TokenArgument = Annotated[
     str | None, typer.Argument(help="The token, or '-' to read it from stdin.")
@@ -182,10 +151,8 @@ def create(
         )
     try:
         token = manager.create_token(user_id, extra)
-    except ValueError as exc:
-        if "reserved" in str(exc):
-            fail(str(exc), "session-buddy sets user_id, exp, iat, nbf, jti and type itself")
-        fail(str(exc), "give a non-empty USER_ID of at most 256 characters")
+    except errors.TokenRequestError as exc:
+        fail(str(exc), exc.fix)
     emit(token)
 
 
@@ -216,7 +183,7 @@ def verify(
                 )
             )
             raise typer.Exit(1) from None
-        fail(describe_rejection(exc), fix_for(exc))
+        fail(describe_rejection(exc), exc.fix)
     exp = float(claims["exp"])
     user = claims.get("user_id", claims.get("sub"))
     if as_json:
@@ -251,9 +218,9 @@ def refresh(
     try:
         new_token = manager.refresh_token(raw)
     except errors.AuthError as exc:
-        fail(describe_rejection(exc), fix_for(exc))
+        fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
-        fail(str(exc), STORAGE_FIX)
+        fail(str(exc), exc.fix)
     emit(new_token)
     note("The old token is now revoked.")
 
@@ -271,9 +238,9 @@ def revoke(
         success("Token has already expired; no server accepts it.")
         return
     except errors.AuthError as exc:
-        fail(describe_rejection(exc), fix_for(exc))
+        fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
-        fail(str(exc), STORAGE_FIX)
+        fail(str(exc), exc.fix)
     success(
         f"Token revoked for every server using {manager.config.data_dir} "
         "(running servers notice within a second)."

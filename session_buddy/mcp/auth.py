@@ -1,12 +1,18 @@
-"""The public authentication API named by the seed document, for MCP tools and callers.
+"""The authentication API of the original design note: ``session_buddy.mcp.auth``.
 
-A thin facade: the rules live in :mod:`session_buddy.auth`. This module holds the
-process's cached configuration (re-read by :func:`reload_auth_config`, as the seed's
-"restart the server" implies), per-request state in ``contextvars``, and the
-``require_auth`` decorator that turns a token (argument, or a verified HTTP bearer
-identity) into a :class:`~session_buddy.auth.principal.Principal`.
+A facade over :mod:`session_buddy.auth` (where the rules live, and which other Python code
+should import). It keeps the design note's names and adds what MCP tools need:
 
-Example (the seed's protected tool, made correct)::
+* module-level functions (:func:`validate_token`, :func:`get_auth_error`, …) that work on
+  the process's default :class:`~session_buddy.runtime.Runtime`, built lazily from the
+  environment on first use (``session-buddy serve`` installs the one it serves with, so
+  both agree), and re-read by :func:`reload_auth_config` — the design note's "restart the
+  server";
+* per-request state in ``contextvars`` (the last error, the current caller);
+* :func:`require_auth`, which turns a token (the ``token`` argument, or a verified HTTP
+  bearer identity) into a :class:`~session_buddy.auth.principal.Principal`.
+
+The design note's protected tool, made correct (it used an undefined ``user_id``)::
 
     @mcp_server.tool()
     @require_auth()
@@ -14,7 +20,7 @@ Example (the seed's protected tool, made correct)::
         user = get_current_user()
         return f"Operation authorized for {user.user_id}"
 
-A function may also declare a ``user_id`` parameter: ``require_auth`` fills it from the
+A function may instead declare a ``user_id`` parameter: ``require_auth`` fills it from the
 verified token and removes it from the visible signature, so an MCP tool's input schema
 never lets a caller supply an identity.
 """
@@ -25,20 +31,31 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, ParamSpec, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
+from session_buddy.auth import (
+    ANONYMOUS,
+    AuthConfig,
+    AuthError,
+    CrossProjectAuth,
+    JWTManager,
+    Principal,
+    errors,
+)
 from session_buddy.auth.context import current_principal, last_auth_error
-from session_buddy.auth.crossproject import CrossProjectAuth
-from session_buddy.auth.errors import AuthError
-from session_buddy.auth.manager import JWTManager
-from session_buddy.auth.principal import ANONYMOUS, Principal
+from session_buddy.config import ENV_PREFIX, load_settings
+from session_buddy.mcp.request import (
+    bearer_principal_of,
+    client_of,
+    failure_reporter_of,
+    request_of_context,
+)
+from session_buddy.runtime import Runtime
 
 __all__ = [
     "ANONYMOUS",
@@ -50,11 +67,13 @@ __all__ = [
     "Principal",
     "bearer_principal_of",
     "client_of",
+    "default_runtime",
     "generate_test_token",
     "get_auth_config",
     "get_auth_error",
     "get_current_user",
     "get_manager",
+    "install_runtime",
     "is_authentication_enabled",
     "reload_auth_config",
     "require_auth",
@@ -62,20 +81,21 @@ __all__ = [
     "validate_token",
 ]
 
-BEARER_STATE_KEY = "session_buddy_principal"
 DISABLED_PAYLOAD = {"user_id": "anonymous", "auth": "disabled"}
+CONTEXT_PARAMETER = "session_buddy_context"
 
 logger = logging.getLogger("session_buddy.auth")
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _lock = threading.Lock()
-_manager: JWTManager | None = None
+_runtime: Runtime | None = None
 _disabled_warning_logged = False
 
 
 class AuthenticationError(ToolError):
-    """Raised by :func:`require_auth`; its text is the seed's user-facing line.
+    """Raised by :func:`require_auth`; its text is the user-facing line.
 
     It is an MCP ``ToolError`` so a tool protected by the decorator alone still returns
     an error result containing ``❌ Authentication failed: <reason>``; ``.error`` is the
@@ -87,37 +107,62 @@ class AuthenticationError(ToolError):
         super().__init__(error.user_message)
 
 
-def get_manager() -> JWTManager:
-    """The process's :class:`JWTManager`, built from the environment on first use."""
-    global _manager, _disabled_warning_logged
-    manager = _manager
-    if manager is None:
+# -- the process's default runtime ---------------------------------------------------
+
+
+def _warn_if_disabled(runtime: Runtime) -> None:
+    global _disabled_warning_logged
+    if not runtime.auth.enabled and not _disabled_warning_logged:
+        _disabled_warning_logged = True
+        logger.warning(errors.AUTH_DISABLED_WARNING)
+
+
+def default_runtime() -> Runtime:
+    """The runtime the module-level functions use: built from the environment on first
+    use (``pydantic.ValidationError`` when a ``SESSION_BUDDY_*`` value is malformed)."""
+    global _runtime
+    runtime = _runtime
+    if runtime is None:
         with _lock:
-            if _manager is None:
-                _manager = JWTManager(AuthConfig())
-                if not _manager.config.enabled and not _disabled_warning_logged:
-                    _disabled_warning_logged = True
-                    logger.warning(errors.AUTH_DISABLED_WARNING)
-            manager = _manager
-    return manager
+            if _runtime is None:
+                _runtime = Runtime.build(load_settings())
+                _warn_if_disabled(_runtime)
+            runtime = _runtime
+    return runtime
+
+
+def install_runtime(runtime: Runtime) -> None:
+    """Make ``runtime`` the process's default (``session-buddy serve`` does, at start)."""
+    global _runtime
+    with _lock:
+        _runtime = runtime
+    _warn_if_disabled(runtime)
+
+
+def get_manager() -> JWTManager:
+    """The default runtime's :class:`JWTManager`."""
+    return default_runtime().manager
 
 
 def get_auth_config() -> AuthConfig:
     """The cached configuration (read once per process; see :func:`reload_auth_config`)."""
-    return get_manager().config
+    return default_runtime().auth
 
 
 def reload_auth_config() -> AuthConfig:
     """Re-read the environment now: new secret, new keys, an empty token cache."""
-    global _manager
+    global _runtime
     with _lock:
-        _manager = None
+        _runtime = None
     return get_auth_config()
 
 
 def is_authentication_enabled() -> bool:
     """True when a (non-empty) ``SESSION_BUDDY_SECRET`` or secret file is configured."""
     return get_auth_config().enabled
+
+
+# -- the design note's functions -----------------------------------------------------
 
 
 def validate_token(token: object) -> dict[str, Any] | None:
@@ -129,7 +174,7 @@ def validate_token(token: object) -> dict[str, Any] | None:
     try:
         manager = get_manager()
     except ValidationError as exc:  # a malformed SESSION_BUDDY_* value: fail closed
-        names = sorted({f"SESSION_BUDDY_{str(e['loc'][0]).upper()}" for e in exc.errors()})
+        names = sorted({f"{ENV_PREFIX}{str(e['loc'][0]).upper()}" for e in exc.errors()})
         last_auth_error.set(f"Invalid configuration: {', '.join(names)}")
         return None
     if not manager.config.enabled:
@@ -163,7 +208,7 @@ def generate_test_token(
 
 
 def revoke_token(token: object) -> bool:
-    """Revoke a token for every process on this data dir; False (with the error) if invalid."""
+    """Revoke a token for every process on this database; False (with the error) if invalid."""
     try:
         get_manager().revoke_token(token)
     except AuthError as exc:
@@ -173,40 +218,43 @@ def revoke_token(token: object) -> bool:
     return True
 
 
-def request_of(arguments: Mapping[str, Any]) -> Any:
-    """The HTTP request behind a tool call (via its ``Context`` argument), if any."""
-    for value in arguments.values():
-        if isinstance(value, Context):
-            try:
-                return value.request_context.request
-            except (ValueError, AttributeError):
-                return None
-    return None
+# -- the decorator ---------------------------------------------------------------------
 
 
-def request_state(request: Any) -> dict[str, Any]:
-    """The ASGI scope's ``state`` of an HTTP request (empty for stdio or no request)."""
-    state = getattr(request, "scope", {}).get("state") if request is not None else None
-    return state if isinstance(state, dict) else {}
+def _evaluated_signature(func: Callable[..., Any]) -> inspect.Signature:
+    try:  # evaluated, so the MCP SDK sees real types under `from __future__ import annotations`
+        return inspect.signature(func, eval_str=True)
+    except NameError:  # an annotation names a type-checking-only import
+        return inspect.signature(func)
 
 
-def bearer_principal_of(request: Any) -> Principal | None:
-    """The identity the HTTP bearer middleware verified for this request, if any."""
-    principal = request_state(request).get(BEARER_STATE_KEY)
-    return principal if isinstance(principal, Principal) else None
+def _is_context(annotation: object) -> bool:
+    candidates = getattr(annotation, "__args__", None) or (annotation,)
+    return any(inspect.isclass(c) and issubclass(c, Context) for c in candidates)
 
 
-def client_of(request: Any) -> str:
-    """The HTTP peer's IP address, or "stdio" when there is no HTTP request.
+def _with_hidden_context(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` plus a keyword-only ``Context`` parameter the MCP SDK fills and keeps
+    out of the input schema: how a tool without its own finds its HTTP request."""
+    if CONTEXT_PARAMETER in signature.parameters:
+        raise TypeError(f"require_auth: the parameter name {CONTEXT_PARAMETER!r} is reserved")
+    hidden = inspect.Parameter(
+        CONTEXT_PARAMETER, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Context | None
+    )
+    parameters = list(signature.parameters.values())
+    at = next(
+        (i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_KEYWORD),
+        len(parameters),
+    )
+    return signature.replace(parameters=[*parameters[:at], hidden, *parameters[at:]])
 
-    The address only, not the port: a port changes with every connection, and failure
-    logging is rate-limited per client, so a flood over new connections stays one line.
-    """
-    client = getattr(request, "client", None)
-    return str(client.host) if client is not None else "stdio"
 
-
-def require_auth(optional: bool = False, roles: Collection[str] | None = None) -> Callable[[F], F]:
+def require_auth(
+    optional: bool = False,
+    roles: Collection[str] | None = None,
+    *,
+    manager: JWTManager | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Protect a sync or async callable (typically an MCP tool) with JWT authentication.
 
     * Authentication disabled (no secret): the call runs as ``anonymous``.
@@ -214,82 +262,103 @@ def require_auth(optional: bool = False, roles: Collection[str] | None = None) -
       ``optional=True`` (or ``SESSION_BUDDY_AUTH_REQUIRED=false``), then ``anonymous``.
     * A token that is present but invalid is always rejected, optional or not.
     * ``roles``: the token's ``role`` claim must be one of them.
+    * ``manager``: whose rules and revocations apply (default: the process's).
+
+    The token comes from a ``token`` argument or, over HTTP, from the request's verified
+    ``Authorization: Bearer`` header, found through the tool's MCP ``Context``: a
+    function without a ``Context`` parameter gets a hidden one (the SDK fills it and
+    leaves it out of the input schema), so the header is never silently ignored.
 
     Failures raise :class:`AuthenticationError`. Inside the call, :func:`get_current_user`
     returns the :class:`Principal`; a ``user_id`` parameter, if declared, receives its id.
     """
     allowed_roles = frozenset(roles) if roles is not None else None
 
-    def decorate(func: F) -> F:
-        try:  # evaluated, so the MCP SDK sees real types under `from __future__ import annotations`
-            signature = inspect.signature(func, eval_str=True)
-        except NameError:  # an annotation names a type-checking-only import
-            signature = inspect.signature(func)
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        signature = _evaluated_signature(func)
         wants_user_id = "user_id" in signature.parameters
-        visible = signature.replace(
+        own = signature.replace(
             parameters=[p for p in signature.parameters.values() if p.name != "user_id"]
         )
-        by_keyword = all(
-            p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in visible.parameters.values()
+        context_name = next(
+            (p.name for p in own.parameters.values() if _is_context(p.annotation)), None
         )
-
-        def with_identity(
-            args: tuple[Any, ...], kwargs: dict[str, Any], principal: Principal
-        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            """The call's arguments plus ``user_id``, passed by name so positions still fit."""
-            if not wants_user_id:
-                return args, kwargs
-            if by_keyword:
-                return (), {**visible.bind(*args, **kwargs).arguments, "user_id": principal.user_id}
-            return args, {**kwargs, "user_id": principal.user_id}
+        hidden_context = context_name is None
+        visible = _with_hidden_context(own) if hidden_context else own
+        by_keyword = all(
+            p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in own.parameters.values()
+        )
+        tool = func.__name__
 
         def authenticate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Principal:
             arguments = visible.bind_partial(*args, **kwargs).arguments
-            request = request_of(arguments)
+            request = request_of_context(arguments.get(context_name or CONTEXT_PARAMETER))
             try:
-                return get_manager().authenticate(
+                return (manager or get_manager()).authenticate(
                     arguments.get("token"),
                     bearer=bearer_principal_of(request),
                     optional=optional,
                     roles=allowed_roles,
-                    tool=func.__name__,
+                    tool=tool,
                     client=client_of(request),
                 )
             except AuthError as exc:
                 last_auth_error.set(exc.public_message)
+                reporter = failure_reporter_of(request)
+                if reporter is not None:
+                    reporter(exc)
                 raise AuthenticationError(exc) from None
 
+        def call_arguments(
+            args: tuple[Any, ...], kwargs: dict[str, Any], principal: Principal
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            """The function's own arguments, plus ``user_id`` by name so positions fit."""
+            if hidden_context:
+                kwargs = {k: v for k, v in kwargs.items() if k != CONTEXT_PARAMETER}
+            if not wants_user_id:
+                return args, kwargs
+            if by_keyword:
+                return (), {**own.bind(*args, **kwargs).arguments, "user_id": principal.user_id}
+            return args, {**kwargs, "user_id": principal.user_id}
+
+        wrapper: Callable[..., Any]
         if inspect.iscoroutinefunction(func):
+            coroutine = cast(Callable[..., Awaitable[Any]], func)
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 principal = authenticate(args, kwargs)
-                args, kwargs = with_identity(args, kwargs, principal)
+                call_args, call_kwargs = call_arguments(args, kwargs, principal)
                 token = current_principal.set(principal)
                 try:
-                    return await func(*args, **kwargs)
+                    return await coroutine(*call_args, **call_kwargs)
                 finally:
                     current_principal.reset(token)
 
-            wrapper: Callable[..., Any] = async_wrapper
+            wrapper = async_wrapper
         else:
 
             @functools.wraps(func)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 principal = authenticate(args, kwargs)
-                args, kwargs = with_identity(args, kwargs, principal)
+                call_args, call_kwargs = call_arguments(args, kwargs, principal)
                 token = current_principal.set(principal)
                 try:
-                    return func(*args, **kwargs)
+                    return func(*call_args, **call_kwargs)
                 finally:
                     current_principal.reset(token)
 
             wrapper = sync_wrapper
 
-        wrapper.__signature__ = visible  # type: ignore[attr-defined]
-        annotations = dict(getattr(func, "__annotations__", {}))
-        annotations.pop("user_id", None)
+        annotations = {
+            name: p.annotation
+            for name, p in visible.parameters.items()
+            if p.annotation is not inspect.Parameter.empty
+        }
+        if visible.return_annotation is not inspect.Signature.empty:
+            annotations["return"] = visible.return_annotation
+        wrapper.__dict__["__signature__"] = visible  # what inspect.signature reports
         wrapper.__annotations__ = annotations
-        return wrapper  # type: ignore[return-value]
+        return cast(Callable[P, R], wrapper)
 
     return decorate

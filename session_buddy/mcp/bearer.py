@@ -9,7 +9,7 @@
 * A header that is present but not a valid bearer token (malformed, expired, revoked,
   wrong secret, another scheme): ``401`` with ``WWW-Authenticate: Bearer
   error="invalid_token"`` before any tool runs.
-* A client blocked by the :class:`~session_buddy.mcp.throttle.AuthFailureThrottle` gets
+* A client blocked by the :class:`~session_buddy.auth.throttle.AuthFailureThrottle` gets
   ``429`` with ``Retry-After`` for requests that present a bad credential: a bad header,
   or — read from the JSON-RPC body of ``tools/call`` (at most ``max_body_bytes``, only
   while the client is blocked) — a ``token`` argument that does not verify.
@@ -36,10 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from session_buddy.auth.errors import AuthError, MalformedTokenError
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
-from session_buddy.mcp.auth import BEARER_STATE_KEY
-from session_buddy.mcp.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 
-AUTH_FAILURE_REPORTER_KEY = "session_buddy_report_auth_failure"
 MAX_INSPECTED_BODY_BYTES = 4 * 1024 * 1024  # the SDK's own request body limit
 HEADER_SOURCE = "Authorization header"
 

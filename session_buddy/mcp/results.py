@@ -14,6 +14,8 @@ SDK's ``Error executing tool <name>: …`` wrapping of a raised ``ToolError``:
 * storage errors (database unusable mid-run): their message, which names the file.
 
 Anything else is a bug and is left to the SDK, which logs it and answers generically.
+A bad ``token`` argument is counted towards the HTTP failure throttle by ``require_auth``
+itself, which knows the request.
 """
 
 from __future__ import annotations
@@ -21,20 +23,18 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, Protocol, cast
 
 from mcp_types import CallToolResult, TextContent
 
-from session_buddy.auth.errors import AuthError
-from session_buddy.mcp.auth import AuthenticationError, request_of, request_state
-from session_buddy.mcp.bearer import AUTH_FAILURE_REPORTER_KEY
+from session_buddy.mcp.auth import AuthenticationError
 from session_buddy.sessions.errors import SessionError
 from session_buddy.store.db import StorageError
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., CallToolResult])
+P = ParamSpec("P")
 
 
 class Summarized(Protocol):
@@ -59,33 +59,44 @@ def error_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def verbatim_errors(func: F) -> F:
+def _as_result(tool: str, exc: Exception) -> CallToolResult:
+    """The ``isError`` result for an expected failure (see the module docstring)."""
+    if isinstance(exc, AuthenticationError):
+        return error_result(exc.error.user_message)
+    if isinstance(exc, SessionError):
+        return error_result(str(exc))
+    logger.error("storage failure in %s: %s", tool, exc)
+    return error_result(f"❌ Storage unavailable: {exc}")
+
+
+_EXPECTED = (AuthenticationError, SessionError, StorageError)
+
+
+def verbatim_errors(func: Callable[P, CallToolResult]) -> Callable[P, CallToolResult]:
     """Outermost decorator of a tool: expected failures become verbatim ``isError`` results.
 
-    Apply it above ``require_auth``, so authentication failures are caught too. A bad
-    credential is also reported to the HTTP failure throttle of the request, if any.
-    Tools are synchronous (the SDK runs them in worker threads: git and SQLite block).
+    Apply it above ``require_auth``, so authentication failures are caught too. Wraps
+    sync and async tools alike (an async tool is typed ``Callable[P, CallToolResult]`` by
+    its coroutine function and stays a coroutine function).
     """
+    tool = func.__name__
     if inspect.iscoroutinefunction(func):
-        raise TypeError(f"{func.__name__}: verbatim_errors wraps synchronous tools only")
+        coroutine = cast(Callable[..., Awaitable[CallToolResult]], func)
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> CallToolResult:
+            try:
+                return await coroutine(*args, **kwargs)
+            except _EXPECTED as exc:
+                return _as_result(tool, exc)
+
+        return cast(Callable[P, CallToolResult], async_wrapper)
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> CallToolResult:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
         try:
             return func(*args, **kwargs)
-        except AuthenticationError as exc:
-            _report_auth_failure(kwargs, exc.error)
-            return error_result(exc.error.user_message)
-        except SessionError as exc:
-            return error_result(str(exc))
-        except StorageError as exc:
-            logger.error("storage failure in %s: %s", func.__name__, exc)
-            return error_result(f"❌ Storage unavailable: {exc}")
+        except _EXPECTED as exc:
+            return _as_result(tool, exc)
 
-    return wrapper  # type: ignore[return-value]
-
-
-def _report_auth_failure(arguments: Mapping[str, Any], error: AuthError) -> None:
-    reporter = request_state(request_of(arguments)).get(AUTH_FAILURE_REPORTER_KEY)
-    if callable(reporter):
-        reporter(error)
+    return wrapper

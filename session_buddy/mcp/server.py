@@ -1,13 +1,12 @@
 """Build the session-buddy MCP server and run it over stdio or streamable HTTP.
 
-:func:`build_server` opens the database and registers the tools; :func:`build_http_app`
-wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET /healthz``) in the bearer
-middleware; :func:`run_stdio` and :func:`run_http` serve. ``session-buddy serve`` (in
-:mod:`session_buddy.cli.serve`) strings them together after :func:`check_auth_config`.
-
-Authentication configuration comes from the process's :class:`JWTManager`
-(:func:`session_buddy.mcp.auth.get_manager`), which reads the same environment as the
-:class:`Settings` passed here, so sessions and revocations share one database file.
+:func:`build_server` opens the runtime's database and registers the tools;
+:func:`build_http_app` wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET
+/healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve.
+``session-buddy serve`` (in :mod:`session_buddy.cli.serve`) builds one
+:class:`~session_buddy.runtime.Runtime` from its settings and strings them together after
+:func:`check_auth_config`: the tools, the middleware and the throttle all get their parts
+from that runtime, so sessions and revocations share one database.
 """
 
 from __future__ import annotations
@@ -24,13 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
-from session_buddy.config import Settings
-from session_buddy.mcp.auth import get_auth_config, get_manager
 from session_buddy.mcp.bearer import BearerAuthMiddleware
-from session_buddy.mcp.throttle import AuthFailureThrottle
 from session_buddy.mcp.tools import SessionTools
-from session_buddy.sessions.service import SessionService
+from session_buddy.runtime import Runtime
 from session_buddy.store.db import Database, StorageError
 
 logger = logging.getLogger(__name__)
@@ -61,55 +56,43 @@ VERSION = _package_version()
 
 
 class StartupError(Exception):
-    """The server cannot start; the message says why and what to do."""
+    """The server cannot start; the message says why, ``fix`` what to do."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
-def check_auth_config(config: AuthConfig | None = None) -> AuthConfig:
-    """The process's auth configuration, or :class:`StartupError` when it fails closed.
-
-    First use of the configuration logs the seed's "authentication disabled" warning
-    when no secret is set (once per process).
-    """
-    config = config if config is not None else get_auth_config()
+def check_auth_config(config: AuthConfig) -> AuthConfig:
+    """``config``, or :class:`StartupError` when authentication would fail closed."""
     problem = config.problem() if config.enabled else None
     if problem is not None:
-        raise StartupError(problem)
+        raise StartupError(str(problem), problem.fix)
     return config
 
 
-def build_server(settings: Settings) -> MCPServer:
-    """The MCP server with every tool, on the database under ``settings.data_dir``.
+def build_server(runtime: Runtime) -> MCPServer:
+    """The MCP server with every tool, on the runtime's database (opened here).
 
     Raises :class:`StorageError` (naming the file) when the database cannot be used.
     """
-    database = Database(settings.database_path).open()
-    service = SessionService(database, allowed_roots=settings.allowed_roots)
+    database = runtime.open().database
     server = MCPServer(SERVER_NAME, version=VERSION, instructions=INSTRUCTIONS)
-    SessionTools(service).register(server)
+    SessionTools(runtime.sessions, runtime.manager).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
-        _health_endpoint(database)
+        _health_endpoint(database, runtime.auth)
     )
     return server
 
 
-def build_http_app(
-    server: MCPServer,
-    *,
-    host: str,
-    manager: JWTManager | None = None,
-    throttle: AuthFailureThrottle | None = None,
-) -> ASGIApp:
+def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
 
     ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
     rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted).
     """
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
-    return BearerAuthMiddleware(
-        app,
-        manager=manager if manager is not None else get_manager(),
-        throttle=throttle if throttle is not None else AuthFailureThrottle(),
-    )
+    return BearerAuthMiddleware(app, manager=runtime.manager, throttle=runtime.throttle)
 
 
 def run_stdio(server: MCPServer) -> None:
@@ -137,7 +120,9 @@ def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
     uvicorn.Server(config).run()
 
 
-def _health_endpoint(database: Database) -> Callable[[Request], Awaitable[Response]]:
+def _health_endpoint(
+    database: Database, auth: AuthConfig
+) -> Callable[[Request], Awaitable[Response]]:
     async def healthz(request: Request) -> Response:
         """200 when the server answers and its database is readable, else 503."""
         try:
@@ -149,7 +134,7 @@ def _health_endpoint(database: Database) -> Callable[[Request], Awaitable[Respon
                 "status": "ok",
                 "server": SERVER_NAME,
                 "version": VERSION,
-                "auth_enabled": get_auth_config().enabled,
+                "auth_enabled": auth.enabled,
             }
         )
 

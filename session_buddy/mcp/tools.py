@@ -1,21 +1,25 @@
-"""The MCP tools: one thin method per tool — authenticate, call the service, wrap the result.
+"""The MCP tools: one thin method per tool — call the service, wrap the result.
 
 The signatures are the input schemas. The caller's identity is never a parameter: it
 comes from ``require_auth`` (the ``token`` argument, or a verified HTTP bearer header
-found through ``ctx``). Results are ``CallToolResult``s carrying the session layer's
-pydantic model as structured content (see :mod:`session_buddy.mcp.results`).
+found through ``ctx``), applied by :meth:`SessionTools.register` with the runtime's
+:class:`JWTManager`. Results are ``CallToolResult``s carrying the session layer's pydantic
+model as structured content (see :mod:`session_buddy.mcp.results`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
-from session_buddy.mcp.auth import get_auth_config, get_current_user, require_auth
+from session_buddy.mcp.auth import get_current_user, require_auth
 from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.results import structured, verbatim_errors
 from session_buddy.sessions.models import (
@@ -69,37 +73,50 @@ def _caller() -> Principal:
     return principal
 
 
-class SessionTools:
-    """The session-buddy MCP tools, bound to one :class:`SessionService`."""
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """How a tool is published and protected."""
 
-    def __init__(self, service: SessionService) -> None:
+    title: str
+    read_only: bool
+    idempotent: bool
+    optional_auth: bool = False
+
+
+class SessionTools:
+    """The session-buddy MCP tools, bound to one :class:`SessionService` and one
+    :class:`JWTManager` (whose configuration, rules and revocations protect them)."""
+
+    def __init__(self, service: SessionService, manager: JWTManager) -> None:
         self._service = service
+        self._manager = manager
+
+    def specs(self) -> dict[Callable[..., CallToolResult], ToolSpec]:
+        return {
+            self.start_session: ToolSpec("Start session", read_only=False, idempotent=True),
+            self.checkpoint: ToolSpec("Checkpoint session", read_only=False, idempotent=False),
+            self.end_session: ToolSpec("End session", read_only=False, idempotent=False),
+            self.session_status: ToolSpec("Session status", read_only=True, idempotent=True),
+            self.list_sessions: ToolSpec("List sessions", read_only=True, idempotent=True),
+            self.whoami: ToolSpec("Who am I", read_only=True, idempotent=True, optional_auth=True),
+        }
 
     def register(self, server: MCPServer) -> None:
-        """Add every tool to ``server``, with titles and behaviour hints."""
-        hints = {
-            self.start_session: ("Start session", False, True),
-            self.checkpoint: ("Checkpoint session", False, False),
-            self.end_session: ("End session", False, False),
-            self.session_status: ("Session status", True, True),
-            self.list_sessions: ("List sessions", True, True),
-            self.whoami: ("Who am I", True, True),
-        }
-        for tool, (title, read_only, idempotent) in hints.items():
+        """Add every tool to ``server``, protected, with titles and behaviour hints."""
+        for method, spec in self.specs().items():
+            guarded = require_auth(optional=spec.optional_auth, manager=self._manager)(method)
             server.add_tool(
-                tool,
-                title=title,
+                verbatim_errors(guarded),
+                title=spec.title,
                 annotations=ToolAnnotations(
-                    title=title,
-                    read_only_hint=read_only,
+                    title=spec.title,
+                    read_only_hint=spec.read_only,
                     destructive_hint=False,
-                    idempotent_hint=idempotent,
+                    idempotent_hint=spec.idempotent,
                     open_world_hint=False,
                 ),
             )
 
-    @verbatim_errors
-    @require_auth()
     def start_session(
         self, working_directory: WorkingDirectory, ctx: Context, token: Token = None
     ) -> Annotated[CallToolResult, SessionInfo]:
@@ -109,8 +126,6 @@ class SessionTools:
         """
         return structured(self._service.start(_caller(), working_directory))
 
-    @verbatim_errors
-    @require_auth()
     def checkpoint(
         self,
         working_directory: WorkingDirectory,
@@ -121,8 +136,6 @@ class SessionTools:
         """Record a checkpoint in the active session: git state, commits since last, a note."""
         return structured(self._service.checkpoint(_caller(), working_directory, note))
 
-    @verbatim_errors
-    @require_auth()
     def end_session(
         self,
         working_directory: WorkingDirectory,
@@ -134,16 +147,12 @@ class SessionTools:
         handoff = self._service.end(_caller(), working_directory, summary)
         return structured(handoff, handoff.markdown)
 
-    @verbatim_errors
-    @require_auth()
     def session_status(
         self, working_directory: WorkingDirectory, ctx: Context, token: Token = None
     ) -> Annotated[CallToolResult, SessionStatus]:
         """Whether a session is active in the project, with its last checkpoint."""
         return structured(self._service.status(_caller(), working_directory))
 
-    @verbatim_errors
-    @require_auth()
     def list_sessions(
         self,
         ctx: Context,
@@ -154,9 +163,7 @@ class SessionTools:
         """Your sessions, newest first (admins and orchestrators see every user's)."""
         return structured(self._service.list_sessions(_caller(), working_directory, limit))
 
-    @verbatim_errors
-    @require_auth(optional=True)
     def whoami(self, ctx: Context, token: Token = None) -> Annotated[CallToolResult, Identity]:
         """Whether authentication is enabled, and who the verified caller is (never the token)."""
-        identity = Identity.of(_caller(), auth_enabled=get_auth_config().enabled)
+        identity = Identity.of(_caller(), auth_enabled=self._manager.config.enabled)
         return structured(identity)

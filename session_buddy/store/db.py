@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Literal
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -63,8 +64,22 @@ MIGRATIONS: list[str] = [
 ]
 
 
+StorageProblem = Literal[
+    "not_a_directory", "unusable_directory", "corrupted", "read_only", "cannot_open", "failed"
+]
+DATA_DIR_FIX = "check SESSION_BUDDY_DATA_DIR (see: session-buddy auth status)"
+
+
 class StorageError(Exception):
-    """The database file cannot be used; the message names the file and the fix."""
+    """The database cannot be used. ``str()`` names it and says what is wrong;
+    ``kind`` says which way it failed and ``fix`` what to do about it."""
+
+    def __init__(
+        self, message: str, *, kind: StorageProblem = "failed", fix: str = DATA_DIR_FIX
+    ) -> None:
+        super().__init__(message)
+        self.kind: StorageProblem = kind
+        self.fix = fix
 
 
 def _blocking_file(path: Path) -> Path | None:
@@ -75,30 +90,46 @@ def _blocking_file(path: Path) -> Path | None:
     return None
 
 
-def _describe(path: Path, exc: sqlite3.Error | OSError) -> str:
+def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
+    """A :class:`StorageError` for what SQLite (or the file system) said about ``path``.
+
+    SQLite reports most problems only as text; this is the one place that reads it.
+    """
     text = str(exc)
     if isinstance(exc, OSError) or "unable to open" in text:
         blocker = _blocking_file(path)
         if blocker is not None:
-            return (
+            return StorageError(
                 f"cannot use data directory for database {path}: {blocker} is not a "
-                "directory; move that file aside or choose another SESSION_BUDDY_DATA_DIR"
+                "directory; move that file aside or choose another SESSION_BUDDY_DATA_DIR",
+                kind="not_a_directory",
+                fix="move that file aside or choose another SESSION_BUDDY_DATA_DIR",
             )
     if isinstance(exc, OSError):
-        return f"cannot use data directory for database {path}: {exc.strerror or text}"
+        return StorageError(
+            f"cannot use data directory for database {path}: {exc.strerror or text}",
+            kind="unusable_directory",
+        )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return (
+        return StorageError(
             f"database {path} is corrupted or is not a session-buddy database ({text}); "
-            "move it aside to start fresh, or restore it from a backup"
+            "move it aside to start fresh, or restore it from a backup",
+            kind="corrupted",
+            fix="move the file aside to start fresh, or restore it from a backup",
         )
     if "readonly" in text or "read-only" in text:
-        return f"database {path} is read-only ({text}); check the file and its directory"
-    if "unable to open" in text:
-        return (
-            f"database {path} cannot be opened ({text}); "
-            "check that its directory exists and is writable"
+        return StorageError(
+            f"database {path} is read-only ({text}); check the file and its directory",
+            kind="read_only",
+            fix="make the database file and its directory writable",
         )
-    return f"database {path}: {text}"
+    if "unable to open" in text:
+        return StorageError(
+            f"database {path} cannot be opened ({text}); "
+            "check that its directory exists and is writable",
+            kind="cannot_open",
+        )
+    return StorageError(f"database {path}: {text}")
 
 
 class Database:
@@ -108,12 +139,18 @@ class Database:
     """
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
-        self.path = Path(path) if not str(path).startswith("file:") else path
+        self.path: Path | str = Path(path) if not str(path).startswith("file:") else path
         self._uri = str(path).startswith("file:")
         self._create = create and not self._uri
         self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
         self._migrate_lock = threading.Lock()
         self._migrated = False
+
+    @property
+    def location(self) -> str:
+        """What this database is, for caches and messages (the file path or URI)."""
+        return str(self.path)
 
     def open(self) -> Database:
         """Open (creating the directory and schema if needed) and check the file now.
@@ -125,11 +162,13 @@ class Database:
         try:
             row = conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.Error as exc:
-            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+            raise _describe(Path(str(self.path)), exc) from None
         if row is None or row[0] != "ok":
             raise StorageError(
                 f"database {self.path} failed its integrity check ({row[0] if row else '?'}); "
-                "move it aside to start fresh, or restore it from a backup"
+                "move it aside to start fresh, or restore it from a backup",
+                kind="corrupted",
+                fix="move the file aside to start fresh, or restore it from a backup",
             )
         return self
 
@@ -138,6 +177,8 @@ class Database:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            with self._migrate_lock:
+                self._connections.append(conn)
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -153,7 +194,7 @@ class Database:
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
-            raise StorageError(_describe(path, exc)) from None
+            raise _describe(path, exc) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -167,7 +208,7 @@ class Database:
                     self._migrated = True
         except sqlite3.Error as exc:
             conn.close()
-            raise StorageError(_describe(path, exc)) from None
+            raise _describe(path, exc) from None
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -211,7 +252,7 @@ class Database:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+            raise _describe(Path(str(self.path)), exc) from None
         try:
             yield conn
         except sqlite3.IntegrityError:
@@ -219,7 +260,7 @@ class Database:
             raise
         except sqlite3.Error as exc:
             self._rollback(conn)
-            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+            raise _describe(Path(str(self.path)), exc) from None
         except BaseException:
             self._rollback(conn)
             raise
@@ -227,7 +268,7 @@ class Database:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(conn)
-            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+            raise _describe(Path(str(self.path)), exc) from None
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -241,10 +282,40 @@ class Database:
         try:
             return self.connection().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(_describe(Path(str(self.path)), exc)) from None
+            raise _describe(Path(str(self.path)), exc) from None
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every connection this object opened (in any thread)."""
+        with self._migrate_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Database] = {}
+
+
+def shared_database(path: Path | str) -> Database:
+    """The process's :class:`Database` for ``path`` (an explicit cache, one per file).
+
+    Everything one process builds on a data dir — sessions, revocations, the design
+    note's module-level functions — shares it. Not opened here: call :meth:`Database.open`.
+    """
+    key = str(path)
+    with _shared_lock:
+        database = _shared.get(key)
+        if database is None:
+            database = _shared[key] = Database(path)
+        return database
+
+
+def close_shared_databases() -> None:
+    """Close and forget every shared database (tests, and processes switching data dirs)."""
+    with _shared_lock:
+        databases = list(_shared.values())
+        _shared.clear()
+    for database in databases:
+        database.close()

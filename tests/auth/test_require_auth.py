@@ -6,9 +6,15 @@ import asyncio
 import inspect
 
 import pytest
+from mcp.server.mcpserver import Context, MCPServer
 
 from session_buddy.mcp import auth
-from session_buddy.mcp.auth import AuthenticationError, get_current_user, require_auth
+from session_buddy.mcp.auth import (
+    CONTEXT_PARAMETER,
+    AuthenticationError,
+    get_current_user,
+    require_auth,
+)
 from tests.auth.helpers import mint
 
 
@@ -54,8 +60,32 @@ def test_wraps_keeps_name_and_docstring() -> None:
 def test_signature_hides_user_id() -> None:
     params = inspect.signature(async_tool).parameters
     assert "user_id" not in params
-    assert list(params) == ["project_path", "token"]
+    assert list(params) == ["project_path", "token", CONTEXT_PARAMETER]
     assert "user_id" not in async_tool.__annotations__
+
+
+def test_a_tool_without_a_context_gets_a_hidden_one_the_schema_does_not_show() -> None:
+    server = MCPServer("t")
+    server.add_tool(async_tool)
+    (tool,) = asyncio.run(server.list_tools())
+    assert set(tool.input_schema["properties"]) == {"project_path", "token"}
+    assert server._tool_manager.get_tool("async_tool").context_kwarg == CONTEXT_PARAMETER
+
+
+def test_a_tool_that_declares_its_context_keeps_it() -> None:
+    @require_auth()
+    def with_context(ctx: Context, token: str | None = None) -> str:
+        return "ok"
+
+    assert list(inspect.signature(with_context).parameters) == ["ctx", "token"]
+
+
+def test_the_hidden_context_name_is_reserved() -> None:
+    with pytest.raises(TypeError, match=CONTEXT_PARAMETER):
+
+        @require_auth()
+        def clash(session_buddy_context: str) -> str:
+            return session_buddy_context
 
 
 def test_disabled_auth_calls_through_as_anonymous() -> None:

@@ -15,10 +15,10 @@ from starlette.types import Receive, Scope, Send
 from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.config import load_settings
-from session_buddy.mcp.auth import BEARER_STATE_KEY
-from session_buddy.mcp.bearer import AUTH_FAILURE_REPORTER_KEY, BearerAuthMiddleware
-from session_buddy.mcp.throttle import AuthFailureThrottle
+from session_buddy.mcp.bearer import BearerAuthMiddleware
+from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 from tests.mcp.helpers import mint, new_secret
 
 SECRET = new_secret()

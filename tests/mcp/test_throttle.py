@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from session_buddy.auth import errors
-from session_buddy.mcp.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
 
 
 class FakeClock:

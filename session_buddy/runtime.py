@@ -1,0 +1,74 @@
+"""Everything one session-buddy process needs, built once from one :class:`Settings`.
+
+An edge — ``session-buddy serve``, a CLI command, the client's own server, the original
+design note's module-level functions — reads the configuration once
+(:func:`session_buddy.config.load_settings`) and calls :meth:`Runtime.build`. The parts
+are then handed down: the MCP tools and the HTTP middleware get the manager, the
+throttle and the session service from here, so sessions and revocations always live in
+the same database and no lower layer reads the environment again.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from session_buddy.auth.audit import AuthFailureLog
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.revocation import forget_shared_revocation_stores
+from session_buddy.auth.throttle import AuthFailureThrottle
+from session_buddy.config import Settings
+from session_buddy.sessions.service import SessionService
+from session_buddy.store.db import Database, close_shared_databases, shared_database
+
+
+@dataclass(frozen=True, eq=False)
+class Runtime:
+    """The composed process: configuration, database, authentication, sessions.
+
+    Building it touches nothing on disk; :meth:`open` opens (and migrates) the database
+    and raises :class:`~session_buddy.store.db.StorageError` when it cannot be used.
+    """
+
+    settings: Settings
+    database: Database
+    auth: AuthConfig
+    manager: JWTManager
+    failure_log: AuthFailureLog
+    throttle: AuthFailureThrottle
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        database = shared_database(settings.database_path)
+        auth = AuthConfig(settings)
+        failure_log = AuthFailureLog()
+        manager = JWTManager(auth, database=database, failure_log=failure_log)
+        return cls(
+            settings=settings,
+            database=database,
+            auth=auth,
+            manager=manager,
+            failure_log=failure_log,
+            throttle=AuthFailureThrottle(),
+        )
+
+    @functools.cached_property
+    def sessions(self) -> SessionService:
+        """The session service on this runtime's database."""
+        return SessionService(self.database, allowed_roots=self.settings.allowed_roots)
+
+    def open(self) -> Runtime:
+        """Open the database now (startup checks); returns ``self``."""
+        self.database.open()
+        return self
+
+
+def forget_shared_state() -> None:
+    """Close the process's shared databases and drop their revocation stores.
+
+    For tests and for processes that switch data dirs; runtimes built before keep working
+    (a closed database reconnects on its next use) but no longer share state with new ones.
+    """
+    forget_shared_revocation_stores()
+    close_shared_databases()

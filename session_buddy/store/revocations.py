@@ -1,0 +1,88 @@
+"""Revoked tokens in the database: SQL only, no caching and no policy.
+
+Two tables: ``revoked_tokens`` (one row per token key, with the token's expiry) is the
+truth; ``revocation_log`` is an append-only feed whose ``seq`` lets a process fetch the
+revocations other processes recorded since it last looked
+(:class:`session_buddy.auth.revocation.RevocationStore` keeps the in-memory mirror).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from session_buddy.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One revoked token: its key (``jti:…`` or ``sha256:…``) and when the token expires."""
+
+    token_key: str
+    expires_at: float
+
+
+class RevocationRepository:
+    """Reads and writes the revocation tables of one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, token_key: str, expires_at: float, now: float) -> bool:
+        """Record a revocation durably; True when this call revoked it first.
+
+        The check and the write share one write transaction, so of two processes
+        revoking (or refreshing) the same token at once exactly one gets True.
+        """
+        with self._db.transaction() as conn:
+            existed = conn.execute(
+                "SELECT 1 FROM revoked_tokens WHERE token_key = ?", (token_key,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO revoked_tokens(token_key, expires_at, revoked_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(token_key) DO UPDATE SET expires_at = "
+                "MAX(expires_at, excluded.expires_at)",
+                (token_key, expires_at, now),
+            )
+            conn.execute("INSERT INTO revocation_log(token_key) VALUES (?)", (token_key,))
+        return existed is None
+
+    def log_position(self) -> int:
+        """The newest ``seq`` of the log (0 when empty)."""
+        rows = self._db.query("SELECT COALESCE(MAX(seq), 0) FROM revocation_log")
+        return int(rows[0][0])
+
+    def in_force(self, cutoff: float) -> list[Revocation]:
+        """Every revocation whose token expires after ``cutoff``."""
+        rows = self._db.query(
+            "SELECT token_key, expires_at FROM revoked_tokens WHERE expires_at > ?", (cutoff,)
+        )
+        return [Revocation(row[0], float(row[1])) for row in rows]
+
+    def since(self, seq: int) -> tuple[list[Revocation], int]:
+        """Revocations logged after ``seq``, and the log position they reach."""
+        rows = self._db.query(
+            "SELECT l.seq, l.token_key, r.expires_at FROM revocation_log l "
+            "JOIN revoked_tokens r ON r.token_key = l.token_key WHERE l.seq > ? "
+            "ORDER BY l.seq",
+            (seq,),
+        )
+        position = max((int(row[0]) for row in rows), default=seq)
+        return [Revocation(row[1], float(row[2])) for row in rows], position
+
+    def purge(self, cutoff: float) -> int:
+        """Delete revocations of tokens that expired by ``cutoff``; returns how many."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM revocation_log WHERE token_key IN "
+                "(SELECT token_key FROM revoked_tokens WHERE expires_at <= ?)",
+                (cutoff,),
+            )
+            purged = conn.execute(
+                "DELETE FROM revoked_tokens WHERE expires_at <= ?", (cutoff,)
+            ).rowcount
+        return int(purged)
+
+    def count(self, cutoff: float) -> int:
+        """How many revocations are in force after ``cutoff``."""
+        rows = self._db.query("SELECT COUNT(*) FROM revoked_tokens WHERE expires_at > ?", (cutoff,))
+        return int(rows[0][0])
