@@ -18,13 +18,14 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from session_buddy.sessions.errors import InvalidWorkingDirectoryError, shorten
+from session_buddy.sessions.errors import InvalidWorkingDirectoryError
 from session_buddy.sessions.models import (
     GitSnapshot,
     NameSource,
     ProjectMarkers,
     ProjectSnapshot,
 )
+from session_buddy.text import shorten
 
 MAX_PATH_CHARS = 4096
 GIT_TIMEOUT_SECONDS = 3.0

@@ -39,7 +39,6 @@ from session_buddy.sessions.models import (
     SessionInfo,
     SessionList,
     SessionStatus,
-    iso_time,
 )
 from session_buddy.sessions.project import (
     GIT_TIMEOUT_SECONDS,
@@ -49,6 +48,7 @@ from session_buddy.sessions.project import (
 )
 from session_buddy.store.db import Database
 from session_buddy.store.sessions import CheckpointRecord, SessionRecord, SessionRepository
+from session_buddy.text import iso_time
 
 logger = logging.getLogger(__name__)
 
