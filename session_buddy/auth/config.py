@@ -17,7 +17,7 @@ def _too_short_message(where: str = "") -> str:
 
 
 class AuthConfig:
-    """Authentication settings, as the seed document describes them.
+    """Authentication settings under the names the original design note gives them.
 
     ``AuthConfig()`` reads the environment now. ``enabled`` is true whenever a non-empty
     secret is configured — even a bad one — so a short secret fails closed instead of
@@ -42,7 +42,7 @@ class AuthConfig:
 
     @property
     def secret(self) -> str:
-        """The signing secret; ``ValueError`` with the seed's guidance when unusable."""
+        """The signing secret; when unusable, ``ValueError`` saying why and how to fix it."""
         if self._secret_error is not None:
             raise ValueError(self._secret_error)
         if self._secret is None:

@@ -31,7 +31,7 @@ class AuthError(Exception):
 
     @property
     def user_message(self) -> str:
-        """The seed's user-facing line, e.g. ``❌ Authentication failed: Token has expired``."""
+        """The full public line, e.g. ``❌ Authentication failed: Token has expired``."""
         return f"{self.prefix}: {self.public_message}"
 
     def __str__(self) -> str:

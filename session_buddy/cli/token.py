@@ -68,7 +68,7 @@ TokenArgument = Annotated[
 
 
 def describe_rejection(error: errors.AuthError) -> str:
-    """The seed's line plus the precise reason (the local operator may see it)."""
+    """The public line plus the precise reason (the local operator may see it)."""
     if (
         isinstance(error, errors.InvalidTokenError | errors.RevocationUnavailableError)
         and error.detail != error.public_message

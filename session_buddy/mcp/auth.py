@@ -1,12 +1,12 @@
-"""The public authentication API named by the seed document, for MCP tools and callers.
+"""The public authentication API of the original design note, for MCP tools and callers.
 
 A thin facade: the rules live in :mod:`session_buddy.auth`. This module holds the
-process's cached configuration (re-read by :func:`reload_auth_config`, as the seed's
-"restart the server" implies), per-request state in ``contextvars``, and the
+process's cached configuration (read once, so a changed environment takes effect on
+restart or :func:`reload_auth_config`), per-request state in ``contextvars``, and the
 ``require_auth`` decorator that turns a token (argument, or a verified HTTP bearer
 identity) into a :class:`~session_buddy.auth.principal.Principal`.
 
-Example (the seed's protected tool, made correct)::
+Example (the original design note's protected tool, made correct)::
 
     @mcp_server.tool()
     @require_auth()
@@ -75,7 +75,7 @@ _disabled_warning_logged = False
 
 
 class AuthenticationError(ToolError):
-    """Raised by :func:`require_auth`; its text is the seed's user-facing line.
+    """Raised by :func:`require_auth`; its text is the error's ``user_message``.
 
     It is an MCP ``ToolError`` so a tool protected by the decorator alone still returns
     an error result containing ``❌ Authentication failed: <reason>``; ``.error`` is the

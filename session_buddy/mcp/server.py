@@ -67,8 +67,8 @@ class StartupError(Exception):
 def check_auth_config(config: AuthConfig | None = None) -> AuthConfig:
     """The process's auth configuration, or :class:`StartupError` when it fails closed.
 
-    First use of the configuration logs the seed's "authentication disabled" warning
-    when no secret is set (once per process).
+    First use of the configuration logs the warning ``⚠️ JWT authentication disabled
+    (SESSION_BUDDY_SECRET not set)`` when no secret is set (once per process).
     """
     config = config if config is not None else get_auth_config()
     problem = config.problem() if config.enabled else None
