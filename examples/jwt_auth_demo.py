@@ -234,7 +234,7 @@ def run(workdir: Path) -> int:
     demo.section("4. Interoperability with Mahavishnu")
 
     def mahavishnu_token() -> str:
-        # Exactly the seed document's client-side example, with plain PyJWT.
+        # Exactly the client-side example in docs/JWT_AUTHENTICATION.md, with plain PyJWT.
         payload = {
             "user_id": "mahavishnu",
             "exp": datetime.now(tz=UTC) + timedelta(minutes=60),

@@ -227,7 +227,7 @@ async def run(ctx: Context) -> Outcome:
             outcome.bar(f"{path}: no 429 (each verdict seen)", tally.throttled == 0)
             if path == "argument":
                 outcome.bar(
-                    "argument: every refusal is the seed's message",
+                    "argument: every refusal is the public message",
                     not tally.wrong_message,
                     "; ".join(tally.wrong_message[:3]),
                 )

@@ -95,7 +95,7 @@ async def run(ctx: Context) -> Outcome:
 
     tracebacks = server.log_text().count(TRACEBACK)
     outcome.figure("attacks", len(corpus))
-    outcome.figure("argument_rejected_with_seed_message", len(corpus) - len(argument_failures))
+    outcome.figure("argument_rejected_with_public_message", len(corpus) - len(argument_failures))
     outcome.figure(
         "header_401_invalid_token",
         len(corpus) - len(header_failures) - len(header_refused_by_http),
@@ -105,7 +105,7 @@ async def run(ctx: Context) -> Outcome:
     outcome.figure("server_tracebacks", tracebacks)
     outcome.figure("seconds", round(time.monotonic() - started, 1))
     outcome.bar(
-        "token argument: every attack rejected with the seed's message",
+        "token argument: every attack rejected with its public message",
         not argument_failures,
         "; ".join(argument_failures[:4]),
     )
@@ -124,7 +124,7 @@ async def run(ctx: Context) -> Outcome:
     header_401 = len(corpus) - len(header_failures) - len(header_refused_by_http)
     outcome.summary = (
         f"{len(corpus)} attacks: {len(corpus) - len(argument_failures)}/{len(corpus)} argument "
-        f"→ seed message, {header_401} header 401 + {len(header_refused_by_http)} refused by "
+        f"→ public message, {header_401} header 401 + {len(header_refused_by_http)} refused by "
         f"HTTP (1 MiB), {len(corpus) - len(recovery_failures)}/{len(corpus)} valid calls after"
     )
     return outcome

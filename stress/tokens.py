@@ -72,7 +72,7 @@ def mint(secret: str, user_id: str = "stress-user", **extra: Any) -> str:
 
 @dataclass(frozen=True)
 class Attack:
-    """A hostile token and the seed's public message it must be rejected with."""
+    """A hostile token and the public message it must be rejected with."""
 
     name: str
     token: str

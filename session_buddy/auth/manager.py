@@ -79,7 +79,7 @@ class JWTManager:
                     )
         return self._verifier
 
-    # -- the seed's API ------------------------------------------------------------
+    # -- the original design note's API ---------------------------------------------
 
     def create_token(self, user_id: str, additional_claims: Mapping[str, Any] | None = None) -> str:
         """A new access token for ``user_id``, signed with the current secret.

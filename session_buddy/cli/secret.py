@@ -23,7 +23,7 @@ _ASSIGNMENT = re.compile(rf"^\s*(export\s+)?{VARIABLE}\s*=")
 
 
 def new_secret() -> str:
-    """43 URL-safe characters (32 random bytes), like the seed's one-liner."""
+    """43 URL-safe characters (32 random bytes), like the documented Python one-liner."""
     return secrets.token_urlsafe(32)
 
 

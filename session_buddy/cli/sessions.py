@@ -18,9 +18,9 @@ from session_buddy.auth.principal import Principal
 from session_buddy.cli.config import cli_settings
 from session_buddy.cli.output import console, emit, fail, note
 from session_buddy.sessions import SessionDetail, SessionError, SessionInfo, SessionService
-from session_buddy.sessions.models import format_duration
 from session_buddy.sessions.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from session_buddy.store.db import Database, StorageError
+from session_buddy.text import format_duration
 
 app = typer.Typer(help="List and inspect recorded coding sessions.", no_args_is_help=True)
 

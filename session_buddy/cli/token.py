@@ -21,8 +21,8 @@ from rich.table import Table
 from session_buddy.auth import errors
 from session_buddy.cli.config import cli_settings, usable_manager
 from session_buddy.cli.output import console, emit, fail, note, success, warn
-from session_buddy.sessions.models import format_duration
 from session_buddy.store.db import StorageError
+from session_buddy.text import format_duration
 
 app = typer.Typer(
     help="Create, inspect, refresh and revoke JWT access tokens.", no_args_is_help=True
@@ -37,7 +37,7 @@ TokenArgument = Annotated[
 
 
 def describe_rejection(error: errors.AuthError) -> str:
-    """The seed's line plus the precise reason (the local operator may see it)."""
+    """The public line plus the precise reason (the local operator may see it)."""
     if (
         isinstance(error, errors.InvalidTokenError | errors.RevocationUnavailableError)
         and error.detail != error.public_message

@@ -44,5 +44,5 @@ def reason_of(message: str) -> str:
 
 
 def is_auth_failure(message: str) -> bool:
-    """True for the seed's authentication (and our authorization) failure lines."""
+    """True for the ``❌ Authentication failed`` and ``❌ Authorization failed`` lines."""
     return message.startswith((AUTH_FAILED_PREFIX, AUTHZ_FAILED_PREFIX))

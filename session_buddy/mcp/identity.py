@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from session_buddy.auth.principal import Principal
-from session_buddy.sessions.models import iso_time
+from session_buddy.text import iso_time
 
 
 class Identity(BaseModel):

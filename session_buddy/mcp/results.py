@@ -8,8 +8,8 @@ against it, and passes error results through untouched.
 Expected failures become ``isError`` results whose text is the message itself — not the
 SDK's ``Error executing tool <name>: …`` wrapping of a raised ``ToolError``:
 
-* authentication: the seed's ``❌ Authentication failed: <reason>`` line, exactly, so the
-  seed's client check ``"❌ Authentication failed" in result`` keeps working;
+* authentication: the ``❌ Authentication failed: <reason>`` line, exactly, so the
+  documented client check ``"❌ Authentication failed" in text`` keeps working;
 * session errors (bad path, no active session, input too large): their precise message;
 * storage errors (database unusable mid-run): their message, which names the file.
 

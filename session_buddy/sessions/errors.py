@@ -7,22 +7,7 @@
 
 from __future__ import annotations
 
-MAX_SHOWN_CHARS = 200
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
-def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
-    """``text`` for a message: control characters escaped, the middle elided when long."""
-    if len(text) <= limit:
-        shown = _printable(text)
-        if len(shown) <= limit:
-            return shown
-    head = limit // 2
-    tail = limit - head - 1
-    return f"{_printable(text[:head])[:head]}…{_printable(text[-tail:])[-tail:]}"
+from session_buddy.text import shorten
 
 
 class SessionError(Exception):

@@ -9,9 +9,8 @@ from session_buddy.sessions.models import (
     GitSnapshot,
     ProjectSnapshot,
     SessionInfo,
-    format_duration,
-    plural,
 )
+from session_buddy.text import format_duration, plural
 
 
 def _git_position(git: GitSnapshot) -> str:

@@ -6,45 +6,15 @@ content; the CLI prints the same text. Times are ISO 8601 strings in UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from session_buddy.sessions.errors import shorten
+from session_buddy.text import format_duration, plural, shorten
 
 NOTE_PREVIEW_CHARS = 200
 
 NameSource = Literal["pyproject.toml", "package.json", "Cargo.toml", "directory"]
-
-
-def iso_time(timestamp: float) -> str:
-    """A Unix timestamp as an ISO 8601 UTC string with second precision.
-
-    Timestamps outside the calendar (a token may carry ``exp`` = 10**12) never raise.
-    """
-    try:
-        return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-    except (OverflowError, ValueError, OSError):
-        edge = datetime.max if timestamp > 0 else datetime.min
-        return f"{'after' if timestamp > 0 else 'before'} {edge.isoformat(timespec='seconds')}"
-
-
-def format_duration(seconds: float) -> str:
-    """A duration for people: ``"45 s"``, ``"12 min"``, ``"1 h 5 min"``, ``"3 h"``."""
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total} s"
-    minutes = total // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def plural(count: int, word: str) -> str:
-    """``"1 commit"``, ``"3 commits"``."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 class _Model(BaseModel):

@@ -28,6 +28,7 @@ from session_buddy.sessions.errors import (
     NoActiveSessionError,
     SessionNotFoundError,
 )
+from session_buddy.sessions.git import GIT_TIMEOUT_SECONDS, count_commits
 from session_buddy.sessions.handoff import render_handoff
 from session_buddy.sessions.models import (
     CheckpointInfo,
@@ -39,16 +40,12 @@ from session_buddy.sessions.models import (
     SessionInfo,
     SessionList,
     SessionStatus,
-    iso_time,
 )
-from session_buddy.sessions.project import (
-    GIT_TIMEOUT_SECONDS,
-    count_commits,
-    detect_project,
-    resolve_working_directory,
-)
+from session_buddy.sessions.paths import resolve_working_directory
+from session_buddy.sessions.project import detect_project
 from session_buddy.store.db import Database
 from session_buddy.store.sessions import CheckpointRecord, SessionRecord, SessionRepository
+from session_buddy.text import iso_time
 
 logger = logging.getLogger(__name__)
 

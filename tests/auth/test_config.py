@@ -34,7 +34,7 @@ def test_secret_raises_with_guidance_when_unset() -> None:
     assert "token_urlsafe(32)" in str(info.value)
 
 
-def test_short_secret_raises_the_seed_message_with_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_secret_raises_the_length_message_with_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SESSION_BUDDY_SECRET", SHORT)
     config = AuthConfig()
     assert config.enabled

@@ -12,7 +12,7 @@ from joserfc.jwk import OctKey
 from session_buddy.mcp import auth
 
 
-def test_seed_client_example_token_validates(auth_enabled: str) -> None:
+def test_documented_client_example_token_validates(auth_enabled: str) -> None:
     payload = {
         "user_id": "mahavishnu",
         "exp": datetime.now(tz=UTC) + timedelta(minutes=60),

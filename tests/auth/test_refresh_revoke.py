@@ -90,7 +90,7 @@ def test_refresh_requires_a_valid_token(auth_enabled: str) -> None:
         auth.get_manager().refresh_token("junk")
 
 
-def test_revoked_token_is_rejected_with_seed_message(auth_enabled: str) -> None:
+def test_revoked_token_is_rejected_with_public_message(auth_enabled: str) -> None:
     token = auth.generate_test_token("alice")
     assert auth.validate_token(token) is not None
     assert auth.revoke_token(token) is True

@@ -94,7 +94,7 @@ def test_disabled_auth_calls_through_as_anonymous() -> None:
     assert admin_tool() == "ok"
 
 
-def test_missing_token_is_refused_with_seed_message(auth_enabled: str) -> None:
+def test_missing_token_is_refused_with_public_message(auth_enabled: str) -> None:
     assert failure(lambda: sync_tool("/p")) == "❌ Authentication failed: Token required"
     assert failure(lambda: asyncio.run(async_tool("/p"))) == (
         "❌ Authentication failed: Token required"

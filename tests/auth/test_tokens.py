@@ -124,7 +124,7 @@ def test_crit_header_is_rejected(secret: str) -> None:
 # -- registered claims -------------------------------------------------------------
 
 
-def test_expired_token_is_rejected_with_seed_message(secret: str) -> None:
+def test_expired_token_is_rejected_with_public_message(secret: str) -> None:
     token = mint(secret, now=NOW - 7200)
     error = rejected(verifier(secret), token)
     assert error.public_message == "Token has expired"

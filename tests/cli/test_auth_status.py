@@ -40,7 +40,7 @@ def test_status_creates_nothing_in_the_data_dir(cli: CliEnv) -> None:
     assert not cli.data_dir.exists()
 
 
-def test_disabled_authentication_warns_with_the_seed_message_and_exit_0(cli: CliEnv) -> None:
+def test_disabled_authentication_warns_with_the_public_warning_and_exit_0(cli: CliEnv) -> None:
     cli.unset("SESSION_BUDDY_SECRET")
     result = cli.run("auth", "status")
     assert result.exit_code == 0

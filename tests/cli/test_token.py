@@ -93,7 +93,7 @@ def test_create_with_out_of_range_minutes_is_a_usage_error(cli: CliEnv) -> None:
     assert cli.run("token", "create", "alice", "--minutes", "0").exit_code == 2
 
 
-def test_create_without_secret_fails_with_the_seed_warning_and_fix(cli: CliEnv) -> None:
+def test_create_without_secret_fails_with_the_disabled_warning_and_fix(cli: CliEnv) -> None:
     cli.unset("SESSION_BUDDY_SECRET")
     result = cli.run("token", "create", "alice")
     assert result.exit_code == 1
@@ -140,7 +140,7 @@ def test_verify_accepts_a_bearer_prefix(cli: CliEnv) -> None:
     assert cli.run("token", "verify", f"Bearer {token}").exit_code == 0
 
 
-def test_verify_expired_token_fails_with_seed_message(cli: CliEnv) -> None:
+def test_verify_expired_token_fails_with_public_message(cli: CliEnv) -> None:
     result = cli.run("token", "verify", expired_token(cli))
     assert result.exit_code == 1
     assert "❌ Authentication failed: Token has expired" in result.stderr

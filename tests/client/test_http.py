@@ -78,7 +78,7 @@ async def test_invalid_bearer_token_is_refused_at_connect_with_the_reason(
     assert str(refused.value) == "❌ Authentication failed: Invalid token"
 
 
-async def test_expired_bearer_token_is_refused_with_the_seed_message(server: HttpServer) -> None:
+async def test_expired_bearer_token_is_refused_with_the_public_message(server: HttpServer) -> None:
     now = int(time.time())
     expired = jwt.encode(
         {"user_id": "mahavishnu", "iat": now - 120, "exp": now - 60}, server.secret, "HS256"

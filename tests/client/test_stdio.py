@@ -69,7 +69,7 @@ async def test_minted_token_carries_identity_role_and_issuer(
     assert me.privileged
 
 
-async def test_call_without_token_is_refused_with_the_seed_message(
+async def test_call_without_token_is_refused_with_the_public_message(
     project: Path, secret: str, server_log: TextIO
 ) -> None:
     async with SessionBuddyClient.stdio(secret=secret, server_log=server_log) as sb:

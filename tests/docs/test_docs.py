@@ -115,7 +115,7 @@ def test_every_repository_path_named_exists() -> None:
         assert (ROOT / path).exists(), f"{path} is named in the docs but does not exist"
 
 
-def test_the_seed_troubleshooting_messages_are_the_real_ones() -> None:
+def test_the_troubleshooting_messages_are_the_real_ones() -> None:
     text = (ROOT / "docs" / "JWT_AUTHENTICATION.md").read_text(encoding="utf-8")
     for message in (
         errors.AUTH_DISABLED_WARNING,

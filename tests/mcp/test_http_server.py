@@ -113,7 +113,7 @@ def test_token_argument_works_without_any_header(
     assert started["user_id"] == "alice"
 
 
-def test_no_header_and_no_token_is_refused_with_seed_message(
+def test_no_header_and_no_token_is_refused_with_public_message(
     session: McpConnection, repo: Path
 ) -> None:
     result = session.call("start_session", working_directory=str(repo))

@@ -36,7 +36,7 @@ def test_error_result_is_the_message_verbatim() -> None:
     assert result.structured_content is None
 
 
-def test_authentication_failure_becomes_the_seed_line_exactly() -> None:
+def test_authentication_failure_becomes_the_public_line_exactly() -> None:
     result = raising(AuthenticationError(errors.ExpiredTokenError("exp in the past")))
     assert result.is_error
     assert result.content[0].text == "❌ Authentication failed: Token has expired"

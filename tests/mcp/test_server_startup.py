@@ -27,7 +27,7 @@ AUTH_DISABLED = "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not se
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
-def test_short_secret_stops_the_server_with_seed_message(tmp_path: Path, transport: str) -> None:
+def test_short_secret_stops_the_server_with_length_message(tmp_path: Path, transport: str) -> None:
     env = server_environment(tmp_path / "data", "too-short-secret")
     result = run_server_briefly(env, tmp_path, "--transport", transport, "--port", "1")
     assert result.returncode == 1

@@ -140,19 +140,19 @@ def test_every_tool_publishes_an_output_schema(server: StdioDeployment) -> None:
 # -- authentication outcomes -----------------------------------------------------------------
 
 
-def test_missing_token_is_refused_with_seed_message(server: StdioDeployment, repo: Path) -> None:
+def test_missing_token_is_refused_with_public_message(server: StdioDeployment, repo: Path) -> None:
     result = server.call("start_session", working_directory=str(repo))
     assert error_text(result) == "❌ Authentication failed: Token required"
 
 
-def test_seed_client_check_finds_the_failure_in_the_result_text(
+def test_documented_client_check_finds_the_failure_in_the_result_text(
     server: StdioDeployment, repo: Path
 ) -> None:
     result = server.call("session_status", working_directory=str(repo))
-    assert AUTH_FAILED in text_of(result)  # the seed's `if "❌ Authentication failed" in result`
+    assert AUTH_FAILED in text_of(result)  # the documented client check
 
 
-def test_expired_token_is_refused_with_seed_message(server: StdioDeployment, repo: Path) -> None:
+def test_expired_token_is_refused_with_public_message(server: StdioDeployment, repo: Path) -> None:
     expired = mint(server.secret, "alice", lifetime=-60)
     result = server.call("start_session", working_directory=str(repo), token=expired)
     assert error_text(result) == "❌ Authentication failed: Token has expired"

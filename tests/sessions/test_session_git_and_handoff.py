@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from session_buddy.auth.principal import Principal
-from session_buddy.sessions.models import format_duration
 from session_buddy.sessions.service import SessionService
 
 
@@ -149,20 +146,3 @@ def test_handoff_outside_git_reports_no_repository(
 
     assert "**Start:** not a git repository" in markdown
     assert "Commits during session" not in markdown
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0 s"),
-        (59.9, "59 s"),
-        (60, "1 min"),
-        (3599, "59 min"),
-        (3600, "1 h"),
-        (3900, "1 h 5 min"),
-        (26 * 3600 + 60, "26 h 1 min"),
-        (-5, "0 s"),
-    ],
-)
-def test_durations_read_as_hours_and_minutes(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text

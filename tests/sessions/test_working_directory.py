@@ -8,7 +8,7 @@ import pytest
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.errors import InvalidWorkingDirectoryError
-from session_buddy.sessions.project import MAX_PATH_CHARS, resolve_working_directory
+from session_buddy.sessions.paths import MAX_PATH_CHARS, resolve_working_directory
 from session_buddy.sessions.service import SessionService
 from session_buddy.store.db import Database
 
