@@ -11,6 +11,8 @@ import pytest
 
 from session_buddy.mcp.auth import reload_auth_config
 
+pytest_plugins = ["testkit.pytest_postgres"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(
