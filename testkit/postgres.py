@@ -218,7 +218,13 @@ class PostgresServer:
         self.port = port if port is not None else free_port()
         self._port_chosen = port is None
         self.listen_addresses: list[str] = list(listen_addresses)
-        self.host = self.listen_addresses[0] if self.listen_addresses else "127.0.0.1"
+        #: the address ``url()`` uses by default
+        self.host = next(
+            (a for a in self.listen_addresses if a in ("127.0.0.1", "localhost", "*")),
+            self.listen_addresses[0] if self.listen_addresses else "127.0.0.1",
+        )
+        if self.host in ("localhost", "*"):
+            self.host = "127.0.0.1"
         self.superuser = SUPERUSER
         self.superuser_password = superuser_password or secrets.token_urlsafe(18)
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}

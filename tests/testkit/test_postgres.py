@@ -122,6 +122,18 @@ def test_admin_helpers_see_what_the_fixture_created(
     assert server.execute("SELECT %s::int + 1", [41]) == [(42,)]
 
 
+def test_url_escapes_awkward_user_names_and_passwords(postgres_database: PostgresDatabase) -> None:
+    server = postgres_database.server
+    user, password = "odd user@x", "p@ss:w/rd %?#"
+    server.create_role(user, password)
+    try:
+        url = server.url(user=user, password=password, dbname=postgres_database.dbname)
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (user,)
+    finally:
+        server.drop_role(user)
+
+
 def test_close_stops_the_server_and_removes_its_directory() -> None:
     server = PostgresServer()
     with server:
@@ -143,7 +155,10 @@ def test_missing_binaries_name_the_package_to_install(
         find_bin_dir(tmp_path)
 
 
-def test_the_newest_installed_version_is_chosen(tmp_path: Path) -> None:
+def test_the_newest_installed_version_is_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TESTKIT_PG_BIN", raising=False)
     for version in ("9.6", "15", "13"):
         bin_dir = tmp_path / version / "bin"
         bin_dir.mkdir(parents=True)
