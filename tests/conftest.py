@@ -12,6 +12,8 @@ import pytest
 from session_buddy.mcp.auth import reload_auth_config
 from session_buddy.runtime import forget_shared_state
 
+pytest_plugins = ["testkit.pytest_postgres"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(
