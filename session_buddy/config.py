@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -133,6 +133,6 @@ def secret_from_variable(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment (and ``.env``) now; keyword arguments override both."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings(**overrides)

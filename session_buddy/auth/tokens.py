@@ -22,7 +22,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _PADDING = (b"", b"===", b"==", b"=")
 _JSON = json.JSONDecoder()
 
+_openssl_hmac_new: Callable[..., Any] | None
 try:  # OpenSSL's HMAC object: its copy() is one C call (hmac.HMAC.copy is Python code)
     from _hashlib import hmac_new as _openssl_hmac_new
 except ImportError:  # pragma: no cover - CPython without OpenSSL

@@ -56,21 +56,23 @@ class TokenVerifier:
 
     def verify(self, raw: object) -> dict[str, Any]:
         """The token's claims (shared, do not mutate), or an ``AuthError``."""
-        entry = self._cache.get(raw) if isinstance(raw, str) else None
-        if entry is not None:
-            claims, exp, key = entry
-            if exp <= self._clock() - self.policy.leeway_seconds:
-                self._cache.pop(raw, None)
-                raise errors.ExpiredTokenError("exp is in the past (cached token)")
-            if self.revocations is not None and self.revocations.is_revoked(key):
-                raise errors.RevokedTokenError("token is revoked (cached token)")
-            return claims
-        token = normalize_token(raw, self.policy.max_token_bytes)
+        if isinstance(raw, str):
+            entry = self._cache.get(raw)
+            if entry is not None:
+                claims, exp, key = entry
+                if exp <= self._clock() - self.policy.leeway_seconds:
+                    self._cache.pop(raw, None)
+                    raise errors.ExpiredTokenError("exp is in the past (cached token)")
+                if self.revocations is not None and self.revocations.is_revoked(key):
+                    raise errors.RevokedTokenError("token is revoked (cached token)")
+                return claims
+        token = normalize_token(raw, self.policy.max_token_bytes)  # refuses non-strings
         claims = decode_access_token(token, self.keys, self.policy, self._clock())
         key = revocation_key(claims, token)
         if self.revocations is not None and self.revocations.is_revoked(key):
             raise errors.RevokedTokenError("token is revoked")
-        self._remember(raw, claims, key)  # type: ignore[arg-type]
+        if isinstance(raw, str):
+            self._remember(raw, claims, key)
         return claims
 
     def _remember(self, raw: str, claims: dict[str, Any], key: str) -> None:

@@ -77,7 +77,7 @@ def _read(text: str) -> str:
 def parse_json(text: str, what: str) -> Any:
     try:
         return json.loads(_read(text))
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{what} is not valid JSON ({exc.msg})") from None
 
 

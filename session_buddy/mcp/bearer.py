@@ -144,7 +144,8 @@ def _peer_host(scope: Scope) -> str:
 
 
 def _authorization_header(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name.lower() == b"authorization":
             return value.decode("latin-1")
     return None

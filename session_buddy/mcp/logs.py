@@ -73,7 +73,7 @@ def parse_level(name: str) -> int:
     upper = name.strip().upper()
     if upper not in LEVELS:
         raise ValueError(f"log level {name!r} is not one of {', '.join(LEVELS)}")
-    return logging.getLevelName(upper)
+    return int(logging.getLevelName(upper))
 
 
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> logging.Handler:

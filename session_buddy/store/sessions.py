@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from session_buddy.store.db import Database
 
@@ -235,9 +236,7 @@ class SessionRepository:
             f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_id = ? ORDER BY id",
             (session_id,),
         )
-        return [
-            CheckpointRecord(*tuple(row), number=index) for index, row in enumerate(rows, start=1)
-        ]
+        return [_checkpoint(row, number) for number, row in enumerate(rows, start=1)]
 
     def last_checkpoint(self, session_id: str) -> CheckpointRecord | None:
         rows = self._db.query(
@@ -246,7 +245,7 @@ class SessionRepository:
             "FROM checkpoints WHERE session_id = ? ORDER BY id DESC LIMIT 1",
             (session_id,),
         )
-        return CheckpointRecord(*tuple(rows[0])) if rows else None
+        return _checkpoint(rows[0][:7], int(rows[0][7])) if rows else None
 
     def checkpoint_counts(self, session_ids: Sequence[str]) -> dict[str, int]:
         """Number of checkpoints per session id (sessions without any are absent)."""
@@ -259,3 +258,17 @@ class SessionRepository:
             tuple(session_ids),
         )
         return {row[0]: int(row[1]) for row in rows}
+
+
+def _checkpoint(row: Sequence[Any], number: int) -> CheckpointRecord:
+    """A ``checkpoints`` row (columns as in ``_CHECKPOINT_COLUMNS``) with its position."""
+    return CheckpointRecord(
+        id=int(row[0]),
+        session_id=str(row[1]),
+        created_at=float(row[2]),
+        note=row[3],
+        snapshot_json=str(row[4]),
+        commits_since_previous=row[5],
+        changed_files=row[6],
+        number=number,
+    )
