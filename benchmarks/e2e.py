@@ -47,7 +47,7 @@ from mcp.client.streamable_http import streamable_http_client
 from benchmarks.harness import Profile, Row, median, progress, spread
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 
 PART = "e2e"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -205,7 +205,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     off_url = start_http(setup, "http_off", http_server, off_env)
     on_url = start_http(setup, "http_on", http_server, on_env)
     baseline_dir = setup.data_dir("http_sdk_baseline")
-    SessionService(Database(baseline_dir / "session-buddy.db").open()).start(
+    SessionService(SqliteDatabase(baseline_dir / "session-buddy.db").open()).start(
         Principal(user_id=USER, authenticated=True), repo
     )
     baseline_url = start_http(

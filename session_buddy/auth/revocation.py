@@ -19,19 +19,27 @@ import time
 from collections.abc import Callable
 
 from session_buddy.auth.errors import RevocationUnavailableError
-from session_buddy.store.db import Database, StorageError
-from session_buddy.store.revocations import RevocationRepository
+from session_buddy.store.base import Database, Watch
+from session_buddy.store.errors import StorageError
+from session_buddy.store.revocations import CHANNEL, RevocationRepository
 
 logger = logging.getLogger(__name__)
 
 # Kept past exp so a leeway never revives a forgotten revocation.
 RETENTION_AFTER_EXPIRY = 600.0
-# How long the database may be unreadable before every token is refused.
+# How long the in-memory set may go unconfirmed before every token is refused.
 MAX_STALE_SECONDS = 5.0
 
 
 class RevocationStore:
-    """Revocations keyed by a token's ``jti`` (or its SHA-256 when it has none)."""
+    """Revocations keyed by a token's ``jti`` (or its SHA-256 when it has none).
+
+    Where the database pushes changes (PostgreSQL), a notification triggers a read of the
+    log at once and no token check waits for the database; while the push is down (and on
+    SQLite, always) a check re-reads the log when ``sync_interval`` has passed. Either way
+    the set is known current as of some moment; once that moment is more than
+    ``MAX_STALE_SECONDS`` old, checks refuse every token.
+    """
 
     def __init__(
         self,
@@ -40,6 +48,7 @@ class RevocationStore:
         clock: Callable[[], float] = time.time,
         sync_interval: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        push: bool = True,
     ) -> None:
         self._db = db
         self._repository = RevocationRepository(db)
@@ -51,9 +60,11 @@ class RevocationStore:
         self._last_seq = 0
         self._next_sync = 0.0
         self._next_purge = 0.0
-        self._failing_since: float | None = None
+        self._known_at = self._monotonic()
+        self._failing = False
         self._last_failure = ""
         self._load()
+        self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
 
     def _load(self) -> None:
         now = self._clock()
@@ -65,6 +76,7 @@ class RevocationStore:
             self._expiry = {r.token_key: r.expires_at for r in in_force}
             self._last_seq = seq
             self._next_sync = self._monotonic() + self._sync_interval
+            self._known_at = self._monotonic()
 
     def revoke(self, token_key: str, expires_at: float) -> bool:
         """Record a revocation durably (committed before this returns).
@@ -81,21 +93,31 @@ class RevocationStore:
         return first
 
     def is_revoked(self, token_key: str) -> bool:
-        """Whether the token is revoked, as of at most ``sync_interval`` ago.
+        """Whether the token is revoked, as the database said at most a moment ago.
 
-        Raises :class:`RevocationUnavailableError` once the database has been unreadable
-        for ``MAX_STALE_SECONDS``: other processes' revocations could not be honoured, so
-        tokens are refused rather than accepted on stale knowledge (fail closed).
+        Raises :class:`RevocationUnavailableError` once the set has gone unconfirmed for
+        ``MAX_STALE_SECONDS`` (database unreadable or unreachable): other processes'
+        revocations could not be honoured, so tokens are refused rather than accepted on
+        stale knowledge (fail closed).
         """
-        if self._monotonic() >= self._next_sync:
+        now = self._monotonic()
+        watch = self._watch
+        if watch is not None and watch.healthy:
+            self._known_at = now
+        elif now >= self._next_sync:
             self._sync()
-        if self._failing_since is not None:
-            stale = self._monotonic() - self._failing_since
-            if stale > MAX_STALE_SECONDS:
-                raise RevocationUnavailableError(
-                    f"revocation store unreadable for {stale:.0f} s: {self._last_failure}"
-                )
+        stale = now - self._known_at
+        if stale > MAX_STALE_SECONDS:
+            raise RevocationUnavailableError(
+                f"revocations unconfirmed for {stale:.0f} s: {self._last_failure}"
+            )
         return token_key in self._expiry
+
+    def _pushed(self) -> None:
+        """Another process revoked something (or the push reconnected): read the log now."""
+        with self._lock:
+            self._next_sync = 0.0
+        self._sync()
 
     def _sync(self) -> None:
         with self._lock:
@@ -107,12 +129,15 @@ class RevocationStore:
             changes, position = self._repository.since(last)
         except StorageError as exc:
             # Keep every revocation already known; try again on the next interval.
-            logger.warning("revocation sync failed: %s", exc)
+            if not self._failing:
+                logger.warning("revocation sync failed (retrying): %s", exc)
+            self._failing = True
             self._last_failure = str(exc)
-            if self._failing_since is None:
-                self._failing_since = self._monotonic()
             return
-        self._failing_since = None
+        if self._failing:
+            logger.info("revocation sync recovered")
+        self._failing = False
+        self._known_at = self._monotonic()
         if changes:
             with self._lock:
                 for change in changes:

@@ -13,7 +13,7 @@ from session_buddy.cli.output import fail
 from session_buddy.config import Settings
 from session_buddy.mcp.logs import configure_logging, parse_level
 from session_buddy.runtime import Runtime
-from session_buddy.store.db import StorageError
+from session_buddy.store import StorageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8678

@@ -26,7 +26,7 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
-from session_buddy.store.db import Database, StorageError
+from session_buddy.store import Database, StorageError
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 
 START = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -84,7 +84,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "data" / "session-buddy.db").open()
+    database = SqliteDatabase(tmp_path / "data" / "session-buddy.db").open()
     yield database
     database.close()
 

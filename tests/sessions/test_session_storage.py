@@ -11,14 +11,14 @@ import pytest
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.models import SessionInfo
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database, StorageError
+from session_buddy.store import SqliteDatabase, StorageError
 
 
 def test_two_processes_racing_start_create_exactly_one_active_session(
     tmp_path: Path, clock, alice: Principal, project: Path
 ) -> None:
     path = tmp_path / "shared.db"
-    databases = [Database(path), Database(path)]  # as two server processes would
+    databases = [SqliteDatabase(path), SqliteDatabase(path)]  # as two server processes would
     services = [SessionService(db, clock=clock) for db in databases]
     racers = 8
     barrier = threading.Barrier(racers)
@@ -40,8 +40,8 @@ def test_a_session_started_by_one_process_is_seen_by_another(
     tmp_path: Path, clock, alice: Principal, project: Path
 ) -> None:
     path = tmp_path / "shared.db"
-    first = SessionService(Database(path), clock=clock)
-    second = SessionService(Database(path), clock=clock)
+    first = SessionService(SqliteDatabase(path), clock=clock)
+    second = SessionService(SqliteDatabase(path), clock=clock)
 
     started = first.start(alice, str(project))
     second.checkpoint(alice, str(project), "from the other process")
@@ -58,7 +58,7 @@ def test_a_corrupted_database_gives_a_storage_error_naming_the_file_and_is_left_
     path = tmp_path / "session-buddy.db"
     garbage = b"this is not a database, just some bytes " * 200
     path.write_bytes(garbage)
-    service = SessionService(Database(path), clock=clock)
+    service = SessionService(SqliteDatabase(path), clock=clock)
 
     with pytest.raises(StorageError) as raised:
         service.start(alice, str(project))
@@ -72,12 +72,12 @@ def test_a_read_only_database_serves_reads_and_refuses_writes(
     tmp_path: Path, clock, alice: Principal, project: Path
 ) -> None:
     path = tmp_path / "session-buddy.db"
-    writer_db = Database(path)
+    writer_db = SqliteDatabase(path)
     writer = SessionService(writer_db, clock=clock)
     started = writer.start(alice, str(project))
     writer_db.close()
     before = path.read_bytes()
-    reader = SessionService(Database(f"file:{path}?mode=ro"), clock=clock)
+    reader = SessionService(SqliteDatabase(f"file:{path}?mode=ro"), clock=clock)
 
     status = reader.status(alice, str(project))
     with pytest.raises(StorageError) as raised:
