@@ -1,9 +1,9 @@
 """The fast verifier agrees with PyJWT (plus our rules) on every token, valid or not.
 
 ``TokenVerifier.verify`` (normalise, then ``decode_access_token``) is the production
-path; ``decode_with_pyjwt`` is the reference. Hypothesis generates headers, claims,
-secrets, policies and byte-level mutations; both paths must give the same verdict, the
-same public message and the same claims. ``make fuzz`` runs 100,000 examples
+path; ``testkit.reference.decode_with_pyjwt`` is the reference. Hypothesis generates
+headers, claims, secrets, policies and byte-level mutations; both paths must give the same
+verdict, the same public message and the same claims. ``make fuzz`` runs 100,000 examples
 (SESSION_BUDDY_FUZZ_EXAMPLES); ``make test`` a few thousand.
 """
 
@@ -23,10 +23,10 @@ from session_buddy.auth.tokens import (
     SigningKeys,
     TokenPolicy,
     decode_access_token,
-    decode_with_pyjwt,
     normalize_token,
 )
 from session_buddy.auth.verifier import TokenVerifier
+from testkit.reference import decode_with_pyjwt
 from tests.auth.helpers import sign_raw
 
 EXAMPLES = int(os.environ.get("SESSION_BUDDY_FUZZ_EXAMPLES", "2500"))
