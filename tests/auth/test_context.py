@@ -7,7 +7,7 @@ import random
 import threading
 
 from session_buddy.mcp import auth
-from tests.auth.helpers import mint
+from testkit.tokens import mint
 
 EXPECTED = {"good": None, "expired": "Token has expired", "garbage": "Invalid token"}
 

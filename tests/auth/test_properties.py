@@ -11,8 +11,8 @@ from session_buddy.auth import errors
 from session_buddy.auth.tokens import SigningKeys, TokenPolicy
 from session_buddy.auth.verifier import TokenVerifier
 from session_buddy.mcp import auth
-from tests.auth.helpers import mint
-from tests.auth.test_differential import mutate, mutation_recipes
+from testkit.mutations import mutate, mutation_recipes
+from testkit.tokens import mint
 
 SECRET = "property-secret-0123456789abcdefghijklmnop"
 KEYS = SigningKeys.from_secrets(SECRET)

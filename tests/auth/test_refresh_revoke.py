@@ -16,7 +16,7 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
 from session_buddy.mcp import auth
 from session_buddy.store.db import Database
-from tests.auth.helpers import mint
+from testkit.tokens import assemble, mint
 
 
 def claims_of(token: str) -> dict:
@@ -198,14 +198,11 @@ def test_concurrent_refreshes_of_one_token_yield_one_new_token(auth_enabled: str
 def test_odd_or_future_auth_time_neither_crashes_nor_extends_the_lifetime(
     auth_enabled: str, auth_time: object
 ) -> None:
-    import json as json_module
-
-    from tests.auth.helpers import sign_raw
-
     now = time.time()
     claims = {"user_id": "alice", "iat": int(now) - 3600, "exp": int(now) + 600}
-    payload = json_module.dumps({**claims, "auth_time": auth_time})
-    token = sign_raw(auth_enabled, {"alg": "HS256", "typ": "JWT"}, payload)
+    token = assemble(
+        {"alg": "HS256", "typ": "JWT"}, {**claims, "auth_time": auth_time}, auth_enabled
+    )
     new = auth.get_manager().refresh_token(token)
     assert claims_of(new)["auth_time"] == int(now) - 3600  # falls back to iat
 

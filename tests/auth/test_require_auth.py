@@ -9,7 +9,7 @@ import pytest
 
 from session_buddy.mcp import auth
 from session_buddy.mcp.auth import AuthenticationError, get_current_user, require_auth
-from tests.auth.helpers import mint
+from testkit.tokens import mint
 
 
 @require_auth()
