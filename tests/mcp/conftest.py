@@ -1,4 +1,4 @@
-"""Shared fixtures for the MCP server tests (helpers live in ``tests/mcp/helpers.py``)."""
+"""Shared fixtures for the MCP server tests (helpers live in ``testkit``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from tests.mcp.helpers import make_git_repo
+from testkit.git import make_git_repo
 
 
 @pytest.fixture(scope="session")

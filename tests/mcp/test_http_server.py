@@ -16,31 +16,29 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
-from mcp_types import CallToolResult
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
-from tests.mcp.helpers import (
+from testkit.environment import new_secret, server_environment
+from testkit.mcp import (
     INITIALIZE,
-    JSON_RPC_HEADERS,
-    HttpServer,
     McpConnection,
     connect,
     http_transport,
-    mint,
-    new_secret,
-    server_environment,
-    start_http_server,
+    ok,
+    post_json_rpc,
     text_of,
 )
+from testkit.server import ServerProcess, http_server
+from testkit.tokens import mint
 
 pytestmark = pytest.mark.e2e
 
 
 @dataclass
 class HttpDeployment:
-    server: HttpServer
+    server: ServerProcess
     portal: BlockingPortal
     secret: str
     data_dir: Path
@@ -52,14 +50,10 @@ class HttpDeployment:
         return token
 
     def connect(self, bearer: str | None = None, mode: str = "auto") -> McpConnection:
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
-        return connect(self.portal, http_transport(self.server.url, headers), mode)
+        return connect(self.portal, http_transport(self.server.url, bearer=bearer), mode)
 
     def post(self, payload: dict[str, Any], authorization: str | None = None) -> httpx.Response:
-        headers = dict(JSON_RPC_HEADERS)
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        return httpx.post(self.server.url, json=payload, headers=headers, timeout=10)
+        return post_json_rpc(self.server.url, payload, authorization=authorization)
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +64,8 @@ def http(
     secret = new_secret()
     data_dir = workdir / "data"
     env = server_environment(data_dir, secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
-    server = start_http_server(env, workdir)
-    try:
+    with http_server(env, workdir) as server:
         yield HttpDeployment(server, portal, secret, data_dir)
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -83,12 +74,6 @@ def session(http: HttpDeployment) -> Iterator[McpConnection]:
     conn = http.connect()
     yield conn
     conn.close()
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 # -- health --------------------------------------------------------------------------------
@@ -252,14 +237,14 @@ def test_header_failures_are_logged_with_client_address_and_fingerprint(
     http: HttpDeployment,
 ) -> None:
     http.post(INITIALIZE, f"Bearer {mint(new_secret(), 'mallory')}")
-    lines = [line for line in http.server.stderr().splitlines() if "reason=bad_signature" in line]
+    lines = [line for line in http.server.log().splitlines() if "reason=bad_signature" in line]
     assert lines
     assert "tool=Authorization header client=127.0.0.1 token_fp=" in lines[0]
 
 
 def test_debug_log_contains_no_token_header_or_secret(http: HttpDeployment) -> None:
     http.post(INITIALIZE, f"Bearer {http.token('alice')}")
-    log = http.server.stderr()
+    log = http.server.log()
     assert " DEBUG " in log
     assert "uvicorn" in log
     assert http.secret not in log

@@ -21,16 +21,10 @@ from mcp_types import CallToolResult
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
-from tests.mcp.helpers import (
-    McpConnection,
-    commit_file,
-    connect,
-    mint,
-    new_secret,
-    server_environment,
-    stdio_transport,
-    text_of,
-)
+from testkit.environment import new_secret, server_environment
+from testkit.git import commit
+from testkit.mcp import McpConnection, connect, ok, stdio_transport, text_of
+from testkit.tokens import mint
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +75,6 @@ def server(
             yield StdioDeployment(conn, secret, data_dir, workdir, stderr_path, env)
         finally:
             conn.close()
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def error_text(result: CallToolResult) -> str:
@@ -243,7 +231,7 @@ def test_full_lifecycle_start_checkpoint_status_end_list(
     assert started["project_name"] == "demo"
     assert started["snapshot"]["git"]["branch"] == "main"
 
-    commit_file(repo, "feature.py", "print('hi')\n")
+    commit(repo, "feature.py", "print('hi')\n")
     checkpoint = ok(
         server.as_user("alice", "checkpoint", working_directory=path, note="feature done")
     )
