@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -10,21 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from testkit.environment import clean_environment
+
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "jwt_auth_demo.py"
 
 pytestmark = pytest.mark.e2e
 
 
 def run_demo(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("SESSION_BUDDY_") and name != "MAHAVISHNU_AUTH_SECRET"
-    }
-    environment.update(env)
     return subprocess.run(
-        [sys.executable, str(DEMO)], cwd=cwd, env=environment, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, str(DEMO)], cwd=cwd, env=clean_environment(**env), capture_output=True,
+        text=True, timeout=120, check=False,
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import pytest
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions import SessionService
 from session_buddy.store.db import Database
-from tests.cli.conftest import CliEnv
+from testkit.cli import CliEnv
 
 ALICE = Principal(user_id="alice", authenticated=True)
 BOB = Principal(user_id="bob", authenticated=True)

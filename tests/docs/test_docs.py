@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import typer
 from session_buddy.auth import errors
 from session_buddy.cli import app
 from session_buddy.config import Settings
+from testkit.environment import new_secret, server_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "JWT_AUTHENTICATION.md", ROOT / "README.md"]
@@ -55,16 +55,11 @@ def test_every_runnable_marker_precedes_a_python_block() -> None:
 
 @pytest.mark.parametrize(("where", "code"), SNIPPETS, ids=[where for where, _ in SNIPPETS])
 def test_runnable_snippet_runs_as_written(where: str, code: str, tmp_path: Path) -> None:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("SESSION_BUDDY_") and name != "MAHAVISHNU_AUTH_SECRET"
-    }
-    env.update(
-        SESSION_BUDDY_SECRET=secrets.token_urlsafe(32),
-        SESSION_BUDDY_DATA_DIR=str(tmp_path / "data"),
+    env = server_environment(
+        tmp_path / "data",
+        new_secret(),
         SESSION_BUDDY_LOG_LEVEL="WARNING",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -11,6 +11,7 @@ import pytest
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.project import count_commits, detect_project
 from session_buddy.sessions.service import SessionService
+from testkit import git as gitops
 
 # -- project name ---------------------------------------------------------------------
 
@@ -171,7 +172,7 @@ def test_a_file_named_tests_is_not_a_tests_directory(tmp_path: Path) -> None:
 # -- git ------------------------------------------------------------------------------
 
 
-def test_git_snapshot_of_a_committed_repository(project: Path, gitops) -> None:
+def test_git_snapshot_of_a_committed_repository(project: Path) -> None:
     git = detect_project(project).git
 
     assert git.git_available and git.is_git_repo
@@ -210,7 +211,7 @@ def test_a_plain_directory_is_not_a_git_repository(plain_dir: Path) -> None:
     assert git.note == "not a git repository"
 
 
-def test_a_repository_without_commits_has_a_branch_but_no_commit(tmp_path: Path, gitops) -> None:
+def test_a_repository_without_commits_has_a_branch_but_no_commit(tmp_path: Path) -> None:
     repo = gitops.init(tmp_path / "fresh", branch="trunk")
     (repo / "draft.txt").write_text("x")
 
@@ -223,9 +224,9 @@ def test_a_repository_without_commits_has_a_branch_but_no_commit(tmp_path: Path,
     assert git.note == "no commits yet"
 
 
-def test_a_detached_head_has_a_commit_but_no_branch(project: Path, gitops) -> None:
+def test_a_detached_head_has_a_commit_but_no_branch(project: Path) -> None:
     sha = gitops.head(project)
-    gitops.run(project, "checkout", "-q", "--detach")
+    gitops.git(project, "checkout", "-q", "--detach")
 
     git = detect_project(project).git
 
@@ -264,7 +265,7 @@ def test_a_hanging_git_is_abandoned_after_the_timeout(project: Path, tmp_path: P
 
 
 def test_git_environment_variables_cannot_redirect_to_another_repository(
-    project: Path, tmp_path: Path, gitops, monkeypatch: pytest.MonkeyPatch
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = gitops.init(tmp_path / "other")
     gitops.commit(other, "x.txt", "other")
@@ -275,21 +276,19 @@ def test_git_environment_variables_cannot_redirect_to_another_repository(
     assert detect_project(project).git.commit == expected
 
 
-def test_a_repository_config_cannot_make_git_run_a_program(
-    project: Path, tmp_path: Path, gitops
-) -> None:
+def test_a_repository_config_cannot_make_git_run_a_program(project: Path, tmp_path: Path) -> None:
     witness = tmp_path / "fsmonitor-ran"
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\ntouch {witness}\n")
     hook.chmod(0o755)
-    gitops.run(project, "config", "core.fsmonitor", str(hook))
+    gitops.git(project, "config", "core.fsmonitor", str(hook))
 
     detect_project(project)
 
     assert not witness.exists()
 
 
-def test_detection_does_not_write_into_the_project(project: Path, gitops) -> None:
+def test_detection_does_not_write_into_the_project(project: Path) -> None:
     tracked = project / "pyproject.toml"
     tracked.write_text(tracked.read_text())  # same content, newer mtime: index is stale
     os.utime(tracked, ns=(tracked.stat().st_atime_ns, tracked.stat().st_mtime_ns + 10**9))
@@ -305,7 +304,7 @@ def test_detection_does_not_write_into_the_project(project: Path, gitops) -> Non
 
 
 def test_a_whole_session_does_not_write_into_the_project(
-    service: SessionService, alice: Principal, project: Path, gitops
+    service: SessionService, alice: Principal, project: Path
 ) -> None:
     tracked = project / "pyproject.toml"
     os.utime(tracked, ns=(tracked.stat().st_atime_ns, tracked.stat().st_mtime_ns + 10**9))
@@ -324,7 +323,7 @@ def test_a_whole_session_does_not_write_into_the_project(
 # -- commit counting ------------------------------------------------------------------
 
 
-def test_count_commits_between_two_shas(project: Path, gitops) -> None:
+def test_count_commits_between_two_shas(project: Path) -> None:
     old = gitops.head(project)
     gitops.commit(project)
     new = gitops.commit(project)
