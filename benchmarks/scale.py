@@ -35,6 +35,7 @@ from benchmarks.micro import Pool
 from benchmarks.minting import FastMinter
 from session_buddy.mcp import auth
 from session_buddy.store.db import Database
+from testkit.environment import clean_environment
 
 PART = "scale"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -190,10 +191,7 @@ def _cross_process_revocation(env: AuthEnvironment, attempts: int) -> Row:
 
 def _rss_growth(profile: Profile) -> Row:
     progress(f"scale: RSS over {profile.rss_tokens:,} distinct tokens (subprocess)")
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith(("SESSION_BUDDY_", "MAHAVISHNU_")):
-            del env[name]
+    env = clean_environment()
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.rss", "--tokens", str(profile.rss_tokens)],
         cwd=REPO_ROOT,
