@@ -42,7 +42,7 @@ from testkit.environment import new_secret, server_environment
 from testkit.figures import percentile
 from testkit.git import make_git_repo
 from testkit.mcp import mcp_http, mcp_stdio
-from testkit.server import SERVE_HTTP, ServerProcess, http_server
+from testkit.server import SERVE_HTTP, ServerProcess, launch_http_server
 from testkit.tokens import mint
 
 PART = "e2e"
@@ -137,8 +137,8 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     ) -> ServerProcess:
         env = setup.env(setup.data_dir(name), auth=auth)
         log_path = setup.log_path(name)
-        server = http_server(
-            env, cwd, log_path=log_path, args=args, command=command, timeout=STARTUP_TIMEOUT
+        server = launch_http_server(
+            env, cwd, log_path=log_path, args=args, command=command, startup_timeout=STARTUP_TIMEOUT
         )
         return stack.enter_context(server)
 

@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 from testkit.environment import clean_environment
-from testkit.server import ServerProcess, can_bind, launch_http_server, wait_until_ready
+from testkit.server import ServerProcess, can_bind, launch_http_server
 
 FLOOD_ADDRESS = "127.0.0.2"
 CALL_TIMEOUT = 20.0
@@ -249,7 +249,7 @@ def launch_server(
 async def ready(server: ServerProcess) -> float:
     """Seconds until ``/healthz`` answered (``StartFailed`` otherwise), waited for in a
     worker thread so the scenario's other tasks keep running."""
-    return await anyio.to_thread.run_sync(wait_until_ready, server)
+    return await anyio.to_thread.run_sync(server.wait_until_ready)
 
 
 @dataclass

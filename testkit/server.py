@@ -1,10 +1,10 @@
 """``session-buddy serve`` as a real process: a free port, a start that waits for health.
 
-:func:`http_server` is the usual form: start ``serve --transport http`` on a free loopback
-port with its output in a log file, wait until ``GET /healthz`` answers 200, and stop it
-when the block ends, whatever happens. :func:`launch_http_server` and
-:func:`wait_until_ready` are its two halves, for callers that start a server now and wait
-for it elsewhere (in a worker thread, say).
+:func:`launch_http_server` starts ``serve --transport http`` on a free loopback port with
+its output in a log file. Used as ``with launch_http_server(...) as server:`` it waits
+until ``GET /healthz`` answers 200, and stops the server when the block ends, whatever
+happens; a caller that waits elsewhere (in a worker thread, say) calls
+:meth:`ServerProcess.wait_until_ready` itself.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from testkit.processes import run_python
 
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0
@@ -52,13 +54,29 @@ class StartFailed(RuntimeError):
 
 @dataclass
 class ServerProcess:
-    """A started HTTP server: its process, where it listens, its environment and its log."""
+    """A started HTTP server: its process, where it listens, its environment and its log.
+
+    As a context manager it waits until the server is ready (stopping it if it never is)
+    and stops it when the block ends.
+    """
 
     process: subprocess.Popen[bytes]
     host: str
     port: int
     log_path: Path
     env: dict[str, str]
+    startup_timeout: float = STARTUP_TIMEOUT
+
+    def __enter__(self) -> ServerProcess:
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     @property
     def base_url(self) -> str:
@@ -76,6 +94,21 @@ class ServerProcess:
     @property
     def data_dir(self) -> Path:
         return Path(self.env["SESSION_BUDDY_DATA_DIR"])
+
+    def wait_until_ready(self) -> float:
+        """Seconds until ``GET /healthz`` answered 200; :class:`StartFailed` otherwise."""
+        started = time.monotonic()
+        with httpx.Client(timeout=1.0, trust_env=False) as http:
+            while time.monotonic() - started < self.startup_timeout:
+                if self.process.poll() is not None:
+                    code = self.process.returncode
+                    raise StartFailed(f"server exited with {code}: {self.tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{self.base_url}/healthz").status_code == 200:
+                        return time.monotonic() - started
+                time.sleep(0.05)
+        limit = self.startup_timeout
+        raise StartFailed(f"server did not answer /healthz in {limit:.0f} s: {self.tail()}")
 
     def log(self) -> str:
         """Everything the server wrote so far (stdout and stderr)."""
@@ -113,12 +146,13 @@ def launch_http_server(
     log_path: Path | None = None,
     args: Sequence[str] = (),
     command: Sequence[str] = SERVE_HTTP,
+    startup_timeout: float = STARTUP_TIMEOUT,
     preexec_fn: Callable[[], None] | None = None,
 ) -> ServerProcess:
-    """Start ``command --host HOST --port PORT ARGS`` without waiting for it.
+    """Start ``command --host HOST --port PORT ARGS`` now, without waiting for it.
 
     The port is a free one unless given; stdout and stderr go to ``log_path`` (by default
-    ``cwd/server-PORT.log``).
+    ``cwd/server-PORT.log``). Use the result in a ``with`` block to wait until it is ready.
     """
     port = port or free_port(host)
     log_path = log_path or cwd / f"server-{port}.log"
@@ -132,60 +166,11 @@ def launch_http_server(
             stderr=subprocess.STDOUT,
             preexec_fn=preexec_fn,
         )
-    return ServerProcess(process, host, port, log_path, env)
-
-
-def wait_until_ready(server: ServerProcess, timeout: float = STARTUP_TIMEOUT) -> float:
-    """Seconds until ``GET /healthz`` answered 200; :class:`StartFailed` otherwise."""
-    started = time.monotonic()
-    with httpx.Client(timeout=1.0, trust_env=False) as http:
-        while time.monotonic() - started < timeout:
-            if server.process.poll() is not None:
-                raise StartFailed(
-                    f"server exited with {server.process.returncode}: {server.tail()}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(f"{server.base_url}/healthz").status_code == 200:
-                    return time.monotonic() - started
-            time.sleep(0.05)
-    raise StartFailed(f"server did not answer /healthz in {timeout:.0f} s: {server.tail()}")
-
-
-@contextlib.contextmanager
-def http_server(
-    env: dict[str, str],
-    cwd: Path,
-    *,
-    host: str = LOOPBACK,
-    port: int | None = None,
-    log_path: Path | None = None,
-    args: Sequence[str] = (),
-    command: Sequence[str] = SERVE_HTTP,
-    timeout: float = STARTUP_TIMEOUT,
-) -> Iterator[ServerProcess]:
-    """A healthy HTTP server for the block (see :func:`launch_http_server` for the options);
-    stopped when the block ends or the start fails, whatever happens."""
-    server = launch_http_server(
-        env, cwd, host=host, port=port, log_path=log_path, args=args, command=command
-    )
-    try:
-        wait_until_ready(server, timeout)
-        yield server
-    finally:
-        server.stop()
+    return ServerProcess(process, host, port, log_path, env, startup_timeout)
 
 
 def run_server(
-    env: dict[str, str], cwd: Path, *args: str, timeout: float = 30.0
+    env: dict[str, str], cwd: Path, *args: str, input: str | None = None, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``serve ARGS`` to completion (startup failures); stdin closed at once."""
-    return subprocess.run(
-        [*SERVE, *args],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run ``serve ARGS`` to completion (startup failures); stdin closed after ``input``."""
+    return run_python(*SERVE[1:], *args, cwd=cwd, env=env, input=input, timeout=timeout)

@@ -13,6 +13,7 @@ import hmac
 import json
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -68,6 +69,19 @@ def mint(
     """A token exactly as Mahavishnu mints it with plain PyJWT: :func:`claims`, signed HS256."""
     payload = claims(user_id, now=now, lifetime=lifetime, unique=unique, **extra)
     return jwt.encode(payload, secret, algorithm="HS256", headers=headers)
+
+
+@dataclass
+class Minter:
+    """:func:`mint` with one secret, keeping every token it made (for log and file scans)."""
+
+    secret: str
+    issued: list[str] = field(default_factory=list)
+
+    def __call__(self, user_id: object = "mahavishnu", **options: Any) -> str:
+        token = mint(self.secret, user_id, **options)
+        self.issued.append(token)
+        return token
 
 
 def b64(data: bytes) -> str:

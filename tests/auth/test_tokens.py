@@ -15,6 +15,7 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
 from session_buddy.auth.verifier import TokenVerifier
 from session_buddy.mcp import auth
+from testkit.concurrency import run_in_threads
 from testkit.tokens import DROP, assemble, b64json, mint
 
 NOW = 1_800_000_000.0
@@ -362,8 +363,6 @@ def test_created_token_carries_the_configured_audience(
 
 
 def test_full_cache_under_concurrent_threads_never_raises(secret: str) -> None:
-    import threading
-
     v = TokenVerifier(
         SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: NOW, cache_size=50
     )
@@ -378,10 +377,6 @@ def test_full_cache_under_concurrent_threads_never_raises(secret: str) -> None:
         except BaseException as exc:  # any escape is a failure
             failures.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(pool,)) for pool in pools]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, pools)
     assert failures == []
-    assert v.cache_len <= 50 + len(threads)
+    assert v.cache_len <= 50 + len(pools)

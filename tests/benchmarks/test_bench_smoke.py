@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from testkit.environment import clean_environment
+from testkit.processes import run_python
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MICRO_ROWS = {
@@ -29,16 +29,10 @@ TARGETED = {"same_token": 0.05, "distinct_tokens": 0.5, "forged_tokens": 0.15}
 
 @pytest.fixture(scope="module")
 def quick_micro_report() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BUDDY_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--only", "micro", "--quick", "--json"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_python(
+        "-m", "benchmarks", "--only", "micro", "--quick", "--json",
+        cwd=REPO_ROOT, env=clean_environment(), timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 

@@ -11,7 +11,7 @@ import pytest
 
 from testkit.environment import new_secret, server_environment
 from testkit.git import commit, init
-from testkit.server import ServerProcess, http_server
+from testkit.server import ServerProcess, launch_http_server
 
 
 @pytest.fixture
@@ -23,7 +23,8 @@ def anyio_backend() -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One HTTP server shared by a test module (auth enabled, its own data dir)."""
     directory = tmp_path_factory.mktemp("http-server")
-    with http_server(server_environment(directory / "data", new_secret()), directory) as running:
+    env = server_environment(directory / "data", new_secret())
+    with launch_http_server(env, directory) as running:
         yield running
 
 

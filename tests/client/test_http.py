@@ -16,7 +16,7 @@ from session_buddy.client import (
     SessionBuddyToolError,
 )
 from testkit.environment import new_secret, server_environment
-from testkit.server import ServerProcess, free_port, http_server
+from testkit.server import ServerProcess, free_port, launch_http_server
 from testkit.tokens import mint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -103,7 +103,8 @@ async def test_unreachable_server_raises_connection_error() -> None:
 
 
 async def test_throttled_client_gets_auth_error_with_retry_after(tmp_path: Path) -> None:
-    with http_server(server_environment(tmp_path / "data", new_secret()), tmp_path) as throttled:
+    env = server_environment(tmp_path / "data", new_secret())
+    with launch_http_server(env, tmp_path) as throttled:
         bad = issue_token("mallory", "y" * 40, now=time.time(), expire_seconds=60)
         throttled_error: SessionBuddyAuthError | None = None
         for _ in range(25):

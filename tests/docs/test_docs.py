@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from session_buddy.auth import errors
 from session_buddy.cli import app
 from session_buddy.config import Settings
 from testkit.environment import new_secret, server_environment
+from testkit.processes import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "JWT_AUTHENTICATION.md", ROOT / "README.md"]
@@ -61,10 +61,7 @@ def test_runnable_snippet_runs_as_written(where: str, code: str, tmp_path: Path)
         SESSION_BUDDY_LOG_LEVEL="WARNING",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+    result = run_python("-c", code, cwd=tmp_path, env=env)
     assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
 
 

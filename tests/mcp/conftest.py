@@ -18,6 +18,12 @@ def portal() -> Iterator[BlockingPortal]:
         yield blocking_portal
 
 
+@pytest.fixture(scope="module")
+def workdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working directory of a module's server: its data dir and logs go here too."""
+    return tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A fresh committed git repository (its own project, so tests never share sessions)."""

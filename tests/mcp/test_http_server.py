@@ -30,24 +30,23 @@ from testkit.mcp import (
     post_json_rpc,
     text_of,
 )
-from testkit.server import ServerProcess, http_server
-from testkit.tokens import mint
+from testkit.server import ServerProcess, launch_http_server
+from testkit.tokens import Minter, mint
 
 pytestmark = pytest.mark.e2e
 
 
 @dataclass
 class HttpDeployment:
+    """The module's server (auth on, DEBUG logging) and a token minter for its secret."""
+
     server: ServerProcess
     portal: BlockingPortal
     secret: str
-    data_dir: Path
-    issued: list[str] = field(default_factory=list)
+    token: Minter = field(init=False)
 
-    def token(self, user_id: str = "mahavishnu", **claims: Any) -> str:
-        token = mint(self.secret, user_id, **claims)
-        self.issued.append(token)
-        return token
+    def __post_init__(self) -> None:
+        self.token = Minter(self.secret)
 
     def connect(self, bearer: str | None = None, mode: str = "auto") -> McpConnection:
         return connect(self.portal, http_transport(self.server.url, bearer=bearer), mode)
@@ -57,15 +56,11 @@ class HttpDeployment:
 
 
 @pytest.fixture(scope="module")
-def http(
-    portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HttpDeployment]:
-    workdir = tmp_path_factory.mktemp("http-server")
+def http(portal: BlockingPortal, workdir: Path) -> Iterator[HttpDeployment]:
     secret = new_secret()
-    data_dir = workdir / "data"
-    env = server_environment(data_dir, secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
-    with http_server(env, workdir) as server:
-        yield HttpDeployment(server, portal, secret, data_dir)
+    env = server_environment(workdir / "data", secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
+    with launch_http_server(env, workdir) as server:
+        yield HttpDeployment(server, portal, secret)
 
 
 @pytest.fixture
@@ -199,7 +194,7 @@ def test_other_authorization_scheme_gets_401(http: HttpDeployment) -> None:
 def test_revoked_bearer_gets_401(http: HttpDeployment) -> None:
     token = http.token("carol")
     assert http.post(INITIALIZE, f"Bearer {token}").status_code == 200
-    settings = load_settings(secret=http.secret, data_dir=http.data_dir)
+    settings = load_settings(secret=http.secret, data_dir=http.server.data_dir)
     JWTManager(AuthConfig(settings)).revoke_token(token)
     deadline = time.monotonic() + 5
     while (response := http.post(INITIALIZE, f"Bearer {token}")).status_code == 200:
@@ -249,5 +244,5 @@ def test_debug_log_contains_no_token_header_or_secret(http: HttpDeployment) -> N
     assert "uvicorn" in log
     assert http.secret not in log
     assert "eyJ" not in log
-    for token in http.issued:
+    for token in http.token.issued:
         assert token.split(".")[2] not in log

@@ -16,7 +16,7 @@ from anyio.from_thread import BlockingPortal
 
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import INITIALIZE, connect, http_transport, post_json_rpc, text_of, tools_call
-from testkit.server import ServerProcess, can_bind, http_server
+from testkit.server import ServerProcess, can_bind, launch_http_server
 from testkit.tokens import mint
 
 # Linux routes all of 127.0.0.0/8 to loopback; macOS only 127.0.0.1 by default.
@@ -46,10 +46,9 @@ class Caller:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    workdir = tmp_path_factory.mktemp("throttle-server")
+def deployment(workdir: Path) -> Iterator[tuple[ServerProcess, str]]:
     secret = new_secret()
-    with http_server(server_environment(workdir / "data", secret), workdir) as server:
+    with launch_http_server(server_environment(workdir / "data", secret), workdir) as server:
         yield server, secret
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from anyio.from_thread import BlockingPortal
 
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import INITIALIZE, connect, stdio_transport
-from testkit.server import SERVE, run_server
+from testkit.server import run_server
 
 pytestmark = pytest.mark.e2e
 
@@ -75,16 +74,7 @@ def test_help_shows_the_transports_and_an_example(tmp_path: Path) -> None:
 
 def test_stdio_writes_only_protocol_messages_to_stdout(tmp_path: Path) -> None:
     env = server_environment(tmp_path / "data", None, SESSION_BUDDY_LOG_LEVEL="DEBUG")
-    initialize = INITIALIZE
-    result = subprocess.run(
-        list(SERVE),
-        input=json.dumps(initialize) + "\n",
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_server(env, tmp_path, input=json.dumps(INITIALIZE) + "\n")
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines, result.stderr
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)

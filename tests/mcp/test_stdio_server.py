@@ -24,7 +24,7 @@ from session_buddy.config import load_settings
 from testkit.environment import new_secret, server_environment
 from testkit.git import commit
 from testkit.mcp import McpConnection, connect, ok, stdio_transport, text_of
-from testkit.tokens import mint
+from testkit.tokens import Minter, mint
 
 pytestmark = pytest.mark.e2e
 
@@ -43,12 +43,10 @@ class StdioDeployment:
     workdir: Path
     stderr_path: Path
     env: dict[str, str]
-    issued: list[str] = field(default_factory=list)
+    token: Minter = field(init=False)
 
-    def token(self, user_id: str = "mahavishnu", **claims: Any) -> str:
-        token = mint(self.secret, user_id, **claims)
-        self.issued.append(token)
-        return token
+    def __post_init__(self) -> None:
+        self.token = Minter(self.secret)
 
     def call(self, tool: str, **arguments: Any) -> CallToolResult:
         return self.conn.call(tool, **arguments)
@@ -61,10 +59,7 @@ class StdioDeployment:
 
 
 @pytest.fixture(scope="module")
-def server(
-    portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StdioDeployment]:
-    workdir = tmp_path_factory.mktemp("stdio-server")
+def server(portal: BlockingPortal, workdir: Path) -> Iterator[StdioDeployment]:
     secret = new_secret()
     data_dir = workdir / "data"
     env = server_environment(data_dir, secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
@@ -405,7 +400,7 @@ def test_debug_log_contains_no_token_and_no_secret(server: StdioDeployment) -> N
     assert server.secret not in log
     assert "eyJ" not in log
     assert "plainly-not-a-jwt-but-secret-ish" not in log
-    for token in server.issued:
+    for token in server.token.issued:
         assert token not in log
         assert token.split(".")[2] not in log
 
