@@ -42,11 +42,11 @@ from testkit.environment import new_secret, server_environment
 from testkit.figures import percentile
 from testkit.git import make_git_repo
 from testkit.mcp import mcp_http, mcp_stdio
+from testkit.processes import REPO_ROOT
 from testkit.server import SERVE_HTTP, ServerProcess, launch_http_server
 from testkit.tokens import mint
 
 PART = "e2e"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 QUIET = ("--log-level", "WARNING")
 BASELINE = (sys.executable, "-m", "benchmarks.baseline_server", *QUIET)
 USER = "bench-user"

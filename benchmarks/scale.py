@@ -36,10 +36,9 @@ from benchmarks.minting import FastMinter
 from session_buddy.mcp import auth
 from session_buddy.store.db import Database
 from testkit.environment import clean_environment
-from testkit.processes import run_python
+from testkit.processes import REPO_ROOT, run_python
 
 PART = "scale"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 REVOCATION_DEADLINE_S = 1.0
 RSS_GROWTH_LIMIT_MB = 50.0
 

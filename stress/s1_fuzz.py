@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from session_buddy.mcp.auth import generate_test_token, validate_token
 from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, launch_server, ready
 from stress.tokens import FuzzSeed, Mutant, mutants
-from stress.wire import RawReply, raw_call, raw_client
+from stress.wire import HTTP_HEADER_LIMIT, RawReply, raw_call, raw_client
 from testkit.server import ServerProcess
 from testkit.tokens import mint
 
@@ -32,7 +32,6 @@ IN_PROCESS_EXAMPLES = 4000
 WIRE_SAMPLE = 500  # per path
 BATCH = 15  # bad requests per source address: below the 20-per-minute throttle
 PARALLEL_BATCHES = 4
-HTTP_HEADER_LIMIT = 16 * 1024  # uvicorn/h11 refuses longer header blocks outright
 # The SDK's answer when a tool raised something unexpected (its text stays in the log).
 CRASH = re.compile(r"Error executing tool \w+")
 

@@ -23,12 +23,11 @@ import httpx
 
 from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, launch_server, ready
 from stress.tokens import REQUIRED, attack_corpus
-from stress.wire import call, raw_call, raw_client
+from stress.wire import HTTP_HEADER_LIMIT, call, raw_call, raw_client
 from testkit.mcp import mcp_http, text_of
 from testkit.tokens import mint
 
 TITLE = "Attack corpus over the wire"
-HTTP_HEADER_LIMIT = 16 * 1024
 
 
 async def run(ctx: Context) -> Outcome:

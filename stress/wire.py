@@ -23,6 +23,7 @@ from stress.harness import CALL_TIMEOUT
 from testkit.mcp import tools_call
 
 PROTOCOL_VERSION = "2026-07-28"
+HTTP_HEADER_LIMIT = 16 * 1024  # uvicorn/h11 refuses longer header blocks outright
 
 
 # -- the official MCP client -----------------------------------------------------------

@@ -7,6 +7,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: where ``python -m stress`` and ``python -m benchmarks`` run from."""
+
 
 def run_python(
     *args: str,

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from testkit.environment import clean_environment
-from testkit.processes import run_python
+from testkit.processes import REPO_ROOT, run_python
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MICRO_ROWS = {
     "same_token",
     "distinct_tokens",

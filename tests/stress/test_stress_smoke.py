@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from testkit.processes import run_python
-
-REPO = Path(__file__).resolve().parents[2]
+from testkit.processes import REPO_ROOT, run_python
 
 
 @pytest.mark.e2e
 def test_storage_fault_scenario_runs_and_passes_its_bars() -> None:
-    result = run_python("-m", "stress", "--only", "6", "--quick", "--json", cwd=REPO)
+    result = run_python("-m", "stress", "--only", "6", "--quick", "--json", cwd=REPO_ROOT)
     report = json.loads(result.stdout)
     (scenario,) = report["scenarios"]
     failed = [bar for bar in scenario["bars"] if not bar["ok"]]
@@ -26,6 +23,6 @@ def test_storage_fault_scenario_runs_and_passes_its_bars() -> None:
 
 
 def test_unknown_scenario_is_a_usage_error() -> None:
-    result = run_python("-m", "stress", "--only", "9", cwd=REPO, timeout=60)
+    result = run_python("-m", "stress", "--only", "9", cwd=REPO_ROOT, timeout=60)
     assert result.returncode == 2
     assert "no scenario 9" in result.stderr
