@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from session_buddy.store.db import MIGRATIONS, Database
 from session_buddy.store.sessions import SessionRecord, SessionRepository
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "store.db").open()
-    yield database
-    database.close()
 
 
 @pytest.fixture
