@@ -7,6 +7,7 @@ from it) as an argument; no other module looks at ``os.environ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -121,6 +122,12 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "session-buddy.db"
+
+
+def child_environment(without: Collection[str] = ()) -> dict[str, str]:
+    """This process's environment, minus ``without``, for a child process (git, a server
+    the client starts): process plumbing, not configuration, but read here like all of it."""
+    return {name: value for name, value in os.environ.items() if name not in without}
 
 
 def secret_from_variable(name: str) -> str | None:
