@@ -7,7 +7,8 @@ what session-buddy's does — the same :class:`SessionService` read on the same 
 SQLite file, the same structured result — so the difference is the authentication path.
 
 ``python -m benchmarks.baseline_server --port N --data-dir DIR`` with the secret in
-``SESSION_BUDDY_SECRET``; served over streamable HTTP at ``/mcp`` with uvicorn.
+``SESSION_BUDDY_SECRET``; served over streamable HTTP at ``/mcp`` with uvicorn, with an
+unauthenticated ``GET /healthz`` like session-buddy's (so the test kit starts both alike).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from session_buddy.auth.principal import Principal
 from session_buddy.mcp.results import structured
@@ -59,9 +62,9 @@ class PyJWTVerifier:
         )
 
 
-def build(secret: str, data_dir: Path, port: int) -> MCPServer:
+def build(secret: str, data_dir: Path, host: str, port: int) -> MCPServer:
     service = SessionService(SqliteDatabase(data_dir / "session-buddy.db").open())
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     server = MCPServer(
         "sdk-auth-baseline",
         token_verifier=PyJWTVerifier(secret),
@@ -81,20 +84,25 @@ def build(secret: str, data_dir: Path, port: int) -> MCPServer:
         principal = Principal.from_claims(access.claims or {})
         return structured(service.status(principal, working_directory))
 
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
     return server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.baseline_server")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level)
-    server = build(os.environ["SESSION_BUDDY_SECRET"], args.data_dir, args.port)
-    app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
+    server = build(os.environ["SESSION_BUDDY_SECRET"], args.data_dir, args.host, args.port)
+    app = server.streamable_http_app(streamable_http_path="/mcp", host=args.host)
     uvicorn.run(
-        app, host="127.0.0.1", port=args.port, log_config=None, log_level=args.log_level.lower()
+        app, host=args.host, port=args.port, log_config=None, log_level=args.log_level.lower()
     )
 
 

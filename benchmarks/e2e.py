@@ -21,38 +21,34 @@ All servers log at WARNING, so no configuration pays for per-request log lines.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import os
-import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-import httpx
-import httpx2
-import jwt
 from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
 
 from benchmarks.harness import Profile, Row, median, progress, spread
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
 from session_buddy.store import SqliteDatabase
+from testkit.environment import new_secret, server_environment
+from testkit.figures import percentile
+from testkit.git import make_git_repo
+from testkit.mcp import mcp_http, mcp_stdio
+from testkit.processes import REPO_ROOT
+from testkit.server import SERVE_HTTP, ServerProcess, launch_http_server
+from testkit.tokens import mint
 
 PART = "e2e"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVER = [sys.executable, "-m", "session_buddy", "serve", "--log-level", "WARNING"]
-BASELINE = [sys.executable, "-m", "benchmarks.baseline_server", "--log-level", "WARNING"]
+QUIET = ("--log-level", "WARNING")
+BASELINE = (sys.executable, "-m", "benchmarks.baseline_server", *QUIET)
 USER = "bench-user"
 STARTUP_TIMEOUT = 60.0
 BATCH_TIMEOUT = 300.0
@@ -92,7 +88,6 @@ class Setup:
     secret: str
     token: str
     logs: list[TextIO] = field(default_factory=list)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def data_dir(self, name: str) -> Path:
         path = self.root / "data" / name
@@ -100,88 +95,20 @@ class Setup:
         return path
 
     def env(self, data_dir: Path, *, auth: bool) -> dict[str, str]:
-        env = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(("SESSION_BUDDY_", "MAHAVISHNU_"))
-        }
-        env["SESSION_BUDDY_DATA_DIR"] = str(data_dir)
-        if auth:
-            env["SESSION_BUDDY_SECRET"] = self.secret
-        return env
+        return server_environment(data_dir, self.secret if auth else None)
+
+    def log_path(self, name: str) -> Path:
+        return self.root / f"{name}.stderr"
 
     def log(self, name: str) -> TextIO:
-        handle = (self.root / f"{name}.stderr").open("w", encoding="utf-8")
+        handle = self.log_path(name).open("w", encoding="utf-8")
         self.logs.append(handle)
         return handle
 
-    def log_tail(self, name: str) -> str:
-        path = self.root / f"{name}.stderr"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
-
-def make_git_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["config", "user.email", "bench@example.com"],
-        ["config", "user.name", "Bench"],
-        ["config", "commit.gpgsign", "false"],
-    ):
-        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
-    (path / "pyproject.toml").write_text('[project]\nname = "bench-project"\n')
-    subprocess.run(["git", "-C", str(path), "add", "."], check=True, capture_output=True)
-    subprocess.run(
-        ["git", "-C", str(path), "commit", "-q", "-m", "initial"], check=True, capture_output=True
-    )
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_http(setup: Setup, name: str, command: list[str], env: dict[str, str]) -> str:
-    """Start an HTTP server subprocess; its /mcp URL once it answers HTTP at all."""
-    port = free_port()
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        env=env,
-        cwd=REPO_ROOT if command is BASELINE else setup.root,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=setup.log(name),
-    )
-    setup.processes.append(process)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{setup.log_tail(name)}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)  # any answer means it is up
-            return f"http://127.0.0.1:{port}/mcp"
-        time.sleep(0.05)
-    raise RuntimeError(f"{name} did not answer in {STARTUP_TIMEOUT:.0f} s:\n{setup.log_tail(name)}")
-
-
-@contextlib.asynccontextmanager
-async def http_client(url: str, bearer: str | None = None) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60), trust_env=False)
-    async with http, Client(streamable_http_client(url, http_client=http)) as client:
-        yield client
-
-
-def stdio_transport(setup: Setup, name: str, *, auth: bool) -> Any:
-    params = StdioServerParameters(
-        command=SERVER[0],
-        args=[*SERVER[1:], "--transport", "stdio"],
-        env=setup.env(setup.data_dir(name), auth=auth),
-        cwd=str(setup.root),
-    )
-    return stdio_client(params, errlog=setup.log(name))
+def stdio_client(setup: Setup, name: str, *, auth: bool) -> Client:
+    env = setup.env(setup.data_dir(name), auth=auth)
+    return mcp_stdio(env, setup.root, setup.log(name), "--transport", "stdio", *QUIET)
 
 
 async def call(config: Configuration) -> Any:
@@ -197,27 +124,41 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     enter: Callable[[Any], Awaitable[Client]] = stack.enter_async_context
 
     progress("e2e: starting servers (stdio ×2, HTTP ×2, SDK baseline)")
-    stdio_off = await enter(Client(stdio_transport(setup, "stdio_off", auth=False)))
-    stdio_on = await enter(Client(stdio_transport(setup, "stdio_on", auth=True)))
-    http_server = [*SERVER, "--transport", "http"]
-    off_env = setup.env(setup.data_dir("http_off"), auth=False)
-    on_env = setup.env(setup.data_dir("http_on"), auth=True)
-    off_url = start_http(setup, "http_off", http_server, off_env)
-    on_url = start_http(setup, "http_on", http_server, on_env)
+    stdio_off = await enter(stdio_client(setup, "stdio_off", auth=False))
+    stdio_on = await enter(stdio_client(setup, "stdio_on", auth=True))
+
+    def serve(
+        name: str,
+        *,
+        auth: bool,
+        cwd: Path = setup.root,
+        args: Sequence[str] = QUIET,
+        command: Sequence[str] = SERVE_HTTP,
+    ) -> ServerProcess:
+        env = setup.env(setup.data_dir(name), auth=auth)
+        log_path = setup.log_path(name)
+        server = launch_http_server(
+            env, cwd, log_path=log_path, args=args, command=command, startup_timeout=STARTUP_TIMEOUT
+        )
+        return stack.enter_context(server)
+
+    off_server = serve("http_off", auth=False)
+    on_server = serve("http_on", auth=True)
     baseline_dir = setup.data_dir("http_sdk_baseline")
     SessionService(SqliteDatabase(baseline_dir / "session-buddy.db").open()).start(
         Principal(user_id=USER, authenticated=True), repo
     )
-    baseline_url = start_http(
-        setup,
+    baseline_server = serve(
         "http_sdk_baseline",
-        [*BASELINE, "--data-dir", str(baseline_dir)],
-        setup.env(baseline_dir, auth=True),
+        auth=True,
+        cwd=REPO_ROOT,
+        args=("--data-dir", str(baseline_dir)),
+        command=BASELINE,
     )
-    http_off = await enter(http_client(off_url))
-    http_token = await enter(http_client(on_url))
-    http_bearer = await enter(http_client(on_url, bearer=token))
-    baseline = await enter(http_client(baseline_url, bearer=token))
+    http_off = await enter(mcp_http(off_server.url))
+    http_token = await enter(mcp_http(on_server.url))
+    http_bearer = await enter(mcp_http(on_server.url, bearer=token))
+    baseline = await enter(mcp_http(baseline_server.url, bearer=token))
 
     configs = [
         Configuration("stdio_off", stdio_off, {"working_directory": repo}),
@@ -289,11 +230,6 @@ async def _round(
                 config.latencies += latencies[index]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
-
-
 def rows_for(profile: Profile, configs: list[Configuration]) -> list[Row]:
     by_name = {config.name: config for config in configs}
     calls = profile.e2e_calls
@@ -354,25 +290,11 @@ async def _run(profile: Profile, setup: Setup) -> list[Row]:
 def run(profile: Profile) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="sb-bench-e2e-") as tmp:
         root = Path(tmp)
-        secret = secrets.token_urlsafe(32)
-        now = int(time.time())
-        token = jwt.encode(  # as Mahavishnu mints it
-            {"user_id": USER, "iat": now, "exp": now + 4 * 3600, "type": "access"},
-            secret,
-            algorithm="HS256",
-        )
-        setup = Setup(root, make_git_repo(root / "project"), secret, token)
+        secret = new_secret()
+        token = mint(secret, USER, lifetime=4 * 3600)
+        setup = Setup(root, make_git_repo(root / "project", "bench-project"), secret, token)
         try:
             return anyio.run(_run, profile, setup)
         finally:
-            for process in setup.processes:
-                if process.poll() is None:
-                    process.terminate()
-            for process in setup.processes:
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
             for handle in setup.logs:
                 handle.close()

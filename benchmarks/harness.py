@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testkit.environment import inherited_configuration
+
 Runner = Callable[[int], None]
 
 
@@ -159,9 +161,8 @@ def captured_auth_log() -> Iterator[CountingHandler]:
 
 def clean_session_buddy_environment() -> None:
     """Forget inherited ``SESSION_BUDDY_*`` settings so every run uses the defaults."""
-    for name in list(os.environ):
-        if name.startswith(("SESSION_BUDDY_", "MAHAVISHNU_")):
-            del os.environ[name]
+    for name in inherited_configuration():
+        del os.environ[name]
 
 
 def progress(message: str) -> None:

@@ -8,7 +8,6 @@ one of them against PyJWT before any is used.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -18,11 +17,9 @@ from collections.abc import Iterator
 
 import jwt
 
+from testkit.tokens import b64, b64json
+
 HEADER = {"alg": "HS256", "typ": "JWT"}
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 class FastMinter:
@@ -30,7 +27,7 @@ class FastMinter:
 
     def __init__(self, secret: str, *, user_id: str = "bench-user", lifetime: int = 3600) -> None:
         self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
-        self._header = b64url(json.dumps(HEADER, separators=(",", ":")).encode())
+        self._header = b64json(HEADER)
         now = int(time.time())
         self._payload_prefix = json.dumps(
             {
@@ -46,10 +43,10 @@ class FastMinter:
 
     def token(self, number: int) -> str:
         payload = f'{self._payload_prefix},"jti":"b{self._run}-{number}"}}'
-        signing_input = f"{self._header}.{b64url(payload.encode())}"
+        signing_input = f"{self._header}.{b64(payload.encode())}"
         mac = self._mac.copy()
         mac.update(signing_input.encode())
-        return f"{signing_input}.{b64url(mac.digest())}"
+        return f"{signing_input}.{b64(mac.digest())}"
 
     def tokens(self, count: int, start: int = 0) -> list[str]:
         return [self.token(number) for number in range(start, start + count)]

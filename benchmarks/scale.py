@@ -35,9 +35,10 @@ from benchmarks.micro import Pool
 from benchmarks.minting import FastMinter
 from session_buddy.mcp import auth
 from session_buddy.store import SqliteDatabase
+from testkit.environment import clean_environment
+from testkit.processes import REPO_ROOT, run_python
 
 PART = "scale"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 REVOCATION_DEADLINE_S = 1.0
 RSS_GROWTH_LIMIT_MB = 50.0
 
@@ -190,19 +191,10 @@ def _cross_process_revocation(env: AuthEnvironment, attempts: int) -> Row:
 
 def _rss_growth(profile: Profile) -> Row:
     progress(f"scale: RSS over {profile.rss_tokens:,} distinct tokens (subprocess)")
-    env = dict(os.environ)
-    for name in list(env):
-        if name.startswith(("SESSION_BUDDY_", "MAHAVISHNU_")):
-            del env[name]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.rss", "--tokens", str(profile.rss_tokens)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    result = run_python(
+        "-m", "benchmarks.rss", "--tokens", str(profile.rss_tokens),
+        cwd=REPO_ROOT, env=clean_environment(), timeout=1800,
+    )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"benchmarks.rss failed:\n{result.stderr[-2000:]}")
     report = json.loads(result.stdout)

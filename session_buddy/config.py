@@ -7,6 +7,7 @@ from it) as an argument; no other module looks at ``os.environ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -155,6 +156,12 @@ class DatabaseUrlFileError(ValueError):
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path
         super().__init__(f"SESSION_BUDDY_DATABASE_URL_FILE {path} {problem}")
+
+
+def child_environment(without: Collection[str] = ()) -> dict[str, str]:
+    """This process's environment, minus ``without``, for a child process (git, a server
+    the client starts): process plumbing, not configuration, but read here like all of it."""
+    return {name: value for name, value in os.environ.items() if name not in without}
 
 
 def secret_from_variable(name: str) -> str | None:

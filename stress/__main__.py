@@ -32,6 +32,7 @@ from stress import (
     s7_hygiene,
 )
 from stress.harness import Context, Outcome, quiet_library_logging
+from testkit.environment import inherited_configuration
 
 SCENARIOS: dict[int, ModuleType] = {
     1: s1_fuzz,
@@ -61,9 +62,8 @@ def _parse_only(values: list[str] | None) -> list[int]:
 
 def _prepare_process(ctx: Context) -> None:
     """This process plays Mahavishnu: same secret, its own data dir, no inherited config."""
-    for name in list(os.environ):
-        if name.startswith("SESSION_BUDDY_") or name == "MAHAVISHNU_AUTH_SECRET":
-            del os.environ[name]
+    for name in inherited_configuration():
+        del os.environ[name]
     os.environ.update(
         SESSION_BUDDY_SECRET=ctx.secret,
         SESSION_BUDDY_PREVIOUS_SECRETS=",".join(ctx.previous_secrets),

@@ -2,9 +2,9 @@
 
 Nothing here knows a scenario. A :class:`Context` owns the temporary root (logs, data
 dirs, project dirs), the server secrets and the registry of every token used (for the
-hygiene scan). :class:`HttpServer` runs ``session-buddy serve --transport http`` on a free
-port with DEBUG logging and its output in a file; :func:`run_cli` runs the CLI the same
-way. Clients are in :mod:`stress.wire`.
+hygiene scan). :func:`launch_server` runs ``session-buddy serve --transport http`` (the
+kit's :mod:`testkit.server`) on a free port with DEBUG logging and its output under the
+logs; :func:`run_cli` runs the CLI the same way. Clients are in :mod:`stress.wire`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import math
-import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 
-LOOPBACK = "127.0.0.1"
+from testkit.environment import clean_environment
+from testkit.server import ServerProcess, can_bind, launch_http_server
+
 FLOOD_ADDRESS = "127.0.0.2"
-STARTUP_TIMEOUT = 30.0
 CALL_TIMEOUT = 20.0
 AUTH_FAILED = "❌ Authentication failed"
 TRACEBACK = "Traceback (most recent call last)"
@@ -43,21 +40,6 @@ def _die_with_parent() -> None:
     """Child-side: get SIGKILL when the harness dies, so nothing outlives a crash."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by nearest rank; 0.0 for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
 
 
 # -- results ------------------------------------------------------------------------
@@ -128,7 +110,7 @@ class SourceAddresses:
     def __init__(self) -> None:
         self._next = 0
         self._lock = threading.Lock()
-        self.usable = _can_bind("127.0.1.2")
+        self.usable = can_bind("127.0.1.2")
 
     def take(self) -> str | None:
         if not self.usable:
@@ -137,15 +119,6 @@ class SourceAddresses:
             n = self._next
             self._next += 1
         return f"127.{1 + n // 62500}.{(n // 250) % 250}.{2 + n % 250}"
-
-
-def _can_bind(address: str) -> bool:
-    try:
-        with socket.socket() as sock:
-            sock.bind((address, 0))
-    except OSError:
-        return False
-    return True
 
 
 class TokenRegistry:
@@ -220,39 +193,19 @@ class Context:
 
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
         """The environment of a child: ours, minus inherited session-buddy configuration."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("SESSION_BUDDY_") and k != "MAHAVISHNU_AUTH_SECRET"
-        }
-        env.update(
+        return clean_environment(
             SESSION_BUDDY_SECRET=self.secret,
             SESSION_BUDDY_PREVIOUS_SECRETS=",".join(self.previous_secrets),
             SESSION_BUDDY_DATA_DIR=str(data_dir),
             SESSION_BUDDY_LOG_LEVEL="DEBUG",
             PYTHONUNBUFFERED="1",
+            **extra,
         )
-        env.update(extra)
-        return env
 
-    def spawn(
-        self, args: list[str], *, data_dir: Path, log_name: str, stdin: int | None = None
-    ) -> tuple[subprocess.Popen[bytes], Path]:
-        """Start ``python -m session_buddy ARGS`` with stdout+stderr in a log file."""
-        log_path = self.logs / f"{self.unique(log_name)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "session_buddy", *args],
-                cwd=self.cwd,
-                env=self.env(data_dir),
-                stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
+    def adopt(self, process: subprocess.Popen[bytes]) -> None:
+        """Kill ``process`` with the others when the scenario ends (:meth:`kill_children`)."""
         with self._lock:
             self._children.append(process)
-        return process, log_path
 
     def kill_children(self) -> None:
         with self._lock:
@@ -277,97 +230,26 @@ class Context:
 # -- processes --------------------------------------------------------------------------
 
 
-class StartFailed(Exception):
-    """A server did not become healthy; the message holds the tail of its log."""
+def launch_server(
+    ctx: Context, name: str, data_dir: Path, port: int | None = None
+) -> ServerProcess:
+    """``serve --transport http`` at DEBUG, its log under logs/, killed if the harness dies."""
+    server = launch_http_server(
+        ctx.env(data_dir),
+        ctx.cwd,
+        port=port,
+        log_path=ctx.logs / f"{ctx.unique(f'server-{name}')}.log",
+        args=("--log-level", "DEBUG"),
+        preexec_fn=_die_with_parent,
+    )
+    ctx.adopt(server.process)
+    return server
 
 
-class HttpServer:
-    """``session-buddy serve --transport http`` on a free port, DEBUG logs in a file."""
-
-    def __init__(self, ctx: Context, name: str, data_dir: Path, port: int | None = None) -> None:
-        self.ctx = ctx
-        self.name = name
-        self.data_dir = data_dir
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path: Path | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.base_url}/mcp"
-
-    def start(self) -> HttpServer:
-        self.process, self.log_path = self.ctx.spawn(
-            [
-                "serve",
-                "--transport",
-                "http",
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(self.port),
-                "--log-level",
-                "DEBUG",
-            ],
-            data_dir=self.data_dir,
-            log_name=f"server-{self.name}",
-        )
-        return self
-
-    async def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> float:
-        """Seconds until ``/healthz`` answered 200; :class:`StartFailed` otherwise."""
-        started = time.monotonic()
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as http:
-            while time.monotonic() - started < timeout:
-                if self.process is not None and self.process.poll() is not None:
-                    raise StartFailed(
-                        f"{self.name} exited {self.process.returncode}: {self.tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    response = await http.get(f"{self.base_url}/healthz")
-                    if response.status_code == 200:
-                        return time.monotonic() - started
-                await anyio.sleep(0.05)
-        raise StartFailed(f"{self.name} not healthy after {timeout:.0f} s: {self.tail()}")
-
-    async def start_ready(self) -> HttpServer:
-        self.start()
-        await self.wait_ready()
-        return self
-
-    def kill9(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-    def log_text(self) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def tail(self, lines: int = 8) -> str:
-        return " | ".join(self.log_text().strip().splitlines()[-lines:])
-
-    async def __aenter__(self) -> HttpServer:
-        return await self.start_ready()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
+async def ready(server: ServerProcess) -> float:
+    """Seconds until ``/healthz`` answered (``StartFailed`` otherwise), waited for in a
+    worker thread so the scenario's other tasks keep running."""
+    return await anyio.to_thread.run_sync(server.wait_until_ready)
 
 
 @dataclass

@@ -21,16 +21,17 @@ import httpx
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 
 from session_buddy.mcp.auth import generate_test_token, validate_token
-from stress.harness import AUTH_FAILED, TRACEBACK, Context, HttpServer, Outcome
-from stress.tokens import FuzzSeed, Mutant, mint, mutants
-from stress.wire import RawReply, raw_call, raw_client
+from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, launch_server, ready
+from stress.tokens import FuzzSeed, Mutant, mutants
+from stress.wire import HTTP_HEADER_LIMIT, RawReply, raw_call, raw_client
+from testkit.server import ServerProcess
+from testkit.tokens import mint
 
 TITLE = "Token fuzzing"
 IN_PROCESS_EXAMPLES = 4000
 WIRE_SAMPLE = 500  # per path
 BATCH = 15  # bad requests per source address: below the 20-per-minute throttle
 PARALLEL_BATCHES = 4
-HTTP_HEADER_LIMIT = 16 * 1024  # uvicorn/h11 refuses longer header blocks outright
 # The SDK's answer when a tool raised something unexpected (its text stays in the log).
 CRASH = re.compile(r"Error executing tool \w+")
 
@@ -80,7 +81,7 @@ def _is_server_error(reply: RawReply) -> bool:
 
 
 async def _send_batches(
-    ctx: Context, server: HttpServer, batch_list: list[list[Mutant]], path: str, tally: WireTally
+    ctx: Context, server: ServerProcess, batch_list: list[list[Mutant]], path: str, tally: WireTally
 ) -> None:
     limiter = anyio.Semaphore(PARALLEL_BATCHES)
 
@@ -95,7 +96,7 @@ async def _send_batches(
 
 
 async def _send_one(
-    http: httpx.AsyncClient, server: HttpServer, mutant: Mutant, path: str, tally: WireTally
+    http: httpx.AsyncClient, server: ServerProcess, mutant: Mutant, path: str, tally: WireTally
 ) -> None:
     value = mutant.value
     if path == "bearer":
@@ -103,7 +104,7 @@ async def _send_one(
             tally.unsendable += 1
             return
         try:
-            reply = await raw_call(http, server.mcp_url, "whoami", {}, bearer=header)
+            reply = await raw_call(http, server.url, "whoami", {}, bearer=header)
         except httpx.LocalProtocolError:  # refused by our own HTTP client (h11)
             tally.unsendable += 1
             return
@@ -116,7 +117,7 @@ async def _send_one(
             return
     else:
         try:
-            reply = await raw_call(http, server.mcp_url, "whoami", {"token": _json_safe(value)})
+            reply = await raw_call(http, server.url, "whoami", {"token": _json_safe(value)})
         except httpx.TransportError as exc:
             tally.server_errors.append(f"argument {mutant.kind}: {type(exc).__name__}")
             return
@@ -204,9 +205,9 @@ async def run(ctx: Context) -> Outcome:
     if not ctx.addresses.usable:
         outcome.note("cannot bind 127.0.x.y source addresses: the throttle may answer 429")
 
-    server = HttpServer(ctx, "fuzz", ctx.data_dir("fuzz"))
+    server = launch_server(ctx, "fuzz", ctx.data_dir("fuzz"))
     try:
-        await server.start_ready()
+        await ready(server)
         for path in ("bearer", "argument"):
             tally = WireTally()
             usable = [m for m in sample if path == "argument" or isinstance(m.value, str)]
@@ -232,11 +233,11 @@ async def run(ctx: Context) -> Outcome:
                     "; ".join(tally.wrong_message[:3]),
                 )
         async with raw_client() as http:
-            good = await raw_call(http, server.mcp_url, "whoami", {"token": bases[0]})
+            good = await raw_call(http, server.url, "whoami", {"token": bases[0]})
         outcome.bar("server answers a valid call afterwards", good.authenticated_as == "fuzz-0")
     finally:
         server.stop()
-    tracebacks = server.log_text().count(TRACEBACK)
+    tracebacks = server.log().count(TRACEBACK)
     outcome.figure("server_tracebacks", tracebacks)
     outcome.bar("server log: 0 tracebacks", tracebacks == 0)
     outcome.figure("wire_sample", len(sample))

@@ -21,12 +21,13 @@ import time
 
 import httpx
 
-from stress.harness import AUTH_FAILED, TRACEBACK, Context, HttpServer, Outcome
-from stress.tokens import REQUIRED, attack_corpus, mint
-from stress.wire import call, is_success, mcp_http, raw_call, raw_client, result_text
+from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, launch_server, ready
+from stress.tokens import REQUIRED, attack_corpus
+from stress.wire import HTTP_HEADER_LIMIT, call, raw_call, raw_client
+from testkit.mcp import mcp_http, text_of
+from testkit.tokens import mint
 
 TITLE = "Attack corpus over the wire"
-HTTP_HEADER_LIMIT = 16 * 1024
 
 
 async def run(ctx: Context) -> Outcome:
@@ -35,31 +36,31 @@ async def run(ctx: Context) -> Outcome:
     valid = mint(ctx.secret, "attack-victim")
     ctx.tokens.add_all([a.token for a in corpus] + [valid])
     project = ctx.project_dir("attacks")
-    server = HttpServer(ctx, "attacks", ctx.data_dir("attacks"))
+    server = launch_server(ctx, "attacks", ctx.data_dir("attacks"))
     argument_failures: list[str] = []
     header_failures: list[str] = []
     recovery_failures: list[str] = []
     header_refused_by_http = []
     started = time.monotonic()
     try:
-        await server.start_ready()
+        await ready(server)
         for attack in corpus:
             source = ctx.addresses.take()
-            async with mcp_http(server.mcp_url, source=source) as client:
+            async with mcp_http(server.url, source=source) as client:
                 result = await call(
                     client,
                     "start_session",
                     {"working_directory": str(project), "token": attack.token},
                 )
                 expected = f"{AUTH_FAILED}: {attack.message}"
-                if not result.is_error or result_text(result) != expected:
-                    argument_failures.append(f"{attack.name}: {result_text(result)[:90]!r}")
+                if not result.is_error or text_of(result) != expected:
+                    argument_failures.append(f"{attack.name}: {text_of(result)[:90]!r}")
 
             async with raw_client(source) as http:
                 try:
                     reply = await raw_call(
                         http,
-                        server.mcp_url,
+                        server.url,
                         "start_session",
                         {"working_directory": str(project)},
                         bearer=attack.token,
@@ -80,20 +81,20 @@ async def run(ctx: Context) -> Outcome:
                     ):
                         header_failures.append(f"{attack.name}: {reply.status} {challenge[:60]!r}")
 
-            async with mcp_http(server.mcp_url, source=source) as client:
+            async with mcp_http(server.url, source=source) as client:
                 after = await call(client, "list_sessions", {"token": valid})
             async with raw_client(source) as http:
-                after_header = await raw_call(http, server.mcp_url, "whoami", {}, bearer=valid)
-            if not is_success(after) or after_header.authenticated_as != "attack-victim":
+                after_header = await raw_call(http, server.url, "whoami", {}, bearer=valid)
+            if after.is_error or after_header.authenticated_as != "attack-victim":
                 recovery_failures.append(attack.name)
 
-        async with mcp_http(server.mcp_url) as client:
+        async with mcp_http(server.url) as client:
             missing = await call(client, "start_session", {"working_directory": str(project)})
-        missing_ok = missing.is_error and result_text(missing) == f"{AUTH_FAILED}: {REQUIRED}"
+        missing_ok = missing.is_error and text_of(missing) == f"{AUTH_FAILED}: {REQUIRED}"
     finally:
         server.stop()
 
-    tracebacks = server.log_text().count(TRACEBACK)
+    tracebacks = server.log().count(TRACEBACK)
     outcome.figure("attacks", len(corpus))
     outcome.figure("argument_rejected_with_public_message", len(corpus) - len(argument_failures))
     outcome.figure(
@@ -119,7 +120,7 @@ async def run(ctx: Context) -> Outcome:
         not recovery_failures,
         ", ".join(recovery_failures[:4]),
     )
-    outcome.bar("no token at all: 'Token required'", missing_ok, result_text(missing)[:80])
+    outcome.bar("no token at all: 'Token required'", missing_ok, text_of(missing)[:80])
     outcome.bar("server log: 0 tracebacks", tracebacks == 0)
     header_401 = len(corpus) - len(header_failures) - len(header_refused_by_http)
     outcome.summary = (

@@ -24,9 +24,13 @@ from typing import Any
 import anyio
 
 import stress
-from stress.harness import FLOOD_ADDRESS, TRACEBACK, Context, HttpServer, Outcome, percentile
-from stress.tokens import forged_tokens, mint
-from stress.wire import call, mcp_http
+from stress.harness import FLOOD_ADDRESS, TRACEBACK, Context, Outcome, launch_server, ready
+from stress.tokens import forged_tokens
+from stress.wire import call
+from testkit.figures import percentile
+from testkit.mcp import mcp_http
+from testkit.server import ServerProcess
+from testkit.tokens import mint
 
 TITLE = "Load with bad actors"
 CLIENTS = 8
@@ -52,9 +56,9 @@ class Legit:
 
 
 async def _legit_client(
-    server: HttpServer, token: str, project: Path, legit: Legit, stop: anyio.Event, n: int
+    server: ServerProcess, token: str, project: Path, legit: Legit, stop: anyio.Event, n: int
 ) -> None:
-    async with mcp_http(server.mcp_url) as client:
+    async with mcp_http(server.url) as client:
         started = await call(
             client, "start_session", {"working_directory": str(project), "token": token}
         )
@@ -87,7 +91,7 @@ async def _legit_client(
 
 async def _run_flood(
     ctx: Context,
-    server: HttpServer,
+    server: ServerProcess,
     tokens: list[str],
     project: Path,
     seconds: float,
@@ -95,7 +99,7 @@ async def _run_flood(
 ) -> dict[str, Any]:
     """Run ``stress.flood``; ``on_start`` is called when its first request goes out."""
     orders = {
-        "url": server.mcp_url,
+        "url": server.url,
         "source": FLOOD_ADDRESS if ctx.addresses.usable else None,
         "seconds": seconds,
         "concurrency": FLOOD_CONCURRENCY,
@@ -148,13 +152,12 @@ async def run(ctx: Context) -> Outcome:
     ctx.tokens.add_all(tokens + forged)
     projects = [ctx.project_dir(f"load-{n}") for n in range(CLIENTS)]
     flood_project = ctx.project_dir("flood")
-    server = HttpServer(ctx, "load", ctx.data_dir("load"))
+    server = launch_server(ctx, "load", ctx.data_dir("load"))
     legit = Legit()
     stop = anyio.Event()
     flood: dict[str, Any] = {}
     try:
-        await server.start_ready()
-        assert server.log_path is not None
+        await ready(server)
         async with anyio.create_task_group() as tg:
             for n in range(CLIENTS):
                 tg.start_soon(_legit_client, server, tokens[n], projects[n], legit, stop, n)
@@ -201,7 +204,7 @@ async def run(ctx: Context) -> Outcome:
     p50_b, p99_b = percentile(legit.latencies["B"], 0.5), percentile(legit.latencies["B"], 0.99)
     ratio = p99_b / p99_a if p99_a else float("inf")
     got_429 = sum(v for k, v in flood["statuses"].items() if k.endswith(" 429"))
-    tracebacks = server.log_text().count(TRACEBACK)
+    tracebacks = server.log().count(TRACEBACK)
 
     outcome.figure("legit_calls", {"without_flood": calls_a, "with_flood": calls_b})
     outcome.figure(

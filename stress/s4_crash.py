@@ -18,17 +18,12 @@ from pathlib import Path
 
 import anyio
 
-from stress.harness import (
-    AUTH_FAILED,
-    TRACEBACK,
-    Context,
-    HttpServer,
-    Outcome,
-    StartFailed,
-    run_cli,
-)
-from stress.tokens import REVOKED, mint
-from stress.wire import call, mcp_http, result_text
+from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, launch_server, ready, run_cli
+from stress.tokens import REVOKED
+from stress.wire import call
+from testkit.mcp import mcp_http, text_of
+from testkit.server import ServerProcess, StartFailed
+from testkit.tokens import mint
 
 TITLE = "Crash safety (kill -9)"
 CYCLES = 3
@@ -57,7 +52,7 @@ def _stored_notes(path: Path) -> set[str]:
 
 
 async def _burst(
-    server: HttpServer, token: str, project: Path, tag: str, acked: list[str], stop: anyio.Event
+    server: ServerProcess, token: str, project: Path, tag: str, acked: list[str], stop: anyio.Event
 ) -> int:
     """Checkpoint from several clients until ``stop``; returns how many calls failed."""
     failed = 0
@@ -65,7 +60,7 @@ async def _burst(
     async def client_loop(n: int) -> None:
         nonlocal failed
         try:
-            async with mcp_http(server.mcp_url, timeout=5) as client:
+            async with mcp_http(server.url, timeout=5) as client:
                 i = 0
                 while not stop.is_set():
                     note = f"{tag}-c{n}-{i}"
@@ -94,7 +89,7 @@ async def run(ctx: Context) -> Outcome:
     data_dir = ctx.data_dir("crash")
     project = ctx.project_dir("crash")
     token = mint(ctx.secret, "crash-writer")
-    victims = [mint(ctx.secret, f"crash-victim-{n}") for n in range(CYCLES + 1)]
+    victims = [mint(ctx.secret, f"crash-victim-{n}", unique=True) for n in range(CYCLES + 1)]
     ctx.tokens.add_all([token, *victims])
     database = _database(data_dir)
     acked: list[str] = []
@@ -108,15 +103,15 @@ async def run(ctx: Context) -> Outcome:
     else:
         problems.append(f"CLI revoke before start failed: {first.stderr.strip()[:120]}")
 
-    server = HttpServer(ctx, "crash-0", data_dir)
+    server = launch_server(ctx, "crash-0", data_dir)
     try:
-        await server.start_ready()
-        async with mcp_http(server.mcp_url) as client:
+        await ready(server)
+        async with mcp_http(server.url) as client:
             started = await call(
                 client, "start_session", {"working_directory": str(project), "token": token}
             )
         if started.is_error:
-            problems.append(f"start_session: {result_text(started)[:120]}")
+            problems.append(f"start_session: {text_of(started)[:120]}")
 
         for cycle in range(CYCLES):
             stop = anyio.Event()
@@ -129,9 +124,9 @@ async def run(ctx: Context) -> Outcome:
                 into["rc"] = result.returncode
                 into["err"] = result.stderr.strip()[:120]
 
-            async def killer(current: HttpServer, delay: float, stop: anyio.Event) -> None:
+            async def killer(current: ServerProcess, delay: float, stop: anyio.Event) -> None:
                 await anyio.sleep(delay)
-                current.kill9()
+                current.kill()
                 stop.set()
 
             async with anyio.create_task_group() as tg:
@@ -143,10 +138,10 @@ async def run(ctx: Context) -> Outcome:
             else:
                 problems.append(f"CLI revoke during burst: {revoke_result.get('err')}")
 
-            server = HttpServer(ctx, f"crash-{cycle + 1}", data_dir)
             t0 = time.monotonic()
+            server = launch_server(ctx, f"crash-{cycle + 1}", data_dir)
             try:
-                await server.start_ready()
+                await ready(server)
             except StartFailed as exc:
                 problems.append(f"restart {cycle + 1}: {exc}")
                 cycles.append({"cycle": cycle + 1, "restart": "FAILED"})
@@ -155,10 +150,10 @@ async def run(ctx: Context) -> Outcome:
             integrity = _integrity(database)
             missing = [n for n in acked if n not in _stored_notes(database)]
             still_revoked = 0
-            async with mcp_http(server.mcp_url) as client:
+            async with mcp_http(server.url) as client:
                 for victim in revoked:
                     result = await call(client, "whoami", {"token": victim})
-                    if result_text(result) == f"{AUTH_FAILED}: {REVOKED}":
+                    if text_of(result) == f"{AUTH_FAILED}: {REVOKED}":
                         still_revoked += 1
                 again = await call(
                     client,
@@ -167,7 +162,7 @@ async def run(ctx: Context) -> Outcome:
                 )
             if not again.is_error:
                 acked.append(f"after-{cycle}")
-            log = server.log_text()
+            log = server.log()
             tracebacks = log.count(TRACEBACK)
             errors = [
                 line for line in log.splitlines() if " ERROR " in line or " CRITICAL " in line
@@ -182,9 +177,7 @@ async def run(ctx: Context) -> Outcome:
                     "integrity": integrity,
                     "acked_missing": len(missing),
                     "revocations_in_force": f"{still_revoked}/{len(revoked)}",
-                    "checkpoint_after_restart": "ok"
-                    if not again.is_error
-                    else result_text(again)[:80],
+                    "checkpoint_after_restart": "ok" if not again.is_error else text_of(again)[:80],
                     "tracebacks": tracebacks,
                     "error_lines": len(errors),
                 }
@@ -200,9 +193,7 @@ async def run(ctx: Context) -> Outcome:
                     f"restart {cycle + 1}: revocations in force {still_revoked}/{len(revoked)}"
                 )
             if again.is_error:
-                problems.append(
-                    f"restart {cycle + 1}: checkpoint failed: {result_text(again)[:80]}"
-                )
+                problems.append(f"restart {cycle + 1}: checkpoint failed: {text_of(again)[:80]}")
             if errors:
                 problems.append(f"restart {cycle + 1}: error logged: {errors[0][:120]}")
             if tracebacks:

@@ -16,9 +16,12 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from stress.harness import AUTH_FAILED, TRACEBACK, Context, HttpServer, Outcome, run_cli
-from stress.tokens import REVOKED, mint
-from stress.wire import call, mcp_http, mcp_stdio, result_text
+from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, launch_server, ready, run_cli
+from stress.tokens import REVOKED
+from stress.wire import call
+from testkit.mcp import mcp_http, mcp_stdio, text_of
+from testkit.server import ServerProcess
+from testkit.tokens import mint
 
 TITLE = "Several processes, one data dir"
 VICTIMS = 9
@@ -57,13 +60,13 @@ async def _writer(
             "checkpoint",
             {"working_directory": str(project), "note": f"{name}-{i}", "token": token},
         )
-        tally.check(f"{name} checkpoint", result_text(result), result.is_error)
+        tally.check(f"{name} checkpoint", text_of(result), result.is_error)
         i += 1
 
 
 async def _is_revoked(client: Client, token: str) -> tuple[bool, str]:
     result = await call(client, "whoami", {"token": token})
-    text = result_text(result)
+    text = text_of(result)
     return text == f"{AUTH_FAILED}: {REVOKED}", text
 
 
@@ -109,26 +112,28 @@ async def run(ctx: Context) -> Outcome:
     outcome = Outcome(5, TITLE)
     data_dir = ctx.data_dir("shared")
     writers = {name: mint(ctx.secret, f"writer-{name}") for name in ("http-a", "http-b", "stdio")}
-    victims = [mint(ctx.secret, f"victim-{n}") for n in range(VICTIMS)]
+    victims = [mint(ctx.secret, f"victim-{n}", unique=True) for n in range(VICTIMS)]
     ctx.tokens.add_all([*writers.values(), *victims])
     tally = Tally()
-    http_a = HttpServer(ctx, "shared-a", data_dir)
-    http_b = HttpServer(ctx, "shared-b", data_dir)
+    http_a = launch_server(ctx, "shared-a", data_dir)
+    http_b: ServerProcess | None = None
     stdio_log_path = ctx.stdio_log("server-shared-stdio")
     started = time.monotonic()
     try:
         # Start one first so the schema exists, then the others at once.
-        await http_a.start_ready()
-        http_b.start()
-        await http_b.wait_ready()
+        await ready(http_a)
+        http_b = launch_server(ctx, "shared-b", data_dir)
+        await ready(http_b)
         with stdio_log_path.open("w", encoding="utf-8") as stdio_log:
             async with (
-                mcp_http(http_a.mcp_url) as client_a,
-                mcp_http(http_b.mcp_url) as client_b,
-                mcp_stdio(ctx, data_dir, stdio_log) as client_c,
+                mcp_http(http_a.url) as client_a,
+                mcp_http(http_b.url) as client_b,
+                mcp_stdio(
+                    ctx.env(data_dir), ctx.cwd, stdio_log, "--log-level", "DEBUG"
+                ) as client_c,
             ):
                 clients = {"http-a": client_a, "http-b": client_b, "stdio": client_c}
-                urls = {"http-a": http_a.mcp_url, "http-b": http_b.mcp_url}
+                urls = {"http-a": http_a.url, "http-b": http_b.url}
                 projects: dict[str, Path] = {}
                 for name, client in clients.items():
                     projects[name] = ctx.project_dir(f"shared-{name}")
@@ -137,12 +142,12 @@ async def run(ctx: Context) -> Outcome:
                         "start_session",
                         {"working_directory": str(projects[name]), "token": writers[name]},
                     )
-                    tally.check(f"{name} start_session", result_text(result), result.is_error)
+                    tally.check(f"{name} start_session", text_of(result), result.is_error)
                 for victim in victims:
                     for name, client in clients.items():
                         result = await call(client, "whoami", {"token": victim})
                         tally.check(
-                            f"{name} whoami before revoke", result_text(result), result.is_error
+                            f"{name} whoami before revoke", text_of(result), result.is_error
                         )
                 stop = anyio.Event()
                 async with anyio.create_task_group() as writers_tg:
@@ -175,9 +180,11 @@ async def run(ctx: Context) -> Outcome:
                     stop.set()
     finally:
         http_a.stop()
-        http_b.stop()
+        if http_b is not None:
+            http_b.stop()
 
-    logs = http_a.log_text() + http_b.log_text() + stdio_log_path.read_text("utf-8", "replace")
+    logs = http_a.log() + (http_b.log() if http_b else "")
+    logs += stdio_log_path.read_text("utf-8", "replace")
     tracebacks = logs.count(TRACEBACK)
     locked_in_logs = logs.lower().count("database is locked")
     all_delays = [d for ds in tally.delays.values() for d in ds]

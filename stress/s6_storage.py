@@ -35,9 +35,11 @@ from session_buddy.auth.principal import Principal
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.sessions.service import SessionService
 from session_buddy.store import SqliteDatabase
-from stress.harness import TRACEBACK, Context, HttpServer, Outcome, StartFailed, free_port, run_cli
-from stress.tokens import mint
-from stress.wire import call, mcp_http, result_text
+from stress.harness import TRACEBACK, Context, Outcome, launch_server, ready, run_cli
+from stress.wire import call
+from testkit.mcp import mcp_http, text_of
+from testkit.server import StartFailed, free_port
+from testkit.tokens import mint
 
 TITLE = "Storage faults"
 PROMPT_SECONDS = 10.0
@@ -110,7 +112,7 @@ def _populate(data_dir: Path, projects: Path) -> dict[str, int]:
     return counts
 
 
-def _counts(database: Database) -> dict[str, int]:
+def _counts(database: SqliteDatabase) -> dict[str, int]:
     return {
         table: int(database.query(f"SELECT COUNT(*) FROM {table}")[0][0])  # noqa: S608 - fixed names
         for table in ("sessions", "checkpoints", "revoked_tokens")
@@ -214,33 +216,31 @@ async def _read_only_database(
     problems: list[str] = []
     damage: list[str] = []
     database = fault.data_dir / DB_NAME
-    server = HttpServer(ctx, "read-only-db", fault.data_dir)
+    server = launch_server(ctx, "read-only-db", fault.data_dir)
     result: dict[str, Any] = {}
     try:
-        await server.start_ready()
+        await ready(server)
         result["started"] = True
-        async with mcp_http(server.mcp_url) as client:
+        async with mcp_http(server.url) as client:
             listed = await call(client, "list_sessions", {"token": token, "limit": 50})
             result["read"] = "error" if listed.is_error else "ok"
             if listed.is_error:
                 problems.append(
-                    f"read-only database: list_sessions failed: {result_text(listed)[:100]}"
+                    f"read-only database: list_sessions failed: {text_of(listed)[:100]}"
                 )
             project = ctx.project_dir("read-only")
             written = await call(
                 client, "start_session", {"working_directory": str(project), "token": token}
             )
-            result["write_error"] = result_text(written)[:160]
+            result["write_error"] = text_of(written)[:160]
             if not written.is_error:
                 problems.append("read-only database: a write succeeded")
-            elif str(database) not in result_text(written):
-                shown = result_text(written)[:100]
+            elif str(database) not in text_of(written):
+                shown = text_of(written)[:100]
                 problems.append(f"read-only database: write error names no file: {shown!r}")
-        async with mcp_http(server.mcp_url) as client:
+        async with mcp_http(server.url) as client:
             again = await call(client, "whoami", {"token": token})
-        result["still_serving"] = (
-            not again.is_error and server.process is not None and server.process.poll() is None
-        )
+        result["still_serving"] = not again.is_error and server.process.poll() is None
         if not result["still_serving"]:
             problems.append("read-only database: server stopped serving")
     except StartFailed as exc:
@@ -251,7 +251,7 @@ async def _read_only_database(
             problems.append(f"read-only database: startup failure unclear: {message[-120:]!r}")
     finally:
         server.stop()
-    if server.log_text().count(TRACEBACK):
+    if server.log().count(TRACEBACK):
         problems.append("read-only database: traceback in the server log")
     ctx.release_immutable()
     if _fingerprint([database]) != fault.before:

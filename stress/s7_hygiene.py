@@ -15,9 +15,11 @@ import collections
 import json
 import re
 
-from stress.harness import Context, HttpServer, Outcome, run_cli
-from stress.tokens import forged_tokens, mint
-from stress.wire import call, mcp_http, raw_call, raw_client
+from stress.harness import Context, Outcome, launch_server, ready, run_cli
+from stress.tokens import forged_tokens
+from stress.wire import call, raw_call, raw_client
+from testkit.mcp import mcp_http
+from testkit.tokens import mint
 
 TITLE = "Secret hygiene"
 KEY = 16
@@ -96,19 +98,23 @@ async def _exercise(ctx: Context) -> None:
     bad = forged_tokens(ctx.secret, 6)
     ctx.tokens.add_all([good, old, *bad])
     project = ctx.project_dir("hygiene")
-    async with HttpServer(ctx, "hygiene", data_dir) as server:
-        async with mcp_http(server.mcp_url) as client:
+    server = launch_server(ctx, "hygiene", data_dir)
+    try:
+        await ready(server)
+        async with mcp_http(server.url) as client:
             await call(client, "start_session", {"working_directory": str(project), "token": good})
             await call(client, "checkpoint", {"working_directory": str(project), "token": old})
             for token in bad:
                 await call(client, "whoami", {"token": token})
         async with raw_client(ctx.addresses.take()) as http:
-            await raw_call(http, server.mcp_url, "whoami", {}, bearer=good)
+            await raw_call(http, server.url, "whoami", {}, bearer=good)
             for token in bad:
-                await raw_call(http, server.mcp_url, "whoami", {}, bearer=token)
+                await raw_call(http, server.url, "whoami", {}, bearer=token)
         await run_cli(ctx, ["token", "revoke", good], data_dir=data_dir)
-        async with mcp_http(server.mcp_url) as client:
+        async with mcp_http(server.url) as client:
             await call(client, "whoami", {"token": good})
+    finally:
+        server.stop()
 
 
 async def run(ctx: Context, others: list[Outcome]) -> Outcome:

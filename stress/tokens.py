@@ -1,15 +1,13 @@
 """Tokens for the scenarios: valid ones, the attack corpus, and hypothesis mutations.
 
-Valid tokens are issued the way Mahavishnu does (PyJWT, HS256, the shared secret). Hostile
-tokens that PyJWT refuses to produce (odd headers, ``alg: none``, another HMAC) are
-assembled here from base64url JSON and an HMAC: this is test code attacking the server,
-not a JWT implementation anyone should use.
+Valid tokens are the kit's (:func:`testkit.tokens.mint`: PyJWT, HS256, as Mahavishnu
+mints them). Hostile tokens that PyJWT refuses to produce (odd headers, ``alg: none``,
+another HMAC) are put together with :func:`testkit.tokens.assemble`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
@@ -20,54 +18,12 @@ from typing import Any
 import jwt
 from hypothesis import strategies as st
 
+from testkit.tokens import DROP, HMAC_HASHES, RawJson, assemble, b64, b64json, claims, mint
+
 INVALID = "Invalid token"
 EXPIRED = "Token has expired"
 REQUIRED = "Token required"
 REVOKED = "Token has been revoked"
-
-_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class RawJson(str):
-    """JSON text used as is (for documents too deep for ``json.dumps``)."""
-
-
-def b64json(value: Any) -> str:
-    text = value if isinstance(value, RawJson) else json.dumps(value, separators=(",", ":"))
-    return b64(text.encode())
-
-
-def assemble(header: Any, payload: Any, key: bytes | None, alg: str = "HS256") -> str:
-    """``header.payload.signature`` with an HMAC under ``key`` (empty signature if None)."""
-    signing_input = f"{b64json(header)}.{b64json(payload)}"
-    if key is None:
-        return f"{signing_input}."
-    digest = hmac.new(key, signing_input.encode(), _HASHES[alg]).digest()
-    return f"{signing_input}.{b64(digest)}"
-
-
-def claims(user_id: str | None = "stress-user", **extra: Any) -> dict[str, Any]:
-    """A valid access-token payload (what Mahavishnu sends), with ``extra`` applied."""
-    now = int(time.time())
-    payload: dict[str, Any] = {
-        "user_id": user_id,
-        "exp": now + 3600,
-        "iat": now - 5,
-        "type": "access",
-        "iss": "mahavishnu",
-        "jti": secrets.token_urlsafe(12),
-    }
-    payload.update(extra)
-    return {k: v for k, v in payload.items() if v is not ...}
-
-
-def mint(secret: str, user_id: str = "stress-user", **extra: Any) -> str:
-    """A valid HS256 token, as Mahavishnu would create it with the shared secret."""
-    return jwt.encode(claims(user_id, **extra), secret, algorithm="HS256")
 
 
 @dataclass(frozen=True)
@@ -111,10 +67,10 @@ def attack_corpus(secret: str) -> list[Attack]:
         Attack("expired", mint(secret, "attacker", exp=now - 3600, iat=now - 7200), EXPIRED),
         Attack("future nbf", mint(secret, "attacker", nbf=now + 3600), INVALID),
         Attack("future iat", mint(secret, "attacker", iat=now + 3600), INVALID),
-        Attack("missing identity", jwt.encode(claims(...), secret, algorithm="HS256"), INVALID),
-        Attack("empty user_id", jwt.encode(claims(""), secret, algorithm="HS256"), INVALID),
-        Attack("blank user_id", jwt.encode(claims("   "), secret, algorithm="HS256"), INVALID),
-        Attack("null user_id", jwt.encode(claims(None), secret, algorithm="HS256"), INVALID),
+        Attack("missing identity", mint(secret, DROP), INVALID),
+        Attack("empty user_id", mint(secret, ""), INVALID),
+        Attack("blank user_id", mint(secret, "   "), INVALID),
+        Attack("null user_id", mint(secret, None), INVALID),
         Attack("type=refresh", mint(secret, "attacker", type="refresh"), INVALID),
         Attack(
             "crit header",
@@ -352,7 +308,8 @@ def _header(draw: st.DrawFn, p: _Parts) -> object:
         return f"{signing_input}."
     key = _EMBEDDED_KEY if signer == "embedded" else p.key
     alg = signer if signer in ("HS384", "HS512") else "HS256"
-    return f"{signing_input}.{b64(hmac.new(key, signing_input.encode(), _HASHES[alg]).digest())}"
+    digest = hmac.new(key, signing_input.encode(), HMAC_HASHES[alg]).digest()
+    return f"{signing_input}.{b64(digest)}"
 
 
 def _claims(draw: st.DrawFn, p: _Parts, *, resign: bool) -> object:

@@ -1,68 +1,32 @@
 """Talking to a server: the official MCP client, and the streamable HTTP wire by hand.
 
-:func:`mcp_http` and :func:`mcp_stdio` open the official client (``mcp.Client``). The
-``raw_*`` helpers speak the 2026-07-28 streamable HTTP wire directly (one self-contained
-POST per call, no session) for what the official client cannot send: a bearer header on
-one request, arguments that break the schema, thousands of forged calls.
+The official client comes from the kit (:func:`testkit.mcp.mcp_http`, ``mcp_stdio``);
+:func:`call` bounds one of its calls in time. The ``raw_*`` helpers speak the 2026-07-28
+streamable HTTP wire directly (one self-contained POST per call, no session) for what the
+official client cannot send: a bearer header on one request, arguments that break the
+schema, thousands of forged calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import httpx
-import httpx2
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from stress.harness import CALL_TIMEOUT, Context
+from stress.harness import CALL_TIMEOUT
+from testkit.mcp import tools_call
 
 PROTOCOL_VERSION = "2026-07-28"
+HTTP_HEADER_LIMIT = 16 * 1024  # uvicorn/h11 refuses longer header blocks outright
 
 
 # -- the official MCP client -----------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def mcp_http(
-    url: str, *, source: str | None = None, timeout: float = CALL_TIMEOUT
-) -> AsyncIterator[Client]:
-    """The official client over streamable HTTP, optionally from a given source address."""
-    transport = httpx2.AsyncHTTPTransport(local_address=source) if source else None
-    http = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout), transport=transport, trust_env=False)
-    async with http, Client(streamable_http_client(url, http_client=http)) as client:
-        yield client
-
-
-@contextlib.asynccontextmanager
-async def mcp_stdio(ctx: Context, data_dir: Path, errlog: TextIO) -> AsyncIterator[Client]:
-    """The official client, starting ``session-buddy serve`` (stdio) as its subprocess."""
-    env = ctx.env(data_dir)
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "session_buddy", "serve", "--log-level", "DEBUG"],
-        env={k: v for k, v in env.items() if k.startswith(("SESSION_BUDDY_", "PYTHON"))},
-        cwd=str(ctx.cwd),
-    )
-    async with Client(stdio_client(params, errlog=errlog)) as client:
-        yield client
-
-
-def result_text(result: CallToolResult) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
-
-
-def is_success(result: CallToolResult) -> bool:
-    return not result.is_error
 
 
 async def call(
@@ -97,12 +61,8 @@ def raw_tool_call(
     if bearer is not None:
         value = bearer if isinstance(bearer, bytes) else bearer.encode("utf-8")
         headers["authorization"] = b"Bearer " + value
-    body = {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "tools/call",
-        "params": {"name": tool, "arguments": arguments, "_meta": _meta()},
-    }
+    body = tools_call(tool, arguments, request_id=request_id)
+    body["params"]["_meta"] = _meta()
     return headers, json.dumps(body).encode()
 
 

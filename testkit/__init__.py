@@ -1,1 +1,23 @@
-"""Test harness shared by session-buddy's tests; not part of the shipped package."""
+"""The one test kit shared by ``tests/``, ``stress/`` and ``benchmarks/`` (not shipped).
+
+Each helper is defined once, here, and imported from the repository root (pytest's
+``pythonpath``, ``python -m stress``, ``python -m benchmarks``):
+
+* :mod:`testkit.environment` — a child's environment without inherited configuration.
+* :mod:`testkit.server` — a free port, ``serve --transport http`` started and waited for.
+* :mod:`testkit.processes` — this interpreter run to completion; the checkout's root.
+* :mod:`testkit.mcp` — the official client's transports, JSON-RPC by hand, tool results.
+* :mod:`testkit.tokens` — tokens as Mahavishnu mints them, and hand-assembled hostile ones.
+* :mod:`testkit.reference` — PyJWT's verdict on a token, which production must match.
+* :mod:`testkit.mutations` — byte-level token mutations for hypothesis.
+* :mod:`testkit.git` — real git repositories for setup.
+* :mod:`testkit.postgres`, :mod:`testkit.pytest_postgres` — a real PostgreSQL server
+  (started as the ``postgres`` user) and its pytest fixtures.
+* :mod:`testkit.netns` — network namespaces as separate "hosts".
+* :mod:`testkit.clock`, :mod:`testkit.concurrency`, :mod:`testkit.figures`,
+  :mod:`testkit.cli` — a settable clock, threads started together, percentiles, the CLI
+  in-process.
+
+Fixtures stay in the ``conftest.py`` files; test modules import helpers from here, never
+from each other.
+"""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +9,8 @@ import pytest
 
 from session_buddy.mcp.auth import reload_auth_config
 from session_buddy.runtime import forget_shared_state
+from session_buddy.store import SqliteDatabase
+from testkit.environment import inherited_configuration, new_secret
 
 pytest_plugins = ["testkit.pytest_postgres"]
 
@@ -20,9 +20,8 @@ def isolated_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """No inherited configuration, no ``.env`` from the checkout, a fresh data dir."""
-    for name in list(os.environ):
-        if name.startswith("SESSION_BUDDY_") or name == "MAHAVISHNU_AUTH_SECRET":
-            monkeypatch.delenv(name, raising=False)
+    for name in inherited_configuration():
+        monkeypatch.delenv(name)
     data_dir = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("SESSION_BUDDY_DATA_DIR", str(data_dir))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
@@ -34,8 +33,16 @@ def isolated_environment(
 
 
 @pytest.fixture
+def db(tmp_path: Path) -> Iterator[SqliteDatabase]:
+    """An open database in a fresh data dir (closed after the test)."""
+    database = SqliteDatabase(tmp_path / "data" / "session-buddy.db").open()
+    yield database
+    database.close()
+
+
+@pytest.fixture
 def secret() -> str:
-    return secrets.token_urlsafe(32)
+    return new_secret()
 
 
 @pytest.fixture

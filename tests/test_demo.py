@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from testkit.environment import clean_environment
+from testkit.processes import run_python
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "jwt_auth_demo.py"
 
@@ -16,16 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run_demo(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("SESSION_BUDDY_") and name != "MAHAVISHNU_AUTH_SECRET"
-    }
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, str(DEMO)], cwd=cwd, env=environment, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+    return run_python(str(DEMO), cwd=cwd, env=clean_environment(**env))
 
 
 def test_demo_passes_every_step_on_a_fresh_machine(tmp_path: Path) -> None:

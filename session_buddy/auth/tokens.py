@@ -1,15 +1,13 @@
 """Issue and verify HS256 access tokens: the token rules, as pure functions.
 
-Two verification paths give the same verdict:
+:func:`decode_access_token` checks size and shape, then the HMAC signature (against the
+current secret, then any previous ones) *before* any JSON is parsed, then the header, then
+the claims in PyJWT's order. It is strict: it may only accept what the reference verdict
+accepts — PyJWT's ``jwt.decode`` with our options plus these rules, which lives with the
+tests (``testkit/reference.py``) and is held to the same verdict by
+``tests/auth/test_differential.py``. PyJWT also issues every token (:func:`issue_token`).
 
-* :func:`decode_access_token` — the production path. It checks size and shape, then the
-  HMAC signature (against the current secret, then any previous ones) *before* any JSON
-  is parsed, then the header, then the claims in PyJWT's order. It is strict: it may only
-  accept what the reference path accepts (proven by ``tests/auth/test_differential.py``).
-* :func:`decode_with_pyjwt` — the reference path: PyJWT's ``jwt.decode`` with our options,
-  plus the same extra rules. PyJWT also issues every token (:func:`issue_token`).
-
-Both take ``now`` so rules are testable without sleeping.
+The rules take ``now`` so they are testable without sleeping.
 """
 
 from __future__ import annotations
@@ -135,14 +133,6 @@ def normalize_token(raw: object, max_bytes: int = MAX_TOKEN_BYTES) -> str:
     return token
 
 
-def check_shape(token: str) -> None:
-    """Three canonical, unpadded base64url segments with a 32-byte signature."""
-    if _SHAPE.fullmatch(token) is None:
-        raise errors.MalformedTokenError("not three unpadded base64url segments")
-    for segment in token.split("."):
-        _check_canonical(segment)
-
-
 def _check_canonical(segment: str) -> None:
     rem = len(segment) % 4
     if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
@@ -250,12 +240,6 @@ def check_time_claim_types(payload: Mapping[str, Any]) -> None:
             raise errors.InvalidClaimError(f"{claim} is not a number")
 
 
-def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
-    """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
-    check_time_claim_types(payload)
-    _check_identity_and_type(payload)
-
-
 def _check_identity_and_type(payload: Mapping[str, Any]) -> None:
     identity = payload["user_id"] if "user_id" in payload else payload.get("sub")
     if not isinstance(identity, str) or not identity.strip():
@@ -316,65 +300,6 @@ def _check_header_segment(segment: str) -> bool:
     _check_canonical(segment)
     check_header(_json_object(_b64decode(segment), "header"))
     return True
-
-
-_PYJWT_ERRORS: tuple[tuple[type[Exception], type[errors.AuthError]], ...] = (
-    (jwt.ExpiredSignatureError, errors.ExpiredTokenError),
-    (jwt.ImmatureSignatureError, errors.ImmatureTokenError),
-    (jwt.InvalidSignatureError, errors.InvalidSignatureError),
-    (jwt.InvalidAlgorithmError, errors.DisallowedAlgorithmError),
-    (jwt.InvalidIssuerError, errors.InvalidIssuerError),
-    (jwt.InvalidAudienceError, errors.InvalidAudienceError),
-    (jwt.DecodeError, errors.MalformedTokenError),
-    (jwt.PyJWTError, errors.InvalidClaimError),
-)
-
-
-def _map_pyjwt_error(exc: Exception) -> errors.AuthError:
-    for pyjwt_error, ours in _PYJWT_ERRORS:
-        if isinstance(exc, pyjwt_error):
-            return ours(f"PyJWT: {type(exc).__name__}")
-    return errors.InvalidTokenError(f"PyJWT: {type(exc).__name__}")
-
-
-def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) -> dict[str, Any]:
-    """The reference verdict: PyJWT's ``jwt.decode`` with our options, plus our extra rules.
-
-    Used by the differential tests and as documentation of what "valid" means; PyJWT
-    reads its own clock, so callers must avoid tokens within a second of a boundary.
-    """
-    if len(token) > policy.max_token_bytes:
-        raise errors.TokenTooLargeError(f"token is {len(token)} characters")
-    check_shape(token)
-    try:
-        check_header(jwt.get_unverified_header(token))
-    except jwt.PyJWTError as exc:
-        raise errors.MalformedTokenError(f"header: {type(exc).__name__}") from None
-    payload: dict[str, Any] | None = None
-    for secret in secrets_:
-        try:
-            payload = jwt.decode(
-                token,
-                secret,
-                algorithms=[ALGORITHM],
-                options={"require": ["exp"], "verify_aud": True},
-                audience=policy.audience,
-                issuer=list(policy.allowed_issuers) or None,
-                leeway=policy.leeway_seconds,
-            )
-            break
-        except jwt.InvalidSignatureError:
-            continue
-        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError) as exc:
-            # The signature was good; an odd time claim outranks the time verdict.
-            check_time_claim_types(jwt.decode(token, options={"verify_signature": False}))
-            raise _map_pyjwt_error(exc) from None
-        except jwt.PyJWTError as exc:
-            raise _map_pyjwt_error(exc) from None
-    if payload is None:
-        raise errors.InvalidSignatureError("signature does not match any configured secret")
-    check_session_buddy_claims(payload)
-    return payload
 
 
 def new_token_id() -> str:

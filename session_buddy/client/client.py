@@ -15,7 +15,6 @@ back as the session layer's pydantic models; refusals as exceptions::
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -41,12 +40,13 @@ from session_buddy.client.credentials import (
     secret_from_environment,
 )
 from session_buddy.client.errors import (
+    AUTH_ERROR_KINDS,
     SessionBuddyAuthError,
     SessionBuddyConnectionError,
     SessionBuddyError,
     SessionBuddyToolError,
-    is_auth_failure,
 )
+from session_buddy.config import child_environment
 from session_buddy.mcp.identity import Identity
 from session_buddy.sessions.models import (
     CheckpointInfo,
@@ -140,7 +140,9 @@ def _http_rejection(response: httpx2.Response) -> SessionBuddyAuthError:
             reason=reason,
             retry_after=int(retry_after) if retry_after.isdigit() else None,
         )
-    return SessionBuddyAuthError(str(body.get("message") or f"❌ Authentication failed: {reason}"))
+    return SessionBuddyAuthError(
+        str(body.get("message") or f"❌ Authentication failed: {reason}"), reason=reason
+    )
 
 
 class SessionBuddyClient:
@@ -200,7 +202,7 @@ class SessionBuddyClient:
             token, secret, anonymous=anonymous, user_id=user_id, role=role, issuer=issuer,
             audience=audience, token_minutes=token_minutes,
         )  # fmt: skip
-        child_env = dict(os.environ)
+        child_env = child_environment()
         child_env.update(env or {})
         if signing_secret is not None and not (
             child_env.get(SECRET_VARIABLE) or child_env.get(f"{SECRET_VARIABLE}_FILE")
@@ -374,8 +376,10 @@ class SessionBuddyClient:
 def _unwrap(tool: str, result: CallToolResult) -> ToolResult:
     text = "\n".join(part.text for part in result.content if isinstance(part, TextContent))
     if result.is_error:
-        if is_auth_failure(text):
-            raise SessionBuddyAuthError(text)
+        error = (result.structured_content or {}).get("error")
+        error = error if isinstance(error, dict) else {}
+        if error.get("kind") in AUTH_ERROR_KINDS:
+            raise SessionBuddyAuthError(text, reason=str(error.get("message") or text))
         raise SessionBuddyToolError(text or f"{tool} failed", tool=tool)
     structured = result.structured_content
     if structured is None and text.startswith("{"):

@@ -109,7 +109,9 @@ def _settings() -> Settings:
         names = ", ".join(
             "SESSION_BUDDY_" + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]
         )
-        raise SessionBuddyAuthError(f"❌ Invalid configuration: {names}") from None
+        raise SessionBuddyAuthError(
+            f"❌ Invalid configuration: {names}", reason=f"Invalid configuration: {names}"
+        ) from None
 
 
 def secret_from_environment() -> tuple[str | None, Settings]:
@@ -125,4 +127,4 @@ def secret_from_environment() -> tuple[str | None, Settings]:
     try:
         return settings.resolved_secret(), settings
     except ValueError as exc:
-        raise SessionBuddyAuthError(str(exc)) from None
+        raise SessionBuddyAuthError(str(exc), reason=str(exc)) from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from session_buddy.auth.errors import AUTH_FAILED_PREFIX, AUTHZ_FAILED_PREFIX
+# The ``kind`` of a tool's structured error that means "refused credentials".
+AUTH_ERROR_KINDS = frozenset({"authentication", "authorization"})
 
 
 class SessionBuddyError(Exception):
@@ -21,9 +22,9 @@ class SessionBuddyAuthError(SessionBuddyError):
     ``retry_after`` is set (seconds) when the server throttled this client.
     """
 
-    def __init__(self, message: str, *, reason: str | None = None, retry_after: int | None = None):
+    def __init__(self, message: str, *, reason: str, retry_after: int | None = None):
         super().__init__(message)
-        self.reason = reason if reason is not None else reason_of(message)
+        self.reason = reason
         self.retry_after = retry_after
 
 
@@ -33,16 +34,3 @@ class SessionBuddyToolError(SessionBuddyError):
     def __init__(self, message: str, *, tool: str) -> None:
         super().__init__(message)
         self.tool = tool
-
-
-def reason_of(message: str) -> str:
-    """``"Token has expired"`` from ``"❌ Authentication failed: Token has expired"``."""
-    for prefix in (AUTH_FAILED_PREFIX, AUTHZ_FAILED_PREFIX):
-        if message.startswith(prefix):
-            return message[len(prefix) :].lstrip(": ").strip()
-    return message
-
-
-def is_auth_failure(message: str) -> bool:
-    """True for the ``❌ Authentication failed`` and ``❌ Authorization failed`` lines."""
-    return message.startswith((AUTH_FAILED_PREFIX, AUTHZ_FAILED_PREFIX))

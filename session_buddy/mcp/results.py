@@ -24,10 +24,11 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, Protocol, cast
+from typing import Any, Literal, ParamSpec, Protocol, cast
 
 from mcp_types import CallToolResult, TextContent
 
+from session_buddy.auth.errors import AuthorizationError
 from session_buddy.mcp.auth import AuthenticationError
 from session_buddy.sessions.errors import SessionError
 from session_buddy.store import StorageError
@@ -54,19 +55,41 @@ def structured(model: Summarized, *extra_text: str) -> CallToolResult:
     )
 
 
-def error_result(message: str) -> CallToolResult:
-    """An ``isError`` result whose only text is ``message``, verbatim."""
-    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+ErrorKind = Literal["authentication", "authorization", "session", "storage"]
+
+
+def error_result(
+    message: str, *, kind: ErrorKind, reason: str, public: str | None = None
+) -> CallToolResult:
+    """An ``isError`` result whose only text is ``message``, verbatim.
+
+    Its structured content says the same as data, so a client need not parse the text:
+    ``{"error": {"kind": …, "reason": <stable code>, "message": <short public text>}}``.
+    """
+    return CallToolResult(
+        content=[TextContent(type="text", text=message)],
+        structured_content={
+            "error": {"kind": kind, "reason": reason, "message": public or message}
+        },
+        is_error=True,
+    )
 
 
 def _as_result(tool: str, exc: Exception) -> CallToolResult:
     """The ``isError`` result for an expected failure (see the module docstring)."""
     if isinstance(exc, AuthenticationError):
-        return error_result(exc.error.user_message)
+        error = exc.error
+        kind: ErrorKind = (
+            "authorization" if isinstance(error, AuthorizationError) else "authentication"
+        )
+        return error_result(
+            error.user_message, kind=kind, reason=error.reason, public=error.public_message
+        )
     if isinstance(exc, SessionError):
-        return error_result(str(exc))
+        return error_result(str(exc), kind="session", reason=exc.reason)
+    assert isinstance(exc, StorageError)
     logger.error("storage failure in %s: %s", tool, exc)
-    return error_result(f"❌ Storage unavailable: {exc}")
+    return error_result(f"❌ Storage unavailable: {exc}", kind="storage", reason=exc.kind)
 
 
 _EXPECTED = (AuthenticationError, SessionError, StorageError)

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from session_buddy.config import child_environment
 from session_buddy.sessions.models import GitSnapshot
 
 GIT_TIMEOUT_SECONDS = 3.0
@@ -44,7 +45,7 @@ class _GitUnavailable(Exception):
 
 
 def _git_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_REDIRECTING_VARIABLES}
+    env = child_environment(without=_GIT_REDIRECTING_VARIABLES)
     env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     return env
 

@@ -10,7 +10,7 @@ import pytest
 from session_buddy.auth.config import AuthConfig
 from session_buddy.config import load_settings
 from session_buddy.mcp import auth
-from tests.auth.helpers import mint
+from testkit.tokens import mint
 
 SHORT = "too-short-secret"
 

@@ -7,7 +7,8 @@ import random
 import threading
 
 from session_buddy.mcp import auth
-from tests.auth.helpers import mint
+from testkit.concurrency import run_in_threads
+from testkit.tokens import mint
 
 EXPECTED = {"good": None, "expired": "Token has expired", "garbage": "Invalid token"}
 
@@ -48,11 +49,7 @@ def test_sixteen_threads_each_see_only_their_own_error(auth_enabled: str) -> Non
             if auth.get_auth_error() != EXPECTED[kind]:
                 failures.append(f"thread {index} round {round_} kind {kind}")
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, range(16))
     assert failures == []
 
 

@@ -1,15 +1,14 @@
 """The fast verifier agrees with PyJWT (plus our rules) on every token, valid or not.
 
 ``TokenVerifier.verify`` (normalise, then ``decode_access_token``) is the production
-path; ``decode_with_pyjwt`` is the reference. Hypothesis generates headers, claims,
-secrets, policies and byte-level mutations; both paths must give the same verdict, the
-same public message and the same claims. ``make fuzz`` runs 100,000 examples
+path; ``testkit.reference.decode_with_pyjwt`` is the reference. Hypothesis generates
+headers, claims, secrets, policies and byte-level mutations; both paths must give the same
+verdict, the same public message and the same claims. ``make fuzz`` runs 100,000 examples
 (SESSION_BUDDY_FUZZ_EXAMPLES); ``make test`` a few thousand.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -23,11 +22,12 @@ from session_buddy.auth.tokens import (
     SigningKeys,
     TokenPolicy,
     decode_access_token,
-    decode_with_pyjwt,
     normalize_token,
 )
 from session_buddy.auth.verifier import TokenVerifier
-from tests.auth.helpers import sign_raw
+from testkit.mutations import mutate, mutation_recipes
+from testkit.reference import decode_with_pyjwt
+from testkit.tokens import assemble
 
 EXAMPLES = int(os.environ.get("SESSION_BUDDY_FUZZ_EXAMPLES", "2500"))
 CURRENT = "current-secret-0123456789abcdefghijklmnop"
@@ -176,45 +176,10 @@ def build(recipe: dict[str, Any], now: float) -> tuple[str, TokenPolicy]:
     payload = {
         k: v.resolve(now) if isinstance(v, Offset) else v for k, v in recipe["payload"].items()
     }
-    token = sign_raw(recipe["secret"], recipe["header"], json.dumps(payload))
+    token = assemble(recipe["header"], payload, recipe["secret"])
     if recipe["mutation"] is not None:
         token = mutate(token, recipe["mutation"])
     return token, recipe["policy"]
-
-
-MUTATION_KINDS = ["flip", "replace", "insert", "delete", "swap", "pad", "truncate"]
-MUTATION_BYTES = b"A_-=.+/ \x00a9"
-
-
-def mutation_recipes() -> st.SearchStrategy[tuple[str, int, int]]:
-    return st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 10**6), st.integers(0, 255))
-
-
-def mutate(token: str, recipe: tuple[str, int, int]) -> str:
-    """Apply one byte-level mutation; ``where`` is scaled to the token's length."""
-    kind, where, value = recipe
-    data = bytearray(token.encode())
-    if not data:
-        return MUTATION_BYTES[
-            value % len(MUTATION_BYTES) : value % len(MUTATION_BYTES) + 1
-        ].decode()
-    index = where % len(data)
-    if kind == "flip":
-        data[index] ^= 1 << (value % 8)
-    elif kind == "replace":
-        data[index] = MUTATION_BYTES[value % len(MUTATION_BYTES)]
-    elif kind == "insert":
-        data.insert(index, MUTATION_BYTES[value % len(MUTATION_BYTES)])
-    elif kind == "delete":
-        del data[index]
-    elif kind == "swap":
-        parts = token.split(".")
-        return ".".join([parts[1], parts[0], *parts[2:]]) if len(parts) > 1 else token[::-1]
-    elif kind == "pad":
-        return token + "=" * (1 + value % 2)
-    else:
-        return token[:index]
-    return data.decode("utf-8", "replace")
 
 
 def verdict(decode: Any) -> tuple[str, Any]:

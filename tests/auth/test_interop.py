@@ -6,10 +6,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey
 
 from session_buddy.mcp import auth
+from testkit.tokens import DROP, mint
 
 
 def test_documented_client_example_token_validates(auth_enabled: str) -> None:
@@ -64,6 +66,20 @@ def test_mahavishnu_token_is_accepted_by_an_issuer_allow_list(
     )
     assert auth.validate_token(token) is not None
     assert auth.validate_token(auth.generate_test_token("own")) is not None
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["mallory", "Mahavishnu", "mahavishnu,session-buddy", DROP],
+    ids=["another", "other-case", "the-list-as-one", "missing"],
+)
+def test_a_token_from_an_issuer_not_on_the_allow_list_is_an_invalid_token(
+    monkeypatch: pytest.MonkeyPatch, auth_enabled: str, issuer: object
+) -> None:
+    monkeypatch.setenv("SESSION_BUDDY_ALLOWED_ISSUERS", "mahavishnu,session-buddy")
+    auth.reload_auth_config()
+    assert auth.validate_token(mint(auth_enabled, "m", iss=issuer)) is None
+    assert auth.get_auth_error() == "Invalid token"
 
 
 def test_joserfc_minted_token_validates(auth_enabled: str) -> None:

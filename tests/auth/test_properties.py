@@ -1,18 +1,23 @@
-"""Properties: verification never raises, and no mutation of a valid token is accepted."""
+"""Properties: verification never raises, ``validate_token`` accepts only claims that obey
+every rule (and says why it refuses the rest), and no mutation of a valid token is accepted."""
 
 from __future__ import annotations
 
+import collections
+import json
+import math
 import time
+from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from session_buddy.auth import errors
 from session_buddy.auth.tokens import SigningKeys, TokenPolicy
 from session_buddy.auth.verifier import TokenVerifier
 from session_buddy.mcp import auth
-from tests.auth.helpers import mint
-from tests.auth.test_differential import mutate, mutation_recipes
+from testkit.mutations import mutate, mutation_recipes
+from testkit.tokens import assemble, mint
 
 SECRET = "property-secret-0123456789abcdefghijklmnop"
 KEYS = SigningKeys.from_secrets(SECRET)
@@ -42,33 +47,100 @@ json_values = st.recursive(
     ),
     max_leaves=10,
 )
+CLAIM_NAMES = ["user_id", "sub", "exp", "iat", "nbf", "type", "iss", "aud", "jti", "role", "x"]
 
 
-@settings(max_examples=500, deadline=None, database=None)
-@given(
-    st.dictionaries(
-        st.sampled_from(
-            ["user_id", "sub", "exp", "iat", "nbf", "type", "iss", "aud", "jti", "role", "x"]
-        ),
-        json_values,
-    )
+def _from_now(low: int, high: int) -> st.SearchStrategy[int]:
+    """A time ``low``..``high`` seconds from now, read when drawn (never near a boundary)."""
+    return st.integers(low, high).map(lambda seconds: int(time.time()) + seconds)
+
+
+past = _from_now(-(10**6), -60)
+future = _from_now(60, 10**6)
+plausible_claims = st.fixed_dictionaries(
+    {
+        "user_id": st.sampled_from(["mahavishnu", "alice"]),
+        "exp": st.one_of(future, future, past),  # most live, some expired
+    },
+    optional={
+        "iat": past,
+        "type": st.just("access"),
+        "iss": st.just("mahavishnu"),
+        "role": st.sampled_from(["orchestrator", "admin"]),
+        "jti": st.text(min_size=1, max_size=8),
+    },
 )
-def test_random_claims_never_raise_past_validate_token(claims: dict) -> None:
-    import jwt
+odd_values = st.one_of(
+    past,
+    future,
+    st.sampled_from(["", " ", "access", "refresh", "mahavishnu", "session-buddy"]),
+    json_values,
+)
+odd_claims = st.dictionaries(st.sampled_from(CLAIM_NAMES), odd_values, min_size=1, max_size=2)
+claim_sets = st.one_of(
+    plausible_claims,  # as Mahavishnu mints them, some expired
+    st.builds(lambda usual, odd: {**usual, **odd}, plausible_claims, odd_claims),
+    st.dictionaries(st.sampled_from(CLAIM_NAMES), odd_values),  # anything at all
+)
 
-    try:
-        token = jwt.encode(claims, SECRET, algorithm="HS256")
-    except (TypeError, ValueError):
+
+def signed(claims: dict[str, Any], secret: str) -> str:
+    """HS256 over any claims (PyJWT's encoder refuses some, such as ``iss: null``)."""
+    return assemble({"alg": "HS256", "typ": "JWT"}, claims, secret)
+
+
+def as_json(claims: dict[str, Any]) -> str:
+    """Claims as they travel (NaN included), for comparing what was signed and returned."""
+    return json.dumps(claims, sort_keys=True)
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # one secret for all
+)
+@given(claims=claim_sets)
+def test_random_claims_never_raise_past_validate_token(
+    auth_enabled: str, claims: dict[str, Any]
+) -> None:
+    token = signed(claims, auth_enabled)
+    before = time.time()
+    payload = auth.validate_token(token)  # raises nothing, whatever the claims
+    after = time.time()
+    if payload is None:
+        assert auth.get_auth_error() in {"Invalid token", "Token has expired"}
         return
-    result = TokenVerifier(KEYS, TokenPolicy())
-    try:
-        payload = result.verify(token)
-    except errors.AuthError:
-        return
+    assert auth.get_auth_error() is None
+    assert as_json(payload) == as_json(claims)
     identity = payload.get("user_id", payload.get("sub"))
     assert isinstance(identity, str) and identity.strip()
-    assert isinstance(payload["exp"], int | float) and not isinstance(payload["exp"], bool)
-    assert payload["exp"] > time.time()
+    assert is_time(payload["exp"]) and int(payload["exp"]) > before
+    for claim in ("iat", "nbf"):
+        assert claim not in payload or (is_time(payload[claim]) and int(payload[claim]) <= after)
+    assert payload.get("type", "access") == "access"
+    assert not payload.get("aud")  # no audience configured
+    assert all(isinstance(payload.get(claim, ""), str) for claim in ("sub", "jti"))
+
+
+def is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_claim_generator_produces_both_verdicts(auth_enabled: str) -> None:
+    """Guard against a generator whose tokens are all refused (or all accepted): it makes
+    accepted tokens, expired ones and otherwise invalid ones, each in some number."""
+    verdicts: collections.Counter[str | None] = collections.Counter()
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(claim_sets)
+    def collect(claims: dict[str, Any]) -> None:
+        auth.validate_token(signed(claims, auth_enabled))
+        verdicts[auth.get_auth_error()] += 1
+
+    collect()
+    assert set(verdicts) == {None, "Invalid token", "Token has expired"}, verdicts
+    assert min(verdicts.values()) >= 15, verdicts
 
 
 @settings(max_examples=300, deadline=None, database=None)

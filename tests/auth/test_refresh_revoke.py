@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,9 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
 from session_buddy.mcp import auth
 from session_buddy.store import SqliteDatabase
-from tests.auth.helpers import mint
+from testkit.concurrency import run_in_threads
+from testkit.processes import run_python
+from testkit.tokens import assemble, mint
 
 
 def claims_of(token: str) -> dict:
@@ -128,7 +128,8 @@ def test_revocation_by_another_process_is_honoured_within_a_second(
         "import sys; from session_buddy.mcp.auth import revoke_token;"
         "sys.exit(0 if revoke_token(sys.argv[1]) else 1)"
     )
-    subprocess.run([sys.executable, "-c", script, token], check=True, timeout=60)
+    revoked = run_python("-c", script, token)
+    assert revoked.returncode == 0, revoked.stderr
     deadline = time.monotonic() + 1.0
     while auth.validate_token(token) is not None:
         assert time.monotonic() < deadline, "revocation not seen within 1 s"
@@ -172,8 +173,6 @@ def test_a_token_can_be_refreshed_only_once_even_by_two_processes(auth_enabled: 
 
 
 def test_concurrent_refreshes_of_one_token_yield_one_new_token(auth_enabled: str) -> None:
-    import threading
-
     managers = [JWTManager(AuthConfig()) for _ in range(4)]
     token = managers[0].create_token("alice")
     results: list[str] = []
@@ -185,11 +184,7 @@ def test_concurrent_refreshes_of_one_token_yield_one_new_token(auth_enabled: str
         except errors.AuthError as exc:
             refusals.append(exc)
 
-    threads = [threading.Thread(target=refresh, args=(m,)) for m in managers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(refresh, managers)
     assert len(results) == 1
     assert len(refusals) == 3
 
@@ -198,14 +193,11 @@ def test_concurrent_refreshes_of_one_token_yield_one_new_token(auth_enabled: str
 def test_odd_or_future_auth_time_neither_crashes_nor_extends_the_lifetime(
     auth_enabled: str, auth_time: object
 ) -> None:
-    import json as json_module
-
-    from tests.auth.helpers import sign_raw
-
     now = time.time()
     claims = {"user_id": "alice", "iat": int(now) - 3600, "exp": int(now) + 600}
-    payload = json_module.dumps({**claims, "auth_time": auth_time})
-    token = sign_raw(auth_enabled, {"alg": "HS256", "typ": "JWT"}, payload)
+    token = assemble(
+        {"alg": "HS256", "typ": "JWT"}, {**claims, "auth_time": auth_time}, auth_enabled
+    )
     new = auth.get_manager().refresh_token(token)
     assert claims_of(new)["auth_time"] == int(now) - 3600  # falls back to iat
 

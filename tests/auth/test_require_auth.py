@@ -15,7 +15,7 @@ from session_buddy.mcp.auth import (
     get_current_user,
     require_auth,
 )
-from tests.auth.helpers import mint
+from testkit.tokens import mint
 
 
 @require_auth()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 
@@ -16,7 +15,8 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
 from session_buddy.auth.verifier import TokenVerifier
 from session_buddy.mcp import auth
-from tests.auth.helpers import DROP, b64, mint, sign_raw
+from testkit.concurrency import run_in_threads
+from testkit.tokens import DROP, assemble, b64json, mint
 
 NOW = 1_800_000_000.0
 
@@ -90,10 +90,9 @@ def test_generated_test_token_validates(auth_enabled: str) -> None:
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 def test_alg_none_is_rejected_in_any_casing(secret: str, alg: str) -> None:
-    payload = b64(json.dumps({"user_id": "x", "exp": NOW + 60}).encode())
-    unsigned = f"{b64(json.dumps({'alg': alg}).encode())}.{payload}."
+    unsigned = assemble({"alg": alg}, {"user_id": "x", "exp": NOW + 60}, None)
     assert rejected(verifier(secret), unsigned).public_message == "Invalid token"
-    forged_sig = sign_raw(secret, {"alg": alg}, {"user_id": "x", "exp": NOW + 60})
+    forged_sig = assemble({"alg": alg}, {"user_id": "x", "exp": NOW + 60}, secret)
     assert isinstance(rejected(verifier(secret), forged_sig), errors.DisallowedAlgorithmError)
 
 
@@ -110,13 +109,13 @@ def test_rs256_token_is_rejected(secret: str) -> None:
 
 
 def test_hs256_header_with_other_alg_spelling_is_rejected(secret: str) -> None:
-    token = sign_raw(secret, {"alg": "hs256"}, {"user_id": "x", "exp": NOW + 60})
+    token = assemble({"alg": "hs256"}, {"user_id": "x", "exp": NOW + 60}, secret)
     assert isinstance(rejected(verifier(secret), token), errors.DisallowedAlgorithmError)
 
 
 def test_crit_header_is_rejected(secret: str) -> None:
-    token = sign_raw(
-        secret, {"alg": "HS256", "crit": ["b64"], "b64": True}, {"user_id": "x", "exp": NOW + 60}
+    token = assemble(
+        {"alg": "HS256", "crit": ["b64"], "b64": True}, {"user_id": "x", "exp": NOW + 60}, secret
     )
     assert isinstance(rejected(verifier(secret), token), errors.CriticalHeaderError)
 
@@ -145,7 +144,7 @@ def test_exp_must_be_present_and_numeric(secret: str, exp: object) -> None:
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_exp_must_be_finite(secret: str, value: float) -> None:
-    token = sign_raw(secret, {"alg": "HS256"}, json.dumps({"user_id": "x", "exp": value}))
+    token = assemble({"alg": "HS256"}, {"user_id": "x", "exp": value}, secret)
     assert rejected(verifier(secret), token).public_message == "Invalid token"
 
 
@@ -294,7 +293,7 @@ def test_previous_secret_still_verifies_and_new_tokens_use_the_current(
 def test_tampered_payload_is_rejected(secret: str) -> None:
     token = mint(secret, now=NOW)
     head, _, sig = token.split(".")
-    forged = b64(json.dumps({"user_id": "admin", "exp": NOW + 60}).encode())
+    forged = b64json({"user_id": "admin", "exp": NOW + 60})
     assert rejected(verifier(secret), f"{head}.{forged}.{sig}").public_message == "Invalid token"
 
 
@@ -364,8 +363,6 @@ def test_created_token_carries_the_configured_audience(
 
 
 def test_full_cache_under_concurrent_threads_never_raises(secret: str) -> None:
-    import threading
-
     v = TokenVerifier(
         SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: NOW, cache_size=50
     )
@@ -380,10 +377,6 @@ def test_full_cache_under_concurrent_threads_never_raises(secret: str) -> None:
         except BaseException as exc:  # any escape is a failure
             failures.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(pool,)) for pool in pools]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, pools)
     assert failures == []
-    assert v.cache_len <= 50 + len(threads)
+    assert v.cache_len <= 50 + len(pools)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.cli.conftest import CliEnv
+from testkit.cli import CliEnv
 
 
 def row(output: str, label: str) -> str:

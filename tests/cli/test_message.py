@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from session_buddy.auth.crossproject import CrossProjectAuth
-from tests.cli.conftest import CliEnv
+from testkit.cli import CliEnv
 
 MESSAGE = {"action": "sync", "id": 7, "nested": {"b": 1, "a": [1, 2]}}
 

@@ -6,7 +6,7 @@ import re
 import stat
 import subprocess
 
-from tests.cli.conftest import CliEnv
+from testkit.cli import CliEnv
 
 URLSAFE_43 = re.compile(r"[A-Za-z0-9_-]{43}\n")
 

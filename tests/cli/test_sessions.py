@@ -10,7 +10,7 @@ import pytest
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions import SessionService
 from session_buddy.store import SqliteDatabase
-from tests.cli.conftest import CliEnv
+from testkit.cli import CliEnv
 
 ALICE = Principal(user_id="alice", authenticated=True)
 BOB = Principal(user_id="bob", authenticated=True)
@@ -114,14 +114,27 @@ def test_show_unknown_id_fails_with_the_fix(cli: CliEnv, service: SessionService
 
 
 def test_show_too_short_prefix_is_refused(cli: CliEnv, service: SessionService) -> None:
-    service.start(ALICE, project(cli, "alpha"))
-    assert cli.run("sessions", "show", "ab").exit_code == 1
+    started = service.start(ALICE, project(cli, "alpha"))
+    prefix = started.id[:3]  # it matches, but three characters are too few to be sure
+    result = cli.run("sessions", "show", prefix)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"❌ Session id {prefix!r} is too short — fix: give at least 4 characters\n"
+    )
 
 
 def test_sessions_commands_need_no_secret(cli: CliEnv, service: SessionService) -> None:
     cli.unset("SESSION_BUDDY_SECRET")
-    service.start(ALICE, project(cli, "alpha"))
-    assert cli.run("sessions", "list").exit_code == 0
+    started = service.start(ALICE, project(cli, "alpha"))
+    listed = cli.run("sessions", "list")
+    shown = cli.run("sessions", "show", started.id[:8])
+    assert (listed.exit_code, listed.stderr) == (0, "")
+    assert "Sessions (1)" in listed.stdout
+    row = next(line for line in listed.stdout.splitlines() if started.id[:8] in line)
+    assert "alpha" in row and "alice" in row and "active" in row
+    assert (shown.exit_code, shown.stderr) == (0, "")
+    assert f"Session {started.id}" in shown.stdout
 
 
 def test_project_option_accepts_absolute_paths(cli: CliEnv, service: SessionService) -> None:

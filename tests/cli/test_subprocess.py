@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import typer
 
 from session_buddy.cli import app
-from tests.cli.conftest import CliEnv
-
-SCRIPT = Path(sys.executable).with_name("session-buddy")
+from testkit.cli import CliEnv
+from testkit.server import SCRIPT
 
 
 def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

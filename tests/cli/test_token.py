@@ -8,7 +8,7 @@ import time
 
 import jwt
 
-from tests.cli.conftest import CliEnv
+from testkit.cli import CliEnv
 
 JWT_LINE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n")
 

@@ -9,18 +9,13 @@ import pytest
 
 from session_buddy.client import MintedTokens, SessionBuddyAuthError, SessionBuddyClient
 from session_buddy.client.credentials import secret_from_environment
+from testkit.clock import FixedClock
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+NOW = 1_800_000_000.0
 
 
 def test_minted_token_is_what_mahavishnu_sends(secret: str) -> None:
-    tokens = MintedTokens(secret, role="orchestrator", audience="sb", clock=Clock())
+    tokens = MintedTokens(secret, role="orchestrator", audience="sb", clock=FixedClock(NOW))
     claims = jwt.decode(
         tokens.current(), secret, algorithms=["HS256"], audience="sb",
         options={"verify_exp": False, "verify_iat": False},
@@ -33,7 +28,7 @@ def test_minted_token_is_what_mahavishnu_sends(secret: str) -> None:
 
 
 def test_minted_token_is_reused_until_a_fifth_of_its_lifetime_is_left(secret: str) -> None:
-    clock = Clock()
+    clock = FixedClock(NOW)
     tokens = MintedTokens(secret, lifetime_minutes=10, clock=clock)
     first = tokens.current()
     clock.now += 7 * 60

@@ -6,7 +6,6 @@ import itertools
 import time
 from pathlib import Path
 
-import jwt
 import pytest
 
 from session_buddy.auth.tokens import issue_token
@@ -16,18 +15,20 @@ from session_buddy.client import (
     SessionBuddyConnectionError,
     SessionBuddyToolError,
 )
-from tests.client.conftest import HttpServer, free_port, http_server
+from testkit.environment import new_secret, server_environment
+from testkit.server import ServerProcess, free_port, launch_http_server
+from testkit.tokens import mint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
-def token_for(server: HttpServer, user_id: str, **claims: object) -> str:
+def token_for(server: ServerProcess, user_id: str, **claims: object) -> str:
     return issue_token(
         user_id, server.secret, now=time.time(), expire_seconds=600, additional_claims=claims
     )
 
 
-async def test_session_round_trip_with_minted_tokens(server: HttpServer, project: Path) -> None:
+async def test_session_round_trip_with_minted_tokens(server: ServerProcess, project: Path) -> None:
     async with SessionBuddyClient.http(server.url, secret=server.secret) as sb:
         started = await sb.start(project)
         checkpoint = await sb.checkpoint(project, note="over http")
@@ -37,14 +38,14 @@ async def test_session_round_trip_with_minted_tokens(server: HttpServer, project
     assert "done over http" in handoff.markdown
 
 
-async def test_identity_comes_from_the_bearer_header(server: HttpServer) -> None:
+async def test_identity_comes_from_the_bearer_header(server: ServerProcess) -> None:
     token = token_for(server, "alice", role="admin")
     async with SessionBuddyClient.http(server.url, token=token) as sb:
         me = await sb.whoami()
     assert (me.authenticated, me.user_id, me.role) == (True, "alice", "admin")
 
 
-async def test_every_request_carries_the_current_token(server: HttpServer) -> None:
+async def test_every_request_carries_the_current_token(server: ServerProcess) -> None:
     users = itertools.cycle(["first", "second"])
 
     class Rotating:
@@ -57,7 +58,7 @@ async def test_every_request_carries_the_current_token(server: HttpServer) -> No
 
 
 async def test_anonymous_client_is_refused_by_protected_tools(
-    server: HttpServer, project: Path
+    server: ServerProcess, project: Path
 ) -> None:
     async with SessionBuddyClient.http(server.url, anonymous=True) as sb:
         me = await sb.whoami()
@@ -68,7 +69,7 @@ async def test_anonymous_client_is_refused_by_protected_tools(
 
 
 async def test_invalid_bearer_token_is_refused_at_connect_with_the_reason(
-    server: HttpServer,
+    server: ServerProcess,
 ) -> None:
     forged = issue_token("alice", "x" * 40, now=time.time(), expire_seconds=60)
     with pytest.raises(SessionBuddyAuthError) as refused:
@@ -78,18 +79,17 @@ async def test_invalid_bearer_token_is_refused_at_connect_with_the_reason(
     assert str(refused.value) == "❌ Authentication failed: Invalid token"
 
 
-async def test_expired_bearer_token_is_refused_with_the_public_message(server: HttpServer) -> None:
-    now = int(time.time())
-    expired = jwt.encode(
-        {"user_id": "mahavishnu", "iat": now - 120, "exp": now - 60}, server.secret, "HS256"
-    )
+async def test_expired_bearer_token_is_refused_with_the_public_message(
+    server: ServerProcess,
+) -> None:
+    expired = mint(server.secret, now=time.time() - 120, lifetime=60)
     with pytest.raises(SessionBuddyAuthError) as refused:
         async with SessionBuddyClient.http(server.url, token=expired):
             pass
     assert str(refused.value) == "❌ Authentication failed: Token has expired"
 
 
-async def test_tool_errors_raise_tool_error(server: HttpServer, project: Path) -> None:
+async def test_tool_errors_raise_tool_error(server: ServerProcess, project: Path) -> None:
     async with SessionBuddyClient.http(server.url, secret=server.secret) as sb:
         with pytest.raises(SessionBuddyToolError) as refused:
             await sb.end(project)
@@ -105,7 +105,8 @@ async def test_unreachable_server_raises_connection_error() -> None:
 
 
 async def test_throttled_client_gets_auth_error_with_retry_after(tmp_path: Path) -> None:
-    with http_server(tmp_path) as throttled:
+    env = server_environment(tmp_path / "data", new_secret())
+    with launch_http_server(env, tmp_path) as throttled:
         bad = issue_token("mallory", "y" * 40, now=time.time(), expire_seconds=60)
         throttled_error: SessionBuddyAuthError | None = None
         for _ in range(25):

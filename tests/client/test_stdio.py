@@ -20,7 +20,8 @@ from session_buddy.client import (
     SessionBuddyToolError,
 )
 from session_buddy.sessions import CheckpointInfo, HandOff, SessionInfo, SessionStatus
-from tests.client.conftest import SCRIPT, git
+from testkit.git import git
+from testkit.server import SCRIPT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

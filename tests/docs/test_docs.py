@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +18,8 @@ import typer
 from session_buddy.auth import errors
 from session_buddy.cli import app
 from session_buddy.config import Settings
+from testkit.environment import new_secret, server_environment
+from testkit.processes import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "JWT_AUTHENTICATION.md", ROOT / "README.md"]
@@ -55,21 +55,13 @@ def test_every_runnable_marker_precedes_a_python_block() -> None:
 
 @pytest.mark.parametrize(("where", "code"), SNIPPETS, ids=[where for where, _ in SNIPPETS])
 def test_runnable_snippet_runs_as_written(where: str, code: str, tmp_path: Path) -> None:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("SESSION_BUDDY_") and name != "MAHAVISHNU_AUTH_SECRET"
-    }
-    env.update(
-        SESSION_BUDDY_SECRET=secrets.token_urlsafe(32),
-        SESSION_BUDDY_DATA_DIR=str(tmp_path / "data"),
+    env = server_environment(
+        tmp_path / "data",
+        new_secret(),
         SESSION_BUDDY_LOG_LEVEL="WARNING",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+    result = run_python("-c", code, cwd=tmp_path, env=env)
     assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
 
 

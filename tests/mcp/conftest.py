@@ -1,4 +1,4 @@
-"""Shared fixtures for the MCP server tests (helpers live in ``tests/mcp/helpers.py``)."""
+"""Shared fixtures for the MCP server tests (helpers live in ``testkit``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from tests.mcp.helpers import make_git_repo
+from testkit.git import make_git_repo
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +16,12 @@ def portal() -> Iterator[BlockingPortal]:
     """One event loop in a background thread, shared by every MCP client of the session."""
     with start_blocking_portal() as blocking_portal:
         yield blocking_portal
+
+
+@pytest.fixture(scope="module")
+def workdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working directory of a module's server: its data dir and logs go here too."""
+    return tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
 
 
 @pytest.fixture

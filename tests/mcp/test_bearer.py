@@ -19,17 +19,12 @@ from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.config import load_settings
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
-from tests.mcp.helpers import mint, new_secret
+from testkit.clock import FixedClock
+from testkit.environment import new_secret
+from testkit.mcp import tools_call
+from testkit.tokens import mint
 
 SECRET = new_secret()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class RecordingApp:
@@ -60,7 +55,7 @@ class Harness:
     def __init__(self, tmp_path: Path, *, secret: str | None = SECRET) -> None:
         settings = load_settings(secret=secret or "", data_dir=tmp_path / "data")
         self.manager = JWTManager(AuthConfig(settings))
-        self.clock = FakeClock()
+        self.clock = FixedClock()
         self.throttle = AuthFailureThrottle(clock=self.clock)
         self.app = RecordingApp()
         self.middleware = BearerAuthMiddleware(
@@ -84,13 +79,8 @@ def harness(tmp_path: Path) -> Harness:
     return Harness(tmp_path)
 
 
-def tools_call(token: Any) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": 3,
-        "method": "tools/call",
-        "params": {"name": "whoami", "arguments": {"token": token}},
-    }
+def whoami(token: object) -> dict[str, Any]:
+    return tools_call("whoami", {"token": token})
 
 
 # -- identity ------------------------------------------------------------------------------
@@ -218,7 +208,7 @@ def test_missing_token_reports_do_not_count(harness: Harness) -> None:
 
 def test_blocked_client_with_bad_token_argument_gets_429(harness: Harness) -> None:
     harness.block()
-    response = harness.post(payload=tools_call("not-a-jwt"))
+    response = harness.post(payload=whoami("not-a-jwt"))
     assert response.status_code == 429
     assert harness.app.calls == []
 
@@ -227,7 +217,7 @@ def test_blocked_client_with_valid_token_argument_passes_with_its_body_intact(
     harness: Harness,
 ) -> None:
     harness.block()
-    payload = tools_call(mint(SECRET, "alice"))
+    payload = whoami(mint(SECRET, "alice"))
     response = harness.post(payload=payload)
     assert response.status_code == 200
     assert json.loads(harness.app.calls[-1]["body"]) == payload
@@ -243,7 +233,7 @@ def test_blocked_client_without_any_token_passes(harness: Harness) -> None:
 
 def test_blocked_client_with_a_bad_token_inside_a_batch_gets_429(harness: Harness) -> None:
     harness.block()
-    batch = [tools_call(mint(SECRET, "alice")), tools_call("not-a-jwt")]
+    batch = [whoami(mint(SECRET, "alice")), whoami("not-a-jwt")]
     assert harness.post(payload=batch).status_code == 429
 
 

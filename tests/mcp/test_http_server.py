@@ -16,65 +16,51 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
-from mcp_types import CallToolResult
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
-from tests.mcp.helpers import (
+from testkit.environment import new_secret, server_environment
+from testkit.mcp import (
     INITIALIZE,
-    JSON_RPC_HEADERS,
-    HttpServer,
     McpConnection,
     connect,
     http_transport,
-    mint,
-    new_secret,
-    server_environment,
-    start_http_server,
+    ok,
+    post_json_rpc,
     text_of,
 )
+from testkit.server import ServerProcess, launch_http_server
+from testkit.tokens import Minter, mint
 
 pytestmark = pytest.mark.e2e
 
 
 @dataclass
 class HttpDeployment:
-    server: HttpServer
+    """The module's server (auth on, DEBUG logging) and a token minter for its secret."""
+
+    server: ServerProcess
     portal: BlockingPortal
     secret: str
-    data_dir: Path
-    issued: list[str] = field(default_factory=list)
+    token: Minter = field(init=False)
 
-    def token(self, user_id: str = "mahavishnu", **claims: Any) -> str:
-        token = mint(self.secret, user_id, **claims)
-        self.issued.append(token)
-        return token
+    def __post_init__(self) -> None:
+        self.token = Minter(self.secret)
 
     def connect(self, bearer: str | None = None, mode: str = "auto") -> McpConnection:
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
-        return connect(self.portal, http_transport(self.server.url, headers), mode)
+        return connect(self.portal, http_transport(self.server.url, bearer=bearer), mode)
 
     def post(self, payload: dict[str, Any], authorization: str | None = None) -> httpx.Response:
-        headers = dict(JSON_RPC_HEADERS)
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        return httpx.post(self.server.url, json=payload, headers=headers, timeout=10)
+        return post_json_rpc(self.server.url, payload, authorization=authorization)
 
 
 @pytest.fixture(scope="module")
-def http(
-    portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HttpDeployment]:
-    workdir = tmp_path_factory.mktemp("http-server")
+def http(portal: BlockingPortal, workdir: Path) -> Iterator[HttpDeployment]:
     secret = new_secret()
-    data_dir = workdir / "data"
-    env = server_environment(data_dir, secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
-    server = start_http_server(env, workdir)
-    try:
-        yield HttpDeployment(server, portal, secret, data_dir)
-    finally:
-        server.stop()
+    env = server_environment(workdir / "data", secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
+    with launch_http_server(env, workdir) as server:
+        yield HttpDeployment(server, portal, secret)
 
 
 @pytest.fixture
@@ -83,12 +69,6 @@ def session(http: HttpDeployment) -> Iterator[McpConnection]:
     conn = http.connect()
     yield conn
     conn.close()
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 # -- health --------------------------------------------------------------------------------
@@ -214,7 +194,7 @@ def test_other_authorization_scheme_gets_401(http: HttpDeployment) -> None:
 def test_revoked_bearer_gets_401(http: HttpDeployment) -> None:
     token = http.token("carol")
     assert http.post(INITIALIZE, f"Bearer {token}").status_code == 200
-    settings = load_settings(secret=http.secret, data_dir=http.data_dir)
+    settings = load_settings(secret=http.secret, data_dir=http.server.data_dir)
     JWTManager(AuthConfig(settings)).revoke_token(token)
     deadline = time.monotonic() + 5
     while (response := http.post(INITIALIZE, f"Bearer {token}")).status_code == 200:
@@ -252,17 +232,17 @@ def test_header_failures_are_logged_with_client_address_and_fingerprint(
     http: HttpDeployment,
 ) -> None:
     http.post(INITIALIZE, f"Bearer {mint(new_secret(), 'mallory')}")
-    lines = [line for line in http.server.stderr().splitlines() if "reason=bad_signature" in line]
+    lines = [line for line in http.server.log().splitlines() if "reason=bad_signature" in line]
     assert lines
     assert "tool=Authorization header client=127.0.0.1 token_fp=" in lines[0]
 
 
 def test_debug_log_contains_no_token_header_or_secret(http: HttpDeployment) -> None:
     http.post(INITIALIZE, f"Bearer {http.token('alice')}")
-    log = http.server.stderr()
+    log = http.server.log()
     assert " DEBUG " in log
     assert "uvicorn" in log
     assert http.secret not in log
     assert "eyJ" not in log
-    for token in http.issued:
+    for token in http.token.issued:
         assert token.split(".")[2] not in log

@@ -6,7 +6,6 @@ client to the one server this module starts.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,50 +14,22 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 
-from tests.mcp.helpers import (
-    INITIALIZE,
-    JSON_RPC_HEADERS,
-    HttpServer,
-    connect,
-    http_transport,
-    mint,
-    new_secret,
-    server_environment,
-    start_http_server,
-    text_of,
-)
+from testkit.environment import new_secret, server_environment
+from testkit.mcp import INITIALIZE, connect, http_transport, post_json_rpc, text_of, tools_call
+from testkit.server import ServerProcess, can_bind, launch_http_server
+from testkit.tokens import mint
 
-
-def _loopback_aliases_work() -> bool:
-    """Linux routes all of 127.0.0.0/8 to loopback; macOS only 127.0.0.1 by default."""
-    try:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.2", 0))
-    except OSError:
-        return False
-    return True
-
-
+# Linux routes all of 127.0.0.0/8 to loopback; macOS only 127.0.0.1 by default.
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not _loopback_aliases_work(), reason="needs 127.0.0.x loopback aliases"),
+    pytest.mark.skipif(not can_bind("127.0.0.2"), reason="needs 127.0.0.x loopback aliases"),
 ]
-
-
-def tools_call(token: str | None) -> dict[str, Any]:
-    arguments = {} if token is None else {"token": token}
-    return {
-        "jsonrpc": "2.0",
-        "id": 7,
-        "method": "tools/call",
-        "params": {"name": "whoami", "arguments": arguments},
-    }
 
 
 class Caller:
     """Raw HTTP from one loopback address."""
 
-    def __init__(self, server: HttpServer, address: str) -> None:
+    def __init__(self, server: ServerProcess, address: str) -> None:
         self.server = server
         self.address = address
         self._client = httpx.Client(
@@ -66,28 +37,23 @@ class Caller:
         )
 
     def post(self, payload: dict[str, Any], authorization: str | None = None) -> httpx.Response:
-        headers = dict(JSON_RPC_HEADERS)
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        return self._client.post(self.server.url, json=payload, headers=headers)
+        return post_json_rpc(
+            self.server.url, payload, authorization=authorization, client=self._client
+        )
 
     def close(self) -> None:
         self._client.close()
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HttpServer, str]]:
-    workdir = tmp_path_factory.mktemp("throttle-server")
+def deployment(workdir: Path) -> Iterator[tuple[ServerProcess, str]]:
     secret = new_secret()
-    server = start_http_server(server_environment(workdir / "data", secret), workdir)
-    try:
+    with launch_http_server(server_environment(workdir / "data", secret), workdir) as server:
         yield server, secret
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def caller_factory(deployment: tuple[HttpServer, str]) -> Iterator[Any]:
+def caller_factory(deployment: tuple[ServerProcess, str]) -> Iterator[Any]:
     callers: list[Caller] = []
 
     def make(address: str) -> Caller:
@@ -101,7 +67,7 @@ def caller_factory(deployment: tuple[HttpServer, str]) -> Iterator[Any]:
 
 
 def test_twenty_bad_headers_then_429_with_retry_after(
-    deployment: tuple[HttpServer, str], caller_factory: Any
+    deployment: tuple[ServerProcess, str], caller_factory: Any
 ) -> None:
     caller = caller_factory("127.0.0.2")
     statuses = [caller.post(INITIALIZE, "Bearer not-a-jwt").status_code for _ in range(20)]
@@ -113,7 +79,7 @@ def test_twenty_bad_headers_then_429_with_retry_after(
 
 
 def test_a_valid_bearer_is_never_throttled(
-    deployment: tuple[HttpServer, str], caller_factory: Any
+    deployment: tuple[ServerProcess, str], caller_factory: Any
 ) -> None:
     _, secret = deployment
     caller = caller_factory("127.0.0.3")
@@ -124,7 +90,7 @@ def test_a_valid_bearer_is_never_throttled(
 
 
 def test_other_clients_are_not_affected(
-    deployment: tuple[HttpServer, str], caller_factory: Any
+    deployment: tuple[ServerProcess, str], caller_factory: Any
 ) -> None:
     blocked = caller_factory("127.0.0.4")
     for _ in range(21):
@@ -134,16 +100,16 @@ def test_other_clients_are_not_affected(
 
 
 def test_bad_token_arguments_count_and_are_then_refused_with_429(
-    deployment: tuple[HttpServer, str], caller_factory: Any, portal: BlockingPortal
+    deployment: tuple[ServerProcess, str], caller_factory: Any, portal: BlockingPortal
 ) -> None:
     server, secret = deployment
-    conn = connect(portal, http_transport(server.url, local_address="127.0.0.6"))
+    conn = connect(portal, http_transport(server.url, source="127.0.0.6"))
     try:
         for _ in range(20):
             result = conn.call("whoami", token="not-a-jwt")
             assert text_of(result) == "❌ Authentication failed: Invalid token"
         raw = caller_factory("127.0.0.6")
-        throttled = raw.post(tools_call("not-a-jwt"))
+        throttled = raw.post(tools_call("whoami", {"token": "not-a-jwt"}))
         assert throttled.status_code == 429
         assert "Retry-After" in throttled.headers
         # A valid token argument, or none at all, still gets through while blocked.
@@ -154,10 +120,10 @@ def test_bad_token_arguments_count_and_are_then_refused_with_429(
 
 
 def test_missing_tokens_do_not_count_as_bad_credentials(
-    deployment: tuple[HttpServer, str], portal: BlockingPortal, repo: Path
+    deployment: tuple[ServerProcess, str], portal: BlockingPortal, repo: Path
 ) -> None:
     server, _ = deployment
-    conn = connect(portal, http_transport(server.url, local_address="127.0.0.7"))
+    conn = connect(portal, http_transport(server.url, source="127.0.0.7"))
     try:
         for _ in range(22):
             result = conn.call("session_status", working_directory=str(repo))
@@ -167,14 +133,14 @@ def test_missing_tokens_do_not_count_as_bad_credentials(
 
 
 def test_a_flood_of_bad_requests_writes_a_bounded_number_of_log_lines(
-    deployment: tuple[HttpServer, str], caller_factory: Any
+    deployment: tuple[ServerProcess, str], caller_factory: Any
 ) -> None:
     server, _ = deployment
-    before = len(server.stderr().splitlines())
+    before = len(server.log().splitlines())
     flooder = caller_factory("127.0.0.8")
     statuses = [flooder.post(INITIALIZE, "Bearer not-a-jwt").status_code for _ in range(200)]
     assert statuses.count(401) == 20 and statuses.count(429) == 180
-    written = server.stderr().splitlines()[before:]
+    written = server.log().splitlines()[before:]
     # One rate-limited "authentication failed" line per reason per client per 10 s,
     # no access-log line per request.
     assert len(written) <= 5, written

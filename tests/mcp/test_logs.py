@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from session_buddy.mcp.logs import REDACTED, configure_logging, parse_level, redact
-from tests.mcp.helpers import mint, new_secret
+from testkit.environment import new_secret
+from testkit.tokens import mint
 
 SECRET = new_secret()
 TOKEN = mint(SECRET, "alice")

@@ -29,17 +29,29 @@ def test_success_carries_the_model_and_its_summary() -> None:
     assert not result.is_error
 
 
-def test_error_result_is_the_message_verbatim() -> None:
-    result = error_result("exactly this")
+def test_error_result_is_the_message_verbatim_with_the_same_as_data() -> None:
+    result = error_result("exactly this", kind="session", reason="no_active_session")
     assert result.is_error
     assert [block.text for block in result.content] == ["exactly this"]
-    assert result.structured_content is None
+    assert result.structured_content == {
+        "error": {"kind": "session", "reason": "no_active_session", "message": "exactly this"}
+    }
 
 
 def test_authentication_failure_becomes_the_public_line_exactly() -> None:
     result = raising(AuthenticationError(errors.ExpiredTokenError("exp in the past")))
     assert result.is_error
     assert result.content[0].text == "❌ Authentication failed: Token has expired"
+    assert result.structured_content == {
+        "error": {"kind": "authentication", "reason": "expired", "message": "Token has expired"}
+    }
+
+
+def test_authorization_failure_is_its_own_kind() -> None:
+    result = raising(AuthenticationError(errors.RoleNotAllowedError("dev")))
+    assert result.content[0].text == "❌ Authorization failed: role 'dev' not allowed"
+    assert result.structured_content is not None
+    assert result.structured_content["error"]["kind"] == "authorization"
 
 
 def test_session_error_becomes_its_message() -> None:
@@ -55,6 +67,8 @@ def test_storage_error_names_the_file() -> None:
     assert result.content[0].text == (
         "❌ Storage unavailable: database /data/session-buddy.db is read-only"
     )
+    assert result.structured_content is not None
+    assert result.structured_content["error"]["kind"] == "storage"
 
 
 def test_success_passes_through_untouched() -> None:

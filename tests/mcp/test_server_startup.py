@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from anyio.from_thread import BlockingPortal
 
-from tests.mcp.helpers import (
-    INITIALIZE,
-    connect,
-    new_secret,
-    run_server_briefly,
-    server_environment,
-    stdio_transport,
-)
+from testkit.environment import new_secret, server_environment
+from testkit.mcp import INITIALIZE, connect, stdio_transport
+from testkit.server import run_server
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +22,7 @@ AUTH_DISABLED = "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not se
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 def test_short_secret_stops_the_server_with_length_message(tmp_path: Path, transport: str) -> None:
     env = server_environment(tmp_path / "data", "too-short-secret")
-    result = run_server_briefly(env, tmp_path, "--transport", transport, "--port", "1")
+    result = run_server(env, tmp_path, "--transport", transport, "--port", "1")
     assert result.returncode == 1
     assert SECRET_TOO_SHORT in result.stderr
     assert SECRET_HINT in result.stderr
@@ -42,7 +35,7 @@ def test_corrupted_database_stops_the_server_naming_the_file(tmp_path: Path) -> 
     data_dir.mkdir()
     database = data_dir / "session-buddy.db"
     database.write_bytes(b"this is not an SQLite database, just some bytes\n" * 200)
-    result = run_server_briefly(server_environment(data_dir, new_secret()), tmp_path)
+    result = run_server(server_environment(data_dir, new_secret()), tmp_path)
     assert result.returncode == 1
     assert str(database) in result.stderr
     assert "corrupted" in result.stderr
@@ -52,7 +45,7 @@ def test_corrupted_database_stops_the_server_naming_the_file(tmp_path: Path) -> 
 def test_data_dir_that_is_a_file_stops_the_server_with_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the data directory should be")
-    result = run_server_briefly(server_environment(blocker, new_secret()), tmp_path)
+    result = run_server(server_environment(blocker, new_secret()), tmp_path)
     assert result.returncode == 1
     assert f"{blocker} is not a directory" in result.stderr
     assert "Traceback" not in result.stderr
@@ -60,20 +53,20 @@ def test_data_dir_that_is_a_file_stops_the_server_with_a_clear_error(tmp_path: P
 
 def test_unknown_log_level_is_a_usage_error(tmp_path: Path) -> None:
     env = server_environment(tmp_path / "data", new_secret())
-    result = run_server_briefly(env, tmp_path, "--log-level", "LOUD")
+    result = run_server(env, tmp_path, "--log-level", "LOUD")
     assert result.returncode == 2
     assert "LOUD" in result.stderr
 
 
 def test_unknown_log_level_in_the_environment_is_refused(tmp_path: Path) -> None:
     env = server_environment(tmp_path / "data", new_secret(), SESSION_BUDDY_LOG_LEVEL="LOUD")
-    result = run_server_briefly(env, tmp_path)
+    result = run_server(env, tmp_path)
     assert result.returncode == 1
     assert "SESSION_BUDDY_LOG_LEVEL" in result.stderr
 
 
 def test_help_shows_the_transports_and_an_example(tmp_path: Path) -> None:
-    result = run_server_briefly(server_environment(tmp_path, None), tmp_path, "--help")
+    result = run_server(server_environment(tmp_path, None), tmp_path, "--help")
     assert result.returncode == 0
     for text in ("--transport", "--host", "--port", "--log-level", "--transport http --port 8678"):
         assert text in result.stdout
@@ -81,16 +74,7 @@ def test_help_shows_the_transports_and_an_example(tmp_path: Path) -> None:
 
 def test_stdio_writes_only_protocol_messages_to_stdout(tmp_path: Path) -> None:
     env = server_environment(tmp_path / "data", None, SESSION_BUDDY_LOG_LEVEL="DEBUG")
-    initialize = INITIALIZE
-    result = subprocess.run(
-        [sys.executable, "-m", "session_buddy", "serve"],
-        input=json.dumps(initialize) + "\n",
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_server(env, tmp_path, input=json.dumps(INITIALIZE) + "\n")
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines, result.stderr
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)

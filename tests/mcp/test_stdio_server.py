@@ -21,16 +21,10 @@ from mcp_types import CallToolResult
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
-from tests.mcp.helpers import (
-    McpConnection,
-    commit_file,
-    connect,
-    mint,
-    new_secret,
-    server_environment,
-    stdio_transport,
-    text_of,
-)
+from testkit.environment import new_secret, server_environment
+from testkit.git import commit
+from testkit.mcp import McpConnection, connect, ok, stdio_transport, text_of
+from testkit.tokens import Minter, mint
 
 pytestmark = pytest.mark.e2e
 
@@ -49,12 +43,10 @@ class StdioDeployment:
     workdir: Path
     stderr_path: Path
     env: dict[str, str]
-    issued: list[str] = field(default_factory=list)
+    token: Minter = field(init=False)
 
-    def token(self, user_id: str = "mahavishnu", **claims: Any) -> str:
-        token = mint(self.secret, user_id, **claims)
-        self.issued.append(token)
-        return token
+    def __post_init__(self) -> None:
+        self.token = Minter(self.secret)
 
     def call(self, tool: str, **arguments: Any) -> CallToolResult:
         return self.conn.call(tool, **arguments)
@@ -67,10 +59,7 @@ class StdioDeployment:
 
 
 @pytest.fixture(scope="module")
-def server(
-    portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StdioDeployment]:
-    workdir = tmp_path_factory.mktemp("stdio-server")
+def server(portal: BlockingPortal, workdir: Path) -> Iterator[StdioDeployment]:
     secret = new_secret()
     data_dir = workdir / "data"
     env = server_environment(data_dir, secret, SESSION_BUDDY_LOG_LEVEL="DEBUG")
@@ -81,12 +70,6 @@ def server(
             yield StdioDeployment(conn, secret, data_dir, workdir, stderr_path, env)
         finally:
             conn.close()
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def error_text(result: CallToolResult) -> str:
@@ -243,7 +226,7 @@ def test_full_lifecycle_start_checkpoint_status_end_list(
     assert started["project_name"] == "demo"
     assert started["snapshot"]["git"]["branch"] == "main"
 
-    commit_file(repo, "feature.py", "print('hi')\n")
+    commit(repo, "feature.py", "print('hi')\n")
     checkpoint = ok(
         server.as_user("alice", "checkpoint", working_directory=path, note="feature done")
     )
@@ -417,7 +400,7 @@ def test_debug_log_contains_no_token_and_no_secret(server: StdioDeployment) -> N
     assert server.secret not in log
     assert "eyJ" not in log
     assert "plainly-not-a-jwt-but-secret-ish" not in log
-    for token in server.issued:
+    for token in server.token.issued:
         assert token not in log
         assert token.split(".")[2] not in log
 

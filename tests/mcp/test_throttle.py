@@ -6,23 +6,16 @@ import pytest
 
 from session_buddy.auth import errors
 from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from testkit.clock import FixedClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> FixedClock:
+    return FixedClock(1000.0)
 
 
 @pytest.fixture
-def throttle(clock: FakeClock) -> AuthFailureThrottle:
+def throttle(clock: FixedClock) -> AuthFailureThrottle:
     return AuthFailureThrottle(clock=clock)
 
 
@@ -36,7 +29,7 @@ def test_nineteen_failures_do_not_block(throttle: AuthFailureThrottle) -> None:
 
 
 def test_the_twentieth_failure_within_a_minute_blocks_for_sixty_seconds(
-    throttle: AuthFailureThrottle, clock: FakeClock
+    throttle: AuthFailureThrottle, clock: FixedClock
 ) -> None:
     for _ in range(19):
         throttle.record_failure("10.0.0.1")
@@ -46,7 +39,7 @@ def test_the_twentieth_failure_within_a_minute_blocks_for_sixty_seconds(
 
 
 def test_failures_older_than_the_window_are_forgotten(
-    throttle: AuthFailureThrottle, clock: FakeClock
+    throttle: AuthFailureThrottle, clock: FixedClock
 ) -> None:
     fail(throttle, 10)
     clock.now += 60
@@ -55,7 +48,7 @@ def test_failures_older_than_the_window_are_forgotten(
 
 
 def test_block_ends_after_sixty_seconds_and_counting_starts_afresh(
-    throttle: AuthFailureThrottle, clock: FakeClock
+    throttle: AuthFailureThrottle, clock: FixedClock
 ) -> None:
     fail(throttle, 20)
     clock.now += 59.5
@@ -66,7 +59,7 @@ def test_block_ends_after_sixty_seconds_and_counting_starts_afresh(
 
 
 def test_failures_while_blocked_do_not_extend_the_block(
-    throttle: AuthFailureThrottle, clock: FakeClock
+    throttle: AuthFailureThrottle, clock: FixedClock
 ) -> None:
     fail(throttle, 20)
     clock.now += 30
@@ -81,13 +74,13 @@ def test_clients_are_counted_separately(throttle: AuthFailureThrottle) -> None:
     assert throttle.retry_after("10.0.0.2") is None
 
 
-def test_limits_are_configurable(clock: FakeClock) -> None:
+def test_limits_are_configurable(clock: FixedClock) -> None:
     throttle = AuthFailureThrottle(limit=3, window=10, block=5, clock=clock)
     assert fail(throttle, 3) == [False, False, True]
     assert throttle.retry_after("10.0.0.1") == 5
 
 
-def test_memory_stays_bounded_under_a_flood_from_many_addresses(clock: FakeClock) -> None:
+def test_memory_stays_bounded_under_a_flood_from_many_addresses(clock: FixedClock) -> None:
     throttle = AuthFailureThrottle(clock=clock, max_clients=100)
     for number in range(10_000):
         throttle.record_failure(f"10.{number // 65536}.{number // 256 % 256}.{number % 256}")

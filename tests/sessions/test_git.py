@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from session_buddy.sessions.git import count_commits, git_snapshot
+from testkit import git as gitops
 
 # -- snapshot -------------------------------------------------------------------------
 
 
-def test_git_snapshot_of_a_committed_repository(project: Path, gitops) -> None:
+def test_git_snapshot_of_a_committed_repository(project: Path) -> None:
     git = git_snapshot(project)
 
     assert git.git_available and git.is_git_repo
@@ -51,7 +52,7 @@ def test_a_plain_directory_is_not_a_git_repository(plain_dir: Path) -> None:
     assert git.note == "not a git repository"
 
 
-def test_a_repository_without_commits_has_a_branch_but_no_commit(tmp_path: Path, gitops) -> None:
+def test_a_repository_without_commits_has_a_branch_but_no_commit(tmp_path: Path) -> None:
     repo = gitops.init(tmp_path / "fresh", branch="trunk")
     (repo / "draft.txt").write_text("x")
 
@@ -64,9 +65,9 @@ def test_a_repository_without_commits_has_a_branch_but_no_commit(tmp_path: Path,
     assert git.note == "no commits yet"
 
 
-def test_a_detached_head_has_a_commit_but_no_branch(project: Path, gitops) -> None:
+def test_a_detached_head_has_a_commit_but_no_branch(project: Path) -> None:
     sha = gitops.head(project)
-    gitops.run(project, "checkout", "-q", "--detach")
+    gitops.git(project, "checkout", "-q", "--detach")
 
     git = git_snapshot(project)
 
@@ -95,7 +96,7 @@ def test_a_hanging_git_is_abandoned_after_the_timeout(project: Path, tmp_path: P
 
 
 def test_git_environment_variables_cannot_redirect_to_another_repository(
-    project: Path, tmp_path: Path, gitops, monkeypatch: pytest.MonkeyPatch
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = gitops.init(tmp_path / "other")
     gitops.commit(other, "x.txt", "other")
@@ -106,14 +107,12 @@ def test_git_environment_variables_cannot_redirect_to_another_repository(
     assert git_snapshot(project).commit == expected
 
 
-def test_a_repository_config_cannot_make_git_run_a_program(
-    project: Path, tmp_path: Path, gitops
-) -> None:
+def test_a_repository_config_cannot_make_git_run_a_program(project: Path, tmp_path: Path) -> None:
     witness = tmp_path / "fsmonitor-ran"
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\ntouch {witness}\n")
     hook.chmod(0o755)
-    gitops.run(project, "config", "core.fsmonitor", str(hook))
+    gitops.git(project, "config", "core.fsmonitor", str(hook))
 
     git_snapshot(project)
 
@@ -123,7 +122,7 @@ def test_a_repository_config_cannot_make_git_run_a_program(
 # -- commit counting ------------------------------------------------------------------
 
 
-def test_count_commits_between_two_shas(project: Path, gitops) -> None:
+def test_count_commits_between_two_shas(project: Path) -> None:
     old = gitops.head(project)
     gitops.commit(project)
     new = gitops.commit(project)

@@ -8,9 +8,10 @@ from pathlib import Path
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.project import detect_project
 from session_buddy.sessions.service import SessionService
+from testkit import git as gitops
 
 
-def test_a_snapshot_combines_name_markers_and_git(project: Path, gitops) -> None:
+def test_a_snapshot_combines_name_markers_and_git(project: Path) -> None:
     (project / "README.md").write_text("# demo")
 
     snapshot = detect_project(project)
@@ -31,7 +32,7 @@ def test_missing_git_is_skipped_cleanly(project: Path, tmp_path: Path) -> None:
     assert "not available" in (snapshot.git.note or "")
 
 
-def test_detection_does_not_write_into_the_project(project: Path, gitops) -> None:
+def test_detection_does_not_write_into_the_project(project: Path) -> None:
     tracked = project / "pyproject.toml"
     tracked.write_text(tracked.read_text())  # same content, newer mtime: index is stale
     os.utime(tracked, ns=(tracked.stat().st_atime_ns, tracked.stat().st_mtime_ns + 10**9))
@@ -47,7 +48,7 @@ def test_detection_does_not_write_into_the_project(project: Path, gitops) -> Non
 
 
 def test_a_whole_session_does_not_write_into_the_project(
-    service: SessionService, alice: Principal, project: Path, gitops
+    service: SessionService, alice: Principal, project: Path
 ) -> None:
     tracked = project / "pyproject.toml"
     os.utime(tracked, ns=(tracked.stat().st_atime_ns, tracked.stat().st_mtime_ns + 10**9))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
+from testkit import git as gitops
 
 
 def test_first_checkpoint_counts_commits_since_the_session_start(
-    service: SessionService, alice: Principal, project: Path, gitops
+    service: SessionService, alice: Principal, project: Path
 ) -> None:
     service.start(alice, str(project))
     gitops.commit(project)
@@ -22,7 +23,7 @@ def test_first_checkpoint_counts_commits_since_the_session_start(
 
 
 def test_later_checkpoints_count_commits_since_the_previous_checkpoint(
-    service: SessionService, alice: Principal, project: Path, gitops
+    service: SessionService, alice: Principal, project: Path
 ) -> None:
     service.start(alice, str(project))
     gitops.commit(project)
@@ -60,7 +61,7 @@ def test_commit_count_is_none_outside_git(
 
 
 def test_commit_count_is_none_when_the_session_started_before_the_first_commit(
-    service: SessionService, alice: Principal, tmp_path: Path, gitops
+    service: SessionService, alice: Principal, tmp_path: Path
 ) -> None:
     repo = gitops.init(tmp_path / "fresh")
     service.start(alice, str(repo))
@@ -87,7 +88,7 @@ def test_a_session_works_without_git_installed(
 
 
 def test_handoff_lists_project_user_duration_checkpoints_git_and_summary(
-    service: SessionService, alice: Principal, project: Path, gitops, clock
+    service: SessionService, alice: Principal, project: Path, clock
 ) -> None:
     start_sha = gitops.head(project)
     session = service.start(alice, str(project))
@@ -95,7 +96,7 @@ def test_handoff_lists_project_user_duration_checkpoints_git_and_summary(
     gitops.commit(project)
     service.checkpoint(alice, str(project), "parser written")
     clock.advance(45 * 60)
-    gitops.run(project, "checkout", "-q", "-b", "feature")
+    gitops.git(project, "checkout", "-q", "-b", "feature")
     gitops.commit(project)
     end_sha = gitops.commit(project)
     service.checkpoint(alice, str(project), "line one\nline two")

@@ -244,7 +244,7 @@ def test_list_limit_is_clamped_to_1_through_500(
     service: SessionService,
     alice: Principal,
     project: Path,
-    db: Database,
+    db: SqliteDatabase,
     clock,
     limit: int,
     expected: int,

@@ -2,37 +2,72 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
 
 from session_buddy.auth.principal import Principal
-from session_buddy.sessions.models import SessionInfo
 from session_buddy.sessions.service import SessionService
 from session_buddy.store import SqliteDatabase, StorageError
+from testkit.clock import FixedClock
+
+RACERS = 4
+RACE_TIMEOUT = 60.0
+
+
+def _start_when_all_are_ready(
+    path: Path,
+    user_id: str,
+    project: str,
+    clock: FixedClock,
+    barrier: Barrier,
+    results: Queue[tuple[int, str, bool]],
+) -> None:
+    """One racer, in its own process: its own connection, then start at the same moment."""
+    service = SessionService(SqliteDatabase(path).open(), clock=clock)
+    user = Principal(user_id=user_id, authenticated=True, role="user")
+    barrier.wait(RACE_TIMEOUT)
+    info = service.start(user, project)
+    results.put((os.getpid(), info.id, info.created))
 
 
 def test_two_processes_racing_start_create_exactly_one_active_session(
-    tmp_path: Path, clock, alice: Principal, project: Path
+    tmp_path: Path, clock: FixedClock, alice: Principal, project: Path
 ) -> None:
+    """Server processes, not threads: a lock inside one process cannot make this pass."""
     path = tmp_path / "shared.db"
-    databases = [SqliteDatabase(path), SqliteDatabase(path)]  # as two server processes would
-    services = [SessionService(db, clock=clock) for db in databases]
-    racers = 8
-    barrier = threading.Barrier(racers)
+    SqliteDatabase(path).open().close()  # the schema exists, as after the first server started
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(RACERS)
+    results: Queue[tuple[int, str, bool]] = spawn.Queue()
+    racers = [
+        spawn.Process(
+            target=_start_when_all_are_ready,
+            args=(path, alice.user_id, str(project), clock, barrier, results),
+        )
+        for _ in range(RACERS)
+    ]
+    try:
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(RACE_TIMEOUT)
+    finally:
+        for racer in racers:
+            if racer.is_alive():
+                racer.kill()
 
-    def race(index: int) -> SessionInfo:
-        barrier.wait()
-        return services[index % 2].start(alice, str(project))
-
-    with ThreadPoolExecutor(max_workers=racers) as pool:
-        results = list(pool.map(race, range(racers)))
-
-    assert sum(info.created for info in results) == 1
-    assert len({info.id for info in results}) == 1
-    rows = databases[0].query("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL")
+    assert [racer.exitcode for racer in racers] == [0] * RACERS  # else: its traceback above
+    answers = [results.get(timeout=5) for _ in racers]
+    pids = {pid for pid, _, _ in answers}
+    assert len(pids) == RACERS and os.getpid() not in pids  # separate processes
+    assert sum(created for _, _, created in answers) == 1
+    assert len({session_id for _, session_id, _ in answers}) == 1
+    rows = SqliteDatabase(path).query("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL")
     assert rows[0][0] == 1
 
 

@@ -160,7 +160,7 @@ def test_a_symlinked_root_accepts_directories_under_its_target(tmp_path: Path) -
 
 
 def test_service_applies_allowed_roots_to_every_call(
-    db: Database, clock, alice: Principal, tmp_path: Path
+    db: SqliteDatabase, clock, alice: Principal, tmp_path: Path
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()

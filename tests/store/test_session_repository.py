@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from session_buddy.store import SqliteDatabase, StorageError, migrations
 from session_buddy.store.sessions import SessionRecord, SessionRepository
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[SqliteDatabase]:
-    database = SqliteDatabase(tmp_path / "store.db").open()
-    yield database
-    database.close()
 
 
 @pytest.fixture
@@ -145,7 +136,9 @@ def test_a_checkpoint_of_an_ended_session_is_not_recorded(repo: SessionRepositor
     assert repo.checkpoints(stored.id) == []
 
 
-def test_deleting_a_session_deletes_its_checkpoints(db: SqliteDatabase, repo: SessionRepository) -> None:
+def test_deleting_a_session_deletes_its_checkpoints(
+    db: SqliteDatabase, repo: SessionRepository
+) -> None:
     stored, _ = repo.create_or_get_active(record())
     repo.add_checkpoint(
         stored.id,

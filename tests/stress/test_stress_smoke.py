@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from testkit.processes import REPO_ROOT, run_python
 
 
 @pytest.mark.e2e
 def test_storage_fault_scenario_runs_and_passes_its_bars() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "stress", "--only", "6", "--quick", "--json"],
-        cwd=REPO,
-        env=os.environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python("-m", "stress", "--only", "6", "--quick", "--json", cwd=REPO_ROOT)
     report = json.loads(result.stdout)
     (scenario,) = report["scenarios"]
     failed = [bar for bar in scenario["bars"] if not bar["ok"]]
@@ -35,13 +23,6 @@ def test_storage_fault_scenario_runs_and_passes_its_bars() -> None:
 
 
 def test_unknown_scenario_is_a_usage_error() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "stress", "--only", "9"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python("-m", "stress", "--only", "9", cwd=REPO_ROOT, timeout=60)
     assert result.returncode == 2
     assert "no scenario 9" in result.stderr

@@ -1,0 +1,107 @@
+"""The reference verdict on a token: PyJWT's ``jwt.decode`` with our options, plus our rules.
+
+Production verifies with :func:`session_buddy.auth.tokens.decode_access_token` (the HMAC
+before any JSON, PyJWT's claim checks in PyJWT's order). This module is the other path it
+must agree with, kept out of the product because only the differential tests and the
+benchmarks call it. It shares the product's rule functions for the header and the claim
+types, and states the token's shape on its own: a canonical base64url segment is one that
+encodes back to itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jwt
+
+from session_buddy.auth import errors
+from session_buddy.auth.tokens import (
+    ALGORITHM,
+    BAD_SIGNATURE,
+    TokenPolicy,
+    _check_identity_and_type,
+    check_header,
+    check_time_claim_types,
+)
+
+_SEGMENTS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
+
+_PYJWT_ERRORS: tuple[tuple[type[Exception], type[errors.AuthError]], ...] = (
+    (jwt.ExpiredSignatureError, errors.ExpiredTokenError),
+    (jwt.ImmatureSignatureError, errors.ImmatureTokenError),
+    (jwt.InvalidSignatureError, errors.InvalidSignatureError),
+    (jwt.InvalidAlgorithmError, errors.DisallowedAlgorithmError),
+    (jwt.InvalidIssuerError, errors.InvalidIssuerError),
+    (jwt.InvalidAudienceError, errors.InvalidAudienceError),
+    (jwt.DecodeError, errors.MalformedTokenError),
+    (jwt.PyJWTError, errors.InvalidClaimError),
+)
+
+
+def check_shape(token: str) -> None:
+    """Three canonical, unpadded base64url segments with a 32-byte signature."""
+    if _SEGMENTS.fullmatch(token) is None:
+        raise errors.MalformedTokenError("not three unpadded base64url segments")
+    for segment in token.split("."):
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except binascii.Error:
+            raise errors.MalformedTokenError("non-canonical base64url segment") from None
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() != segment:
+            raise errors.MalformedTokenError("non-canonical base64url segment")
+
+
+def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
+    """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
+    check_time_claim_types(payload)
+    _check_identity_and_type(payload)  # the product's rule: nothing for PyJWT to say here
+
+
+def _map_pyjwt_error(exc: Exception) -> errors.AuthError:
+    for pyjwt_error, ours in _PYJWT_ERRORS:
+        if isinstance(exc, pyjwt_error):
+            return ours(f"PyJWT: {type(exc).__name__}")
+    return errors.InvalidTokenError(f"PyJWT: {type(exc).__name__}")
+
+
+def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) -> dict[str, Any]:
+    """The reference verdict: PyJWT's ``jwt.decode`` with our options, plus our extra rules.
+
+    PyJWT reads its own clock, so callers must avoid tokens within a second of a boundary.
+    """
+    if len(token) > policy.max_token_bytes:
+        raise errors.TokenTooLargeError(f"token is {len(token)} characters")
+    check_shape(token)
+    try:
+        check_header(jwt.get_unverified_header(token))
+    except jwt.PyJWTError as exc:
+        raise errors.MalformedTokenError(f"header: {type(exc).__name__}") from None
+    payload: dict[str, Any] | None = None
+    for secret in secrets_:
+        try:
+            payload = jwt.decode(
+                token,
+                secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp"], "verify_aud": True},
+                audience=policy.audience,
+                issuer=list(policy.allowed_issuers) or None,
+                leeway=policy.leeway_seconds,
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError) as exc:
+            # The signature was good; an odd time claim outranks the time verdict.
+            check_time_claim_types(jwt.decode(token, options={"verify_signature": False}))
+            raise _map_pyjwt_error(exc) from None
+        except jwt.PyJWTError as exc:
+            raise _map_pyjwt_error(exc) from None
+    if payload is None:
+        raise errors.InvalidSignatureError(BAD_SIGNATURE)
+    check_session_buddy_claims(payload)
+    return payload
