@@ -73,8 +73,12 @@ def server(portal: BlockingPortal, workdir: Path) -> Iterator[StdioDeployment]:
 
 
 def error_text(result: CallToolResult) -> str:
+    """The error's text, after checking its structured twin says the same as data."""
     assert result.is_error, result
-    assert result.structured_content is None
+    assert result.structured_content is not None
+    error = result.structured_content["error"]
+    assert set(error) == {"kind", "reason", "message"}
+    assert error["message"] in text_of(result)
     return text_of(result)
 
 
