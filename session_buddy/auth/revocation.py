@@ -65,6 +65,12 @@ class RevocationStore:
         self._last_failure = ""
         self._load()
         self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
+        self._closed = threading.Event()
+        if self._watch is not None:
+            # While the push is down, poll off the request path (never block a check).
+            threading.Thread(
+                target=self._poll_while_unpushed, name="session-buddy-revocations", daemon=True
+            ).start()
 
     def _load(self) -> None:
         now = self._clock()
@@ -100,18 +106,29 @@ class RevocationStore:
         revocations could not be honoured, so tokens are refused rather than accepted on
         stale knowledge (fail closed).
         """
-        now = self._monotonic()
         watch = self._watch
-        if watch is not None and watch.healthy:
-            self._known_at = now
-        elif now >= self._next_sync:
-            self._sync()
-        stale = now - self._known_at
+        if watch is None:
+            if self._monotonic() >= self._next_sync:
+                self._sync()
+            known_at = self._known_at
+        else:
+            known_at = max(self._known_at, watch.confirmed_at)
+        stale = self._monotonic() - known_at
         if stale > MAX_STALE_SECONDS:
             raise RevocationUnavailableError(
                 f"revocations unconfirmed for {stale:.0f} s: {self._last_failure}"
             )
         return token_key in self._expiry
+
+    def _poll_while_unpushed(self) -> None:
+        watch = self._watch
+        while not self._closed.wait(self._sync_interval):
+            if watch is not None and not watch.healthy:
+                self._sync()
+
+    def close(self) -> None:
+        """Stop the background poller (the database itself belongs to its owner)."""
+        self._closed.set()
 
     def _pushed(self) -> None:
         """Another process revoked something (or the push reconnected): read the log now."""
@@ -179,6 +196,9 @@ def shared_revocation_store(database: Database) -> RevocationStore:
 
 
 def forget_shared_revocation_stores() -> None:
-    """Drop the cached stores (tests, and processes that switch databases)."""
+    """Close and drop the cached stores (tests, and processes that switch databases)."""
     with _shared_lock:
+        stores = list(_shared.values())
         _shared.clear()
+    for store in stores:
+        store.close()

@@ -16,8 +16,9 @@ from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
 from session_buddy.cli.config import cli_settings, fail_closed
 from session_buddy.cli.output import console, fail, success, warn
 from session_buddy.config import Settings
-from session_buddy.store import PostgresDatabase, SqliteDatabase, StorageError, database_for
+from session_buddy.store import SqliteDatabase, StorageError, database_for
 from session_buddy.store.revocations import RevocationRepository
+from session_buddy.store.urls import user_of
 
 app = typer.Typer(help="Inspect the authentication configuration.", no_args_is_help=True)
 
@@ -42,8 +43,9 @@ def database_row(settings: Settings) -> tuple[str, str | None]:
         database = database_for(settings)
     except StorageError as exc:
         return "unusable", str(exc)
-    if isinstance(database, PostgresDatabase):
-        return f"PostgreSQL at {database.display} (user {database.user or 'default'})", None
+    if database.dialect.name == "postgresql":
+        user = user_of(database.location) or "default"
+        return f"PostgreSQL at {database.display} (user {user})", None
     return f"SQLite file {database.display}", None
 
 

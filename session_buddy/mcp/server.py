@@ -78,7 +78,8 @@ def build_server(runtime: Runtime) -> MCPServer:
     """
     database = runtime.open().database
     server = MCPServer(SERVER_NAME, version=VERSION, instructions=INSTRUCTIONS)
-    SessionTools(runtime.sessions, runtime.manager).register(server)
+    envelopes = runtime.envelopes if runtime.auth.problem() is None else None
+    SessionTools(runtime.sessions, runtime.manager, envelopes).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
         _health_endpoint(database, runtime.auth)
     )

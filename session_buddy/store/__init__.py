@@ -14,13 +14,12 @@ import threading
 from session_buddy.config import DatabaseUrlFileError, Settings
 from session_buddy.store.base import Database, Dialect
 from session_buddy.store.errors import StorageError
-from session_buddy.store.postgres import PostgresDatabase
 from session_buddy.store.sqlite import SqliteDatabase
+from session_buddy.store.urls import check_url
 
 __all__ = [
     "Database",
     "Dialect",
-    "PostgresDatabase",
     "SqliteDatabase",
     "StorageError",
     "close_shared_databases",
@@ -43,6 +42,7 @@ def database_for(settings: Settings) -> Database:
         raise StorageError(str(exc), kind="bad_url", fix=exc.fix) from None
     if url is None:
         return shared_database(str(settings.database_path))
+    check_url(url)
     return shared_database(url, postgres=True)
 
 
@@ -51,7 +51,12 @@ def shared_database(location: str, *, postgres: bool = False) -> Database:
     with _shared_lock:
         database = _shared.get(location)
         if database is None:
-            database = PostgresDatabase(location) if postgres else SqliteDatabase(location)
+            if postgres:  # the driver is imported only where PostgreSQL is configured
+                from session_buddy.store.postgres import PostgresDatabase
+
+                database = PostgresDatabase(location)
+            else:
+                database = SqliteDatabase(location)
             _shared[location] = database
         return database
 

@@ -61,6 +61,11 @@ class Watch(Protocol):
         """True while notifications are known to arrive (connected and caught up)."""
         ...
 
+    @property
+    def confirmed_at(self) -> float:
+        """``time.monotonic()`` when the connection last proved alive (0: never)."""
+        ...
+
 
 class Database(Protocol):
     """One database, shared by every repository of a process."""

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from session_buddy.store.base import Database
 
+PURGE_INTERVAL_SECONDS = 60.0
+
 
 class NonceRepository:
     """Reads and writes ``envelope_nonces`` of one :class:`Database`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._next_purge = 0.0
 
     def first_sighting(self, nonce_key: str, expires_at: float, now: float) -> bool:
         """Record ``nonce_key`` until ``expires_at``; True when no live record existed."""
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL_SECONDS
+            self.purge(now)
         with self._db.transaction() as conn:
             if (
                 conn.execute(

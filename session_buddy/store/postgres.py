@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 import psycopg_pool
@@ -31,6 +30,7 @@ import psycopg_pool
 from session_buddy.store import migrations
 from session_buddy.store.base import POSTGRESQL, Connection, Cursor, Params, Row, Watch
 from session_buddy.store.errors import StorageError, StorageProblem
+from session_buddy.store.urls import check_url, describe_url, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -39,51 +39,13 @@ POOL_TIMEOUT_SECONDS = 3.0
 POOL_MAX_SIZE = 16
 LISTEN_POLL_SECONDS = 0.5  # how often the listener also checks its connection is alive
 RECONNECT_DELAY_SECONDS = 0.5
-URL_FIX = "set SESSION_BUDDY_DATABASE_URL to postgresql://user:password@host:port/dbname"
+RECONNECT_GIVE_UP_SECONDS = 2.0
 
 
 @functools.lru_cache(maxsize=256)
 def _pg(sql: str) -> str:
     """Our ``?`` placeholders as psycopg's ``%s`` (no SQL of ours contains ``?`` or ``%``)."""
     return sql.replace("?", "%s")
-
-
-def describe_url(url: str) -> str:
-    """``host:port/dbname`` of a ``postgresql://`` URL: what messages may show."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        port = parts.port or 5432
-    except ValueError:
-        return "(unparsable PostgreSQL URL)"
-    dbname = unquote(parts.path.lstrip("/")) or parts.username or "postgres"
-    return f"{host}:{port}/{dbname}"
-
-
-def user_of(url: str) -> str | None:
-    try:
-        user = urlsplit(url).username
-    except ValueError:
-        return None
-    return unquote(user) if user else None
-
-
-def check_url(url: str) -> None:
-    """:class:`StorageError` (kind ``bad_url``) unless ``url`` is a usable PostgreSQL URL."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError:
-        raise StorageError(
-            "SESSION_BUDDY_DATABASE_URL is not a valid URL", kind="bad_url", fix=URL_FIX
-        ) from None
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise StorageError(
-            "SESSION_BUDDY_DATABASE_URL must start with postgresql:// "
-            f"(got {parts.scheme or 'no'} scheme)",
-            kind="bad_url",
-            fix=URL_FIX,
-        )
 
 
 def _classify(message: str) -> tuple[StorageProblem, str, str]:
@@ -114,11 +76,12 @@ def _classify(message: str) -> tuple[StorageProblem, str, str]:
 
 
 def _first_line(message: str) -> str:
-    text = message.replace("\n", " ").strip()
-    marker = "FATAL:"
-    if marker in text:
-        text = text.split(marker, 1)[1].strip()
-    return text.split("  ", 1)[0][:200]
+    """libpq's message without its line breaks, hints and "FATAL:" prefix."""
+    text = message.split("\n", 1)[0] if "FATAL:" not in message else message
+    if "FATAL:" in text:
+        text = text.split("FATAL:", 1)[1]
+    text = text.split("DETAIL:", 1)[0].split("HINT:", 1)[0]
+    return " ".join(text.split())[:200]
 
 
 class PostgresDatabase:
@@ -183,7 +146,10 @@ class PostgresDatabase:
                 timeout=self._pool_timeout,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
                 check=psycopg_pool.ConnectionPool.check_connection,
-                reconnect_timeout=float("inf"),
+                # Give up a background reconnection quickly: the next request starts a
+                # fresh one at once, so a database that comes back is used within a
+                # moment instead of after an ever longer backoff.
+                reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
                 open=False,
                 name="session-buddy",
             )
@@ -336,6 +302,10 @@ class _Listener:
     @property
     def healthy(self) -> bool:
         return self._connected and time.monotonic() - self._alive_at < 3 * LISTEN_POLL_SECONDS
+
+    @property
+    def confirmed_at(self) -> float:
+        return self._alive_at if self._connected else 0.0
 
     def start(self) -> None:
         self._thread.start()
