@@ -33,7 +33,7 @@ from session_buddy.auth.principal import Principal
 from session_buddy.mcp.results import structured
 from session_buddy.sessions.models import SessionStatus
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 
 
 class PyJWTVerifier:
@@ -63,7 +63,7 @@ class PyJWTVerifier:
 
 
 def build(secret: str, data_dir: Path, host: str, port: int) -> MCPServer:
-    service = SessionService(Database(data_dir / "session-buddy.db").open())
+    service = SessionService(SqliteDatabase(data_dir / "session-buddy.db").open())
     url = f"http://{host}:{port}"
     server = MCPServer(
         "sdk-auth-baseline",

@@ -37,7 +37,7 @@ from mcp.client import Client
 from benchmarks.harness import Profile, Row, median, progress, spread
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from testkit.environment import new_secret, server_environment
 from testkit.figures import percentile
 from testkit.git import make_git_repo
@@ -145,7 +145,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     off_server = serve("http_off", auth=False)
     on_server = serve("http_on", auth=True)
     baseline_dir = setup.data_dir("http_sdk_baseline")
-    SessionService(Database(baseline_dir / "session-buddy.db").open()).start(
+    SessionService(SqliteDatabase(baseline_dir / "session-buddy.db").open()).start(
         Principal(user_id=USER, authenticated=True), repo
     )
     baseline_server = serve(

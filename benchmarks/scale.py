@@ -34,7 +34,7 @@ from benchmarks.harness import (
 from benchmarks.micro import Pool
 from benchmarks.minting import FastMinter
 from session_buddy.mcp import auth
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from testkit.environment import clean_environment
 from testkit.processes import REPO_ROOT, run_python
 
@@ -60,7 +60,7 @@ def run(profile: Profile) -> list[Row]:
 
 def fill_revocations(data_dir: Path, count: int) -> None:
     """``count`` revocations of unrelated tokens, unexpired, in one transaction."""
-    db = Database(data_dir / "session-buddy.db").open()
+    db = SqliteDatabase(data_dir / "session-buddy.db").open()
     expires = time.time() + 3600
     now = time.time()
     keys = [f"jti:revoked-{secrets.token_hex(8)}-{n}" for n in range(count)]

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     auth_required: bool = True
     max_token_lifetime_hours: float = Field(default=24, gt=0)
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("session-buddy")))
+    database_url: SecretStr | None = None
+    database_url_file: Path | None = None
     allowed_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
 
@@ -121,7 +123,39 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file, used when no database URL is configured."""
         return self.data_dir / "session-buddy.db"
+
+    def resolved_database_url(self) -> str | None:
+        """The PostgreSQL URL, or None for the SQLite file under the data dir.
+
+        ``SESSION_BUDDY_DATABASE_URL`` wins over ``SESSION_BUDDY_DATABASE_URL_FILE``
+        (a container secret); empty counts as unset. A named file that cannot be read or
+        is empty raises :class:`DatabaseUrlFileError` rather than quietly using SQLite.
+        """
+        if self.database_url is not None and self.database_url.get_secret_value().strip():
+            return self.database_url.get_secret_value().strip()
+        if self.database_url_file is not None:
+            try:
+                text = self.database_url_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise DatabaseUrlFileError(
+                    self.database_url_file, f"cannot be read: {exc.strerror or exc}"
+                ) from None
+            if not text:
+                raise DatabaseUrlFileError(self.database_url_file, "is empty")
+            return text
+        return None
+
+
+class DatabaseUrlFileError(ValueError):
+    """``SESSION_BUDDY_DATABASE_URL_FILE`` names a file that gives no URL."""
+
+    fix = "make the file readable and put the postgresql:// URL in it"
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        super().__init__(f"SESSION_BUDDY_DATABASE_URL_FILE {path} {problem}")
 
 
 def child_environment(without: Collection[str] = ()) -> dict[str, str]:

@@ -15,20 +15,24 @@ from dataclasses import dataclass
 
 from session_buddy.auth.audit import AuthFailureLog
 from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.crossproject import CrossProjectAuth
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import forget_shared_revocation_stores
 from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.config import Settings
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database, close_shared_databases, shared_database
+from session_buddy.store import Database, close_shared_databases, database_for
+from session_buddy.store.failures import FailureRepository
+from session_buddy.store.nonces import NonceRepository
 
 
 @dataclass(frozen=True, eq=False)
 class Runtime:
     """The composed process: configuration, database, authentication, sessions.
 
-    Building it touches nothing on disk; :meth:`open` opens (and migrates) the database
-    and raises :class:`~session_buddy.store.db.StorageError` when it cannot be used.
+    Building it touches no database; :meth:`open` opens (and migrates) it and raises
+    :class:`~session_buddy.store.StorageError` when it cannot be used. A malformed
+    database URL raises that already here.
     """
 
     settings: Settings
@@ -40,7 +44,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        database = shared_database(settings.database_path)
+        database = database_for(settings)
         auth = AuthConfig(settings)
         failure_log = AuthFailureLog()
         manager = JWTManager(auth, database=database, failure_log=failure_log)
@@ -52,6 +56,17 @@ class Runtime:
             failure_log=failure_log,
             throttle=AuthFailureThrottle(),
         )
+
+    @functools.cached_property
+    def envelopes(self) -> CrossProjectAuth:
+        """Envelope signatures with the configured secret; replays refused across every
+        process on this database. Raises ``SecretConfigError`` when there is no usable
+        secret."""
+        return CrossProjectAuth(self.auth.secret, nonces=NonceRepository(self.database))
+
+    def share_throttle(self) -> None:
+        """Count refused credentials together with every instance on this database."""
+        self.throttle.share(FailureRepository(self.database))
 
     @functools.cached_property
     def sessions(self) -> SessionService:

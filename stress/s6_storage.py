@@ -34,7 +34,7 @@ import anyio
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from stress.harness import TRACEBACK, Context, Outcome, launch_server, ready, run_cli
 from stress.wire import call
 from testkit.mcp import mcp_http, text_of
@@ -94,7 +94,7 @@ def _fingerprint(paths: list[Path]) -> dict[str, str]:
 
 def _populate(data_dir: Path, projects: Path) -> dict[str, int]:
     """A real database with sessions, checkpoints and a revocation, fully checkpointed."""
-    database = Database(data_dir / DB_NAME).open()
+    database = SqliteDatabase(data_dir / DB_NAME).open()
     service = SessionService(database)
     owner = Principal(user_id="storage-owner", authenticated=True)
     for n in range(SESSIONS):
@@ -112,7 +112,7 @@ def _populate(data_dir: Path, projects: Path) -> dict[str, int]:
     return counts
 
 
-def _counts(database: Database) -> dict[str, int]:
+def _counts(database: SqliteDatabase) -> dict[str, int]:
     return {
         table: int(database.query(f"SELECT COUNT(*) FROM {table}")[0][0])  # noqa: S608 - fixed names
         for table in ("sessions", "checkpoints", "revoked_tokens")
@@ -256,7 +256,7 @@ async def _read_only_database(
     ctx.release_immutable()
     if _fingerprint([database]) != fault.before:
         damage.append("read-only database: files changed (the database file)")
-    reopened = Database(database, create=False).open()
+    reopened = SqliteDatabase(database, create=False).open()
     try:
         if _counts(reopened) != counts:
             damage.append(f"read-only database: rows lost: {_counts(reopened)} != {counts}")

@@ -9,7 +9,7 @@ import pytest
 
 from session_buddy.mcp.auth import reload_auth_config
 from session_buddy.runtime import forget_shared_state
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from testkit.environment import inherited_configuration, new_secret
 
 pytest_plugins = ["testkit.pytest_postgres"]
@@ -33,9 +33,9 @@ def isolated_environment(
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
+def db(tmp_path: Path) -> Iterator[SqliteDatabase]:
     """An open database in a fresh data dir (closed after the test)."""
-    database = Database(tmp_path / "data" / "session-buddy.db").open()
+    database = SqliteDatabase(tmp_path / "data" / "session-buddy.db").open()
     yield database
     database.close()
 

@@ -7,7 +7,9 @@
 An envelope wraps a message with ``from_project``, ``to_project``, ``content`` and
 ``timestamp`` (plus a random ``nonce`` in envelopes we create); verification rejects
 envelopes that are stale (older than 5 minutes), from the future (more than 30 s ahead),
-undated, or already seen.
+undated, or already seen. "Seen" is remembered by a :class:`NonceStore`: in memory by
+default (one process), or in the database (``session_buddy.store.nonces``), where every
+process and every instance sharing it refuses a replay.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_HINT, SECRET_TOO_SHORT
 
@@ -30,6 +33,65 @@ MAX_AGE_SECONDS = 300.0
 MAX_FUTURE_SECONDS = 30.0
 MAX_SEEN_ENTRIES = 100_000
 _HEX = frozenset("0123456789abcdefABCDEF")
+
+EnvelopeProblem = Literal[
+    "malformed",
+    "bad_algorithm",
+    "bad_signature",
+    "missing_field",
+    "undated",
+    "stale",
+    "from_the_future",
+    "replayed",
+]
+
+
+class NonceStore(Protocol):
+    """Remembers accepted envelopes: True only the first time a key is offered."""
+
+    def first_sighting(self, nonce_key: str, expires_at: float, now: float) -> bool: ...
+
+
+class MemoryNonces:
+    """A :class:`NonceStore` for one process (bounded; forgets expired keys)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, float] = {}  # key -> when it may be forgotten
+
+    def first_sighting(self, nonce_key: str, expires_at: float, now: float) -> bool:
+        with self._lock:
+            if len(self._seen) >= MAX_SEEN_ENTRIES or len(self._seen) % 1024 == 0:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+            if self._seen.get(nonce_key, 0.0) > now:
+                return False
+            self._seen[nonce_key] = expires_at
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeCheck:
+    """The verdict on an envelope: accepted, or the one reason it was not."""
+
+    accepted: bool
+    problem: EnvelopeProblem | None = None
+    message: dict[str, Any] | None = None
+
+    @property
+    def explanation(self) -> str:
+        return _EXPLANATIONS[self.problem] if self.problem else "valid"
+
+
+_EXPLANATIONS: dict[EnvelopeProblem, str] = {
+    "malformed": "not an envelope (a JSON object with message and signature)",
+    "bad_algorithm": "signed with another algorithm than HMAC-SHA256",
+    "bad_signature": "bad signature",
+    "missing_field": "the message lacks from_project, to_project or content",
+    "undated": "the message has no usable timestamp",
+    "stale": f"stale (older than {MAX_AGE_SECONDS / 60:g} minutes)",
+    "from_the_future": f"dated in the future (by more than {MAX_FUTURE_SECONDS:g} s)",
+    "replayed": "already accepted once (a replay)",
+}
 
 
 def _timestamp_seconds(value: object) -> float | None:
@@ -52,13 +114,18 @@ def _timestamp_seconds(value: object) -> float | None:
 class CrossProjectAuth:
     """HMAC-SHA256 signatures over JSON messages with a secret shared between projects."""
 
-    def __init__(self, shared_secret: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        shared_secret: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        nonces: NonceStore | None = None,
+    ) -> None:
         if not isinstance(shared_secret, str) or len(shared_secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"{SECRET_TOO_SHORT}. {SECRET_HINT}")
         self._key = shared_secret.encode()
         self._clock = clock
-        self._lock = threading.Lock()
-        self._seen: dict[str, float] = {}  # nonce or signature -> when it may be forgotten
+        self._nonces: NonceStore = nonces if nonces is not None else MemoryNonces()
 
     def __repr__(self) -> str:
         return "CrossProjectAuth(shared_secret=<hidden>)"
@@ -96,31 +163,41 @@ class CrossProjectAuth:
         }
 
     def verify_envelope(self, envelope: object) -> bool:
-        """True once for a fresh, correctly signed envelope; False for anything else."""
+        """True once for a fresh, correctly signed envelope; False for anything else.
+
+        A database-backed :class:`NonceStore` that cannot be reached raises its
+        ``StorageError`` rather than pretend the envelope is new (or a replay).
+        """
+        return self.check_envelope(envelope).accepted
+
+    def check_envelope(self, envelope: object) -> EnvelopeCheck:
+        """Like :meth:`verify_envelope`, with the reason for a refusal."""
         if not isinstance(envelope, dict):
-            return False
+            return EnvelopeCheck(False, "malformed")
         message = envelope.get("message")
         signature = envelope.get("signature")
         if envelope.get("algorithm", ENVELOPE_ALGORITHM) != ENVELOPE_ALGORITHM:
-            return False
+            return EnvelopeCheck(False, "bad_algorithm")
+        if not isinstance(message, dict) or not isinstance(signature, str):
+            return EnvelopeCheck(False, "malformed")
         if not self.verify_message(message, signature):
-            return False
-        assert isinstance(message, dict) and isinstance(signature, str)
+            return EnvelopeCheck(False, "bad_signature")
         if not {"from_project", "to_project", "content"} <= message.keys():
-            return False
+            return EnvelopeCheck(False, "missing_field")
         sent_at = _timestamp_seconds(message.get("timestamp"))
         now = self._clock()
-        if sent_at is None or now - sent_at > MAX_AGE_SECONDS or sent_at - now > MAX_FUTURE_SECONDS:
-            return False
+        if sent_at is None:
+            return EnvelopeCheck(False, "undated")
+        if now - sent_at > MAX_AGE_SECONDS:
+            return EnvelopeCheck(False, "stale")
+        if sent_at - now > MAX_FUTURE_SECONDS:
+            return EnvelopeCheck(False, "from_the_future")
         nonce = message.get("nonce")
-        replay_key = f"n:{nonce}" if isinstance(nonce, str) and nonce else f"s:{signature.lower()}"
-        return self._first_sighting(replay_key, now)
-
-    def _first_sighting(self, key: str, now: float) -> bool:
-        with self._lock:
-            if len(self._seen) >= MAX_SEEN_ENTRIES or len(self._seen) % 1024 == 0:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-            if self._seen.get(key, 0.0) > now:
-                return False
-            self._seen[key] = now + MAX_AGE_SECONDS + MAX_FUTURE_SECONDS
-            return True
+        seen = nonce if isinstance(nonce, str) and nonce else signature.lower()
+        kind = "n" if seen is nonce else "s"
+        key = f"{kind}:{hashlib.sha256(seen.encode('utf-8', 'replace')).hexdigest()}"
+        # Kept until the envelope could no longer be accepted anyway.
+        until = sent_at + MAX_AGE_SECONDS + MAX_FUTURE_SECONDS
+        if not self._nonces.first_sighting(key, max(until, now + 1.0), now):
+            return EnvelopeCheck(False, "replayed")
+        return EnvelopeCheck(True, message=message)

@@ -20,7 +20,7 @@ from session_buddy.auth.principal import ANONYMOUS, Principal
 from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.auth.tokens import access_claims, issue_token, normalize_token, sign_claims
 from session_buddy.auth.verifier import TokenVerifier, revocation_key
-from session_buddy.store.db import Database, StorageError, shared_database
+from session_buddy.store import Database, StorageError, database_for
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ class JWTManager:
         if self._revocations is None:
             with self._build_lock:  # tool threads may race to the first call
                 if self._revocations is None:
-                    database = self._database or shared_database(self.config.settings.database_path)
                     try:
+                        database = self._database or database_for(self.config.settings)
                         self._revocations = shared_revocation_store(database.open())
                     except StorageError as exc:
                         raise errors.RevocationUnavailableError(str(exc)) from None

@@ -19,19 +19,27 @@ import time
 from collections.abc import Callable
 
 from session_buddy.auth.errors import RevocationUnavailableError
-from session_buddy.store.db import Database, StorageError
-from session_buddy.store.revocations import RevocationRepository
+from session_buddy.store.base import Database, Watch
+from session_buddy.store.errors import StorageError
+from session_buddy.store.revocations import CHANNEL, RevocationRepository
 
 logger = logging.getLogger(__name__)
 
 # Kept past exp so a leeway never revives a forgotten revocation.
 RETENTION_AFTER_EXPIRY = 600.0
-# How long the database may be unreadable before every token is refused.
+# How long the in-memory set may go unconfirmed before every token is refused.
 MAX_STALE_SECONDS = 5.0
 
 
 class RevocationStore:
-    """Revocations keyed by a token's ``jti`` (or its SHA-256 when it has none)."""
+    """Revocations keyed by a token's ``jti`` (or its SHA-256 when it has none).
+
+    Where the database pushes changes (PostgreSQL), a notification triggers a read of the
+    log at once and no token check waits for the database; while the push is down (and on
+    SQLite, always) a check re-reads the log when ``sync_interval`` has passed. Either way
+    the set is known current as of some moment; once that moment is more than
+    ``MAX_STALE_SECONDS`` old, checks refuse every token.
+    """
 
     def __init__(
         self,
@@ -40,6 +48,7 @@ class RevocationStore:
         clock: Callable[[], float] = time.time,
         sync_interval: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        push: bool = True,
     ) -> None:
         self._db = db
         self._repository = RevocationRepository(db)
@@ -51,9 +60,17 @@ class RevocationStore:
         self._last_seq = 0
         self._next_sync = 0.0
         self._next_purge = 0.0
-        self._failing_since: float | None = None
+        self._known_at = self._monotonic()
+        self._failing = False
         self._last_failure = ""
         self._load()
+        self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
+        self._closed = threading.Event()
+        if self._watch is not None:
+            # While the push is down, poll off the request path (never block a check).
+            threading.Thread(
+                target=self._poll_while_unpushed, name="session-buddy-revocations", daemon=True
+            ).start()
 
     def _load(self) -> None:
         now = self._clock()
@@ -65,6 +82,7 @@ class RevocationStore:
             self._expiry = {r.token_key: r.expires_at for r in in_force}
             self._last_seq = seq
             self._next_sync = self._monotonic() + self._sync_interval
+            self._known_at = self._monotonic()
 
     def revoke(self, token_key: str, expires_at: float) -> bool:
         """Record a revocation durably (committed before this returns).
@@ -81,21 +99,42 @@ class RevocationStore:
         return first
 
     def is_revoked(self, token_key: str) -> bool:
-        """Whether the token is revoked, as of at most ``sync_interval`` ago.
+        """Whether the token is revoked, as the database said at most a moment ago.
 
-        Raises :class:`RevocationUnavailableError` once the database has been unreadable
-        for ``MAX_STALE_SECONDS``: other processes' revocations could not be honoured, so
-        tokens are refused rather than accepted on stale knowledge (fail closed).
+        Raises :class:`RevocationUnavailableError` once the set has gone unconfirmed for
+        ``MAX_STALE_SECONDS`` (database unreadable or unreachable): other processes'
+        revocations could not be honoured, so tokens are refused rather than accepted on
+        stale knowledge (fail closed).
         """
-        if self._monotonic() >= self._next_sync:
-            self._sync()
-        if self._failing_since is not None:
-            stale = self._monotonic() - self._failing_since
-            if stale > MAX_STALE_SECONDS:
-                raise RevocationUnavailableError(
-                    f"revocation store unreadable for {stale:.0f} s: {self._last_failure}"
-                )
+        watch = self._watch
+        if watch is None:
+            if self._monotonic() >= self._next_sync:
+                self._sync()
+            known_at = self._known_at
+        else:
+            known_at = max(self._known_at, watch.confirmed_at)
+        stale = self._monotonic() - known_at
+        if stale > MAX_STALE_SECONDS:
+            raise RevocationUnavailableError(
+                f"revocations unconfirmed for {stale:.0f} s: {self._last_failure}"
+            )
         return token_key in self._expiry
+
+    def _poll_while_unpushed(self) -> None:
+        watch = self._watch
+        while not self._closed.wait(self._sync_interval):
+            if watch is not None and not watch.healthy:
+                self._sync()
+
+    def close(self) -> None:
+        """Stop the background poller (the database itself belongs to its owner)."""
+        self._closed.set()
+
+    def _pushed(self) -> None:
+        """Another process revoked something (or the push reconnected): read the log now."""
+        with self._lock:
+            self._next_sync = 0.0
+        self._sync()
 
     def _sync(self) -> None:
         with self._lock:
@@ -107,12 +146,15 @@ class RevocationStore:
             changes, position = self._repository.since(last)
         except StorageError as exc:
             # Keep every revocation already known; try again on the next interval.
-            logger.warning("revocation sync failed: %s", exc)
+            if not self._failing:
+                logger.warning("revocation sync failed (retrying): %s", exc)
+            self._failing = True
             self._last_failure = str(exc)
-            if self._failing_since is None:
-                self._failing_since = self._monotonic()
             return
-        self._failing_since = None
+        if self._failing:
+            logger.info("revocation sync recovered")
+        self._failing = False
+        self._known_at = self._monotonic()
         if changes:
             with self._lock:
                 for change in changes:
@@ -154,6 +196,9 @@ def shared_revocation_store(database: Database) -> RevocationStore:
 
 
 def forget_shared_revocation_stores() -> None:
-    """Drop the cached stores (tests, and processes that switch databases)."""
+    """Close and drop the cached stores (tests, and processes that switch databases)."""
     with _shared_lock:
+        stores = list(_shared.values())
         _shared.clear()
+    for store in stores:
+        store.close()

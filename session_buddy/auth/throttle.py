@@ -19,21 +19,38 @@ which reports them through a callback the middleware leaves in the request's ASG
 (see :mod:`session_buddy.mcp.bearer`). The counter is keyed by the peer's IP address
 only (its port changes with every connection); behind a reverse proxy every client
 shares the proxy's address.
+
+Several instances count together once :meth:`AuthFailureThrottle.share` is started with
+the database's :class:`~session_buddy.store.failures.FailureRepository`: every
+``sync_interval`` (0.1 s) one background thread adds this instance's new refusals (one
+transaction for all of them, none when there were none), reads the other instances'
+recent counts and every block any instance decided. A request never waits for the
+database. A client spreading bad credentials over N instances is therefore blocked after
+at most ``limit`` refusals plus what the other instances refused in the last interval or
+two before they heard of it (measured by ``make stress``); while the database is
+unreachable each instance keeps counting on its own.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 from session_buddy.auth import errors
+from session_buddy.store.errors import StorageError
+from session_buddy.store.failures import FailureRepository, bucket_of
+
+logger = logging.getLogger(__name__)
 
 FAILURE_LIMIT = 20
 FAILURE_WINDOW_SECONDS = 60.0
 BLOCK_SECONDS = 60.0
 MAX_TRACKED_CLIENTS = 10_000
+SYNC_INTERVAL_SECONDS = 0.1
+PURGE_INTERVAL_SECONDS = 60.0
 
 _BAD_CREDENTIALS = (
     errors.InvalidTokenError,
@@ -52,7 +69,7 @@ class AuthFailureThrottle:
     """Counts bad credentials per client and says when a client is blocked.
 
     Thread-safe: tool calls run in worker threads and report failures from there.
-    ``clock`` returns seconds (monotonic); tests pass a fake one.
+    ``clock`` returns Unix time (shared blocks are absolute); tests pass a fake one.
     """
 
     def __init__(
@@ -61,7 +78,7 @@ class AuthFailureThrottle:
         limit: int = FAILURE_LIMIT,
         window: float = FAILURE_WINDOW_SECONDS,
         block: float = BLOCK_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         max_clients: int = MAX_TRACKED_CLIENTS,
     ) -> None:
         self._limit = limit
@@ -72,6 +89,18 @@ class AuthFailureThrottle:
         self._lock = threading.Lock()
         self._failures: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
+        # Sharing (see the module doc): refusals not yet written, blocks not yet written,
+        # what this instance wrote per (client, bucket), and the others' recent counts.
+        self._shared: FailureRepository | None = None
+        self._pending: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._pending_blocks: dict[str, float] = {}
+        self._written: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._others: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_purge = 0.0
+        self.sync_failures = 0
+        self.writes = 0
 
     def retry_after(self, client: str) -> float | None:
         """Seconds until ``client`` is unblocked, or None when it is not blocked."""
@@ -102,11 +131,107 @@ class AuthFailureThrottle:
             while times and now - times[0] >= self._window:
                 times.popleft()
             times.append(now)
-            if len(times) < self._limit:
+            if self._shared is not None:
+                self._pending[(client, bucket_of(now))] += 1
+            if len(times) + self._others.get(client, 0) < self._limit:
                 return False
-            del self._failures[client]
-            self._blocked_until[client] = now + self._block
+            self._start_block(client, now)
             return True
+
+    def _start_block(self, client: str, now: float) -> None:
+        """Block ``client`` from ``now`` (caller holds the lock)."""
+        self._failures.pop(client, None)
+        self._others.pop(client, None)
+        self._blocked_until[client] = now + self._block
+        if self._shared is not None:
+            self._pending_blocks[client] = now + self._block
+
+    # -- sharing with other instances ----------------------------------------------------
+
+    def share(
+        self, repository: FailureRepository, *, interval: float = SYNC_INTERVAL_SECONDS
+    ) -> None:
+        """Count together with every instance on ``repository``'s database, from now on."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._shared = repository
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._sync_loop, args=(interval,), name="session-buddy-throttle", daemon=True
+            )
+        self._thread.start()
+
+    def stop_sharing(self) -> None:
+        thread = self._thread
+        self._stop.set()
+        if thread is not None:
+            thread.join(timeout=2.0)
+        with self._lock:
+            self._thread = None
+
+    def _sync_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.sync()
+            except StorageError as exc:
+                if self.sync_failures == 0:
+                    logger.warning("failure throttle cannot share counts (counting alone): %s", exc)
+                self.sync_failures += 1
+            else:
+                if self.sync_failures:
+                    logger.info("failure throttle shares counts again")
+                self.sync_failures = 0
+
+    def sync(self) -> None:
+        """Write this instance's new refusals and blocks; read everyone's. One round."""
+        shared = self._shared
+        if shared is None:
+            return
+        now = self._clock()
+        with self._lock:
+            pending, self._pending = dict(self._pending), defaultdict(int)
+            blocks, self._pending_blocks = self._pending_blocks, {}
+            clients = set(self._failures)
+        try:
+            if pending:
+                shared.add(pending)
+                self.writes += 1
+            if blocks:
+                shared.block(blocks)
+                self.writes += 1
+        except StorageError:
+            with self._lock:  # keep them for the next round
+                for key, count in pending.items():
+                    self._pending[key] += count
+                for client, until in blocks.items():
+                    self._pending_blocks.setdefault(client, until)
+            raise
+        since = bucket_of(now - self._window)
+        totals = shared.totals(clients, since) if clients else {}
+        blocked = shared.blocked(now)
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL_SECONDS
+            shared.purge(since - 1, now)
+        with self._lock:
+            for key, count in pending.items():
+                self._written[key] += count
+            self._written = defaultdict(
+                int, {key: n for key, n in self._written.items() if key[1] >= since}
+            )
+            mine: defaultdict[str, int] = defaultdict(int)
+            for (client, _bucket), count in self._written.items():
+                mine[client] += count
+            self._others = {
+                client: max(0, total - mine[client]) for client, total in totals.items()
+            }
+            for client, until in blocked.items():
+                if until > self._blocked_until.get(client, 0.0):
+                    self._blocked_until[client] = until
+                    self._failures.pop(client, None)
+            for client, times in list(self._failures.items()):
+                if len(times) + self._others.get(client, 0) >= self._limit:
+                    self._start_block(client, now)
 
     def _make_room(self, now: float) -> None:
         """Bound memory under a flood from many addresses (caller holds the lock)."""

@@ -15,8 +15,10 @@ from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
 from session_buddy.cli.config import cli_settings, fail_closed
 from session_buddy.cli.output import console, fail, success, warn
-from session_buddy.store.db import Database, StorageError
+from session_buddy.config import Settings
+from session_buddy.store import SqliteDatabase, StorageError, database_for
 from session_buddy.store.revocations import RevocationRepository
+from session_buddy.store.urls import user_of
 
 app = typer.Typer(help="Inspect the authentication configuration.", no_args_is_help=True)
 
@@ -35,23 +37,42 @@ def _writable_ancestor(path: Path) -> bool:
     return False
 
 
-def revoked_count(config: AuthConfig) -> tuple[str, str | None]:
-    """(what to show, problem or None) for the revocation store, without creating it."""
-    path = config.settings.database_path
-    if not path.exists():
-        if _writable_ancestor(path.parent):
-            return "0 (no database yet; created on first use)", None
-        return "unknown", (
-            f"data dir {config.data_dir} cannot be created; set SESSION_BUDDY_DATA_DIR to a "
-            "writable directory"
-        )
-    db = Database(path)
+def database_row(settings: Settings) -> tuple[str, str | None]:
+    """(what to show, problem or None) for the configured backend; never a password."""
     try:
-        return str(RevocationRepository(db).count(time.time() - RETENTION_AFTER_EXPIRY)), None
+        database = database_for(settings)
+    except StorageError as exc:
+        return "unusable", str(exc)
+    if database.dialect.name == "postgresql":
+        user = user_of(database.location) or "default"
+        return f"PostgreSQL at {database.display} (user {user})", None
+    return f"SQLite file {database.display}", None
+
+
+def revoked_count(settings: Settings) -> tuple[str, str | None]:
+    """(what to show, problem or None) for the revocation store, without creating it."""
+    try:
+        database = database_for(settings)
+    except StorageError as exc:
+        return "unknown", f"{exc} (revocations cannot be checked, so every token is refused)"
+    if isinstance(database, SqliteDatabase):
+        path = settings.database_path
+        if not path.exists():
+            if _writable_ancestor(path.parent):
+                return "0 (no database yet; created on first use)", None
+            return "unknown", (
+                f"data dir {settings.data_dir} cannot be created; set SESSION_BUDDY_DATA_DIR "
+                "to a writable directory"
+            )
+        database = SqliteDatabase(path, create=False)
+    try:
+        count = RevocationRepository(database.open()).count(time.time() - RETENTION_AFTER_EXPIRY)
     except StorageError as exc:
         return "unknown", f"{exc} (revocations cannot be checked, so every token is refused)"
     finally:
-        db.close()
+        if isinstance(database, SqliteDatabase):
+            database.close()
+    return str(count), None
 
 
 @app.command(
@@ -92,7 +113,10 @@ def status() -> None:
     table.add_row("Maximum lifetime", f"{config.max_token_lifetime_hours:g} h (refresh limit)")
     table.add_row("Clock leeway", f"{config.leeway_seconds} s")
     table.add_row("Data dir", escape(str(config.data_dir)))
-    shown, storage_problem = revoked_count(config)
+    backend, backend_problem = database_row(settings)
+    table.add_row("Database", escape(backend))
+    shown, storage_problem = revoked_count(settings)
+    storage_problem = backend_problem or storage_problem
     table.add_row("Revoked tokens", escape(shown))
     console().print(table)
 

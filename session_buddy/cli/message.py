@@ -2,9 +2,9 @@
 
 A message signature is Mahavishnu's: hex HMAC-SHA256 over ``json.dumps(message,
 sort_keys=True)`` with the shared secret. An envelope adds sender, recipient, a timestamp
-and a nonce; verification refuses stale, future-dated and replayed envelopes. Replays are
-remembered per process, so the CLI only detects a replay within one invocation — servers
-remember them for as long as they run.
+and a nonce; verification refuses stale, future-dated and replayed envelopes. Accepted
+envelopes are remembered in the configured database, so a replay is refused by every later
+``envelope verify`` and by every server's ``verify_envelope`` tool on that database.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ from typing import Annotated, Any
 import typer
 
 from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.crossproject import MAX_AGE_SECONDS, CrossProjectAuth
+from session_buddy.auth.crossproject import CrossProjectAuth, NonceStore
 from session_buddy.auth.errors import (
     GENERATE_FIX,
     MIN_SECRET_LENGTH,
     SECRET_TOO_SHORT,
     SecretConfigError,
 )
-from session_buddy.cli.config import cli_settings, fail_closed
+from session_buddy.cli.config import cli_runtime, cli_settings, fail_closed
 from session_buddy.cli.output import emit, fail, success
 from session_buddy.config import secret_from_variable
+from session_buddy.store import StorageError
+from session_buddy.store.nonces import NonceRepository
 
 DEFAULT_SECRET_ENV = "SESSION_BUDDY_SECRET"
 
@@ -47,7 +49,7 @@ SecretEnv = Annotated[
 ]
 
 
-def shared_secret(variable: str) -> CrossProjectAuth:
+def shared_secret(variable: str, nonces: NonceStore | None = None) -> CrossProjectAuth:
     """Signatures with the secret in ``variable`` (SESSION_BUDDY_SECRET: also its file/.env)."""
     if variable == DEFAULT_SECRET_ENV:
         config = AuthConfig(cli_settings())
@@ -62,7 +64,7 @@ def shared_secret(variable: str) -> CrossProjectAuth:
     if secret is None:
         fail(f"{variable} is not set", f"export {variable}=<shared secret>, or {GENERATE_FIX}")
     try:
-        return CrossProjectAuth(secret)
+        return CrossProjectAuth(secret, nonces=nonces)
     except ValueError:
         fail(
             f"The secret in {variable} is unusable: {SECRET_TOO_SHORT.removeprefix('❌ ')}",
@@ -143,20 +145,29 @@ def envelope_verify(
 ) -> None:
     """Exit 0 for a correctly signed, fresh envelope; 1 (and why) otherwise."""
     value = parse_object(envelope, "ENVELOPE")
-    auth = shared_secret(secret_env)
-    if auth.verify_envelope(value):
+    runtime = cli_runtime()
+    try:
+        auth = shared_secret(secret_env, NonceRepository(runtime.database.open()))
+        check = auth.check_envelope(value)
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    if check.accepted:
         success(
             f"Envelope valid: from {value['message']['from_project']} "
             f"to {value['message']['to_project']}."
         )
         return
-    if not auth.verify_message(value.get("message"), value.get("signature")):
+    if check.problem == "bad_signature":
         fail(
             "Envelope invalid: bad signature",
             "sign it with the same shared secret and do not modify it",
         )
+    if check.problem == "replayed":
+        fail(
+            "Envelope rejected: already accepted once (a replay)",
+            "sign a new envelope for every delivery",
+        )
     fail(
-        "Envelope rejected: stale (older than "
-        f"{MAX_AGE_SECONDS / 60:g} min), dated in the future, or missing a field",
+        f"Envelope rejected: {check.explanation}",
         "sign a new envelope now (check both machines' clocks)",
     )

@@ -13,7 +13,8 @@ from session_buddy.cli.output import fail
 from session_buddy.config import Settings
 from session_buddy.mcp.logs import configure_logging, parse_level
 from session_buddy.runtime import Runtime
-from session_buddy.store.db import StorageError
+from session_buddy.store import StorageError
+from session_buddy.store.urls import password_of
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8678
@@ -35,12 +36,18 @@ def _log_level(value: str | None) -> str | None:
 
 
 def _known_secrets(settings: Settings) -> list[str]:
-    """The secrets the log filter must never let through (none if unreadable)."""
+    """The secrets the log filter must never let through: signing secrets and the
+    database URL's password (none of them if unreadable)."""
     try:
         current = settings.resolved_secret()
     except ValueError:
         current = None
-    return [s for s in (current, *settings.previous_secret_values()) if s]
+    try:
+        url = settings.resolved_database_url()
+    except ValueError:
+        url = None
+    password = password_of(url) if url else None
+    return [s for s in (current, *settings.previous_secret_values(), password) if s]
 
 
 def serve(
@@ -98,9 +105,10 @@ def serve(
     except mcp_server.StartupError as exc:
         fail(str(exc), exc.fix)
     except StorageError as exc:
-        fail(str(exc))
+        fail(str(exc), exc.fix)
     if transport is Transport.stdio:
         mcp_server.run_stdio(server)
     else:
         app = mcp_server.build_http_app(server, runtime, host=host)
+        runtime.share_throttle()
         mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)

@@ -19,7 +19,7 @@ from session_buddy.cli.config import cli_settings
 from session_buddy.cli.output import console, emit, fail, note
 from session_buddy.sessions import SessionDetail, SessionError, SessionInfo, SessionService
 from session_buddy.sessions.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
-from session_buddy.store.db import Database, StorageError
+from session_buddy.store import SqliteDatabase, StorageError, database_for
 from session_buddy.text import format_duration
 
 app = typer.Typer(help="List and inspect recorded coding sessions.", no_args_is_help=True)
@@ -31,10 +31,16 @@ MIN_PREFIX = 4
 
 def _service() -> SessionService | None:
     """The session service on the configured database; None when there is none yet."""
-    path = cli_settings().database_path
-    if not path.exists():
-        return None
-    return SessionService(Database(path, create=False))
+    settings = cli_settings()
+    try:
+        database = database_for(settings)
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    if isinstance(database, SqliteDatabase):
+        if not settings.database_path.exists():
+            return None
+        database = SqliteDatabase(settings.database_path, create=False)
+    return SessionService(database)
 
 
 def _status(info: SessionInfo) -> str:

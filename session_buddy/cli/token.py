@@ -21,7 +21,7 @@ from rich.table import Table
 from session_buddy.auth import errors
 from session_buddy.cli.config import cli_settings, usable_manager
 from session_buddy.cli.output import console, emit, fail, note, success, warn
-from session_buddy.store.db import StorageError
+from session_buddy.store import StorageError
 from session_buddy.text import format_duration
 
 app = typer.Typer(

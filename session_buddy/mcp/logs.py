@@ -10,7 +10,8 @@ level. The filter rewrites the formatted message (after ``%`` formatting, so tok
 * ``Bearer <anything>`` (Authorization headers, in any case, quoted or as bytes);
 * the value of a ``token`` key: ``"token": "…"``, ``'token': '…'``, ``token='…'``, and of
   a ``token`` query parameter (``?token=…``);
-* the configured secrets, verbatim, wherever they appear.
+* the password of any ``scheme://user:password@`` URL;
+* the configured secrets (and the database URL's password), verbatim, wherever they appear.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ _TOKEN_VALUE = re.compile(
 _TOKEN_PARAMETER = re.compile(r"(?P<key>[?&;]token=)[^&\s\"'#]+", re.IGNORECASE)
 _BEARER = re.compile(r"""\b(?P<scheme>bearer)\s+[^\s"',;)\]}]+""", re.IGNORECASE)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2}")
+# user:password@ in any URL (a database URL in a driver's message, say).
+_URL_PASSWORD = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -41,6 +44,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     text = _TOKEN_VALUE.sub(lambda m: f"{m['key']}{m['quote']}{REDACTED}{m['quote']}", text)
     text = _TOKEN_PARAMETER.sub(lambda m: f"{m['key']}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m['prefix']}{REDACTED}@", text)
     return _JWT.sub(REDACTED, text)
 
 
@@ -89,6 +93,9 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> logging.Handle
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
+    if parse_level(level) > logging.DEBUG:
+        # The pool logs every failed reconnection; our own lines report an outage once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     root.setLevel(parse_level(level))
     logging.captureWarnings(True)
     return handler

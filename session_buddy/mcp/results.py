@@ -31,7 +31,7 @@ from mcp_types import CallToolResult, TextContent
 from session_buddy.auth.errors import AuthorizationError
 from session_buddy.mcp.auth import AuthenticationError
 from session_buddy.sessions.errors import SessionError
-from session_buddy.store.db import StorageError
+from session_buddy.store import StorageError
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
-from session_buddy.store.db import Database, StorageError
+from session_buddy.store import Database, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ def build_server(runtime: Runtime) -> MCPServer:
     """
     database = runtime.open().database
     server = MCPServer(SERVER_NAME, version=VERSION, instructions=INSTRUCTIONS)
-    SessionTools(runtime.sessions, runtime.manager).register(server)
+    envelopes = runtime.envelopes if runtime.auth.problem() is None else None
+    SessionTools(runtime.sessions, runtime.manager, envelopes).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
         _health_endpoint(database, runtime.auth)
     )

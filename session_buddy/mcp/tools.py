@@ -9,19 +9,23 @@ model as structured content (see :mod:`session_buddy.mcp.results`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from session_buddy.auth.crossproject import CrossProjectAuth
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
 from session_buddy.mcp.auth import get_current_user, require_auth
+from session_buddy.mcp.envelope import EnvelopeVerdict
 from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.results import structured, verbatim_errors
+from session_buddy.sessions.errors import InputTooLargeError, SessionError
 from session_buddy.sessions.models import (
     CheckpointInfo,
     HandOff,
@@ -60,6 +64,16 @@ Summary = Annotated[
     str | None,
     Field(description=f"Summary of the session for the hand-off (up to {MAX_TEXT_CHARS:,} chars)."),
 ]
+Envelope = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            "A signed cross-project envelope, as `session-buddy envelope sign` or "
+            "CrossProjectAuth.sign_envelope makes it: {message, signature, algorithm}."
+        )
+    ),
+]
+MAX_ENVELOPE_BYTES = 256 * 1024
 Limit = Annotated[
     int,
     Field(ge=1, le=MAX_LIST_LIMIT, description="Maximum number of sessions, newest first."),
@@ -87,9 +101,15 @@ class SessionTools:
     """The session-buddy MCP tools, bound to one :class:`SessionService` and one
     :class:`JWTManager` (whose configuration, rules and revocations protect them)."""
 
-    def __init__(self, service: SessionService, manager: JWTManager) -> None:
+    def __init__(
+        self,
+        service: SessionService,
+        manager: JWTManager,
+        envelopes: CrossProjectAuth | None = None,
+    ) -> None:
         self._service = service
         self._manager = manager
+        self._envelopes = envelopes
 
     def specs(self) -> dict[Callable[..., CallToolResult], ToolSpec]:
         return {
@@ -99,6 +119,9 @@ class SessionTools:
             self.session_status: ToolSpec("Session status", read_only=True, idempotent=True),
             self.list_sessions: ToolSpec("List sessions", read_only=True, idempotent=True),
             self.whoami: ToolSpec("Who am I", read_only=True, idempotent=True, optional_auth=True),
+            self.verify_envelope: ToolSpec(
+                "Verify a cross-project envelope", read_only=False, idempotent=False
+            ),
         }
 
     def register(self, server: MCPServer) -> None:
@@ -167,3 +190,32 @@ class SessionTools:
         """Whether authentication is enabled, and who the verified caller is (never the token)."""
         identity = Identity.of(_caller(), auth_enabled=self._manager.config.enabled)
         return structured(identity)
+
+    def verify_envelope(
+        self, envelope: Envelope, ctx: Context, token: Token = None
+    ) -> Annotated[CallToolResult, EnvelopeVerdict]:
+        """Check a signed cross-project envelope (Mahavishnu's HMAC-SHA256 format).
+
+        Valid means: signed with the shared secret, fresh (at most 5 minutes old), and not
+        accepted before by any session-buddy instance on this database — so a replay to
+        another instance is refused too. The verdict carries the sender, recipient and
+        content of a valid envelope.
+        """
+        if self._envelopes is None:
+            raise EnvelopesUnavailableError()
+        size = len(json.dumps(envelope, default=str))
+        if size > MAX_ENVELOPE_BYTES:
+            raise InputTooLargeError("envelope", size, MAX_ENVELOPE_BYTES)
+        return structured(EnvelopeVerdict.of(self._envelopes.check_envelope(envelope)))
+
+
+class EnvelopesUnavailableError(SessionError):
+    """No shared secret is configured, so no envelope can be checked."""
+
+    reason = "envelopes_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Envelopes cannot be verified: no shared secret is configured "
+            "(set SESSION_BUDDY_SECRET on the server)"
+        )

@@ -7,7 +7,7 @@ has one, otherwise on the most recently started active session of any user there
 lists every user's sessions.
 
 Errors are :class:`~session_buddy.sessions.errors.SessionError` subclasses with a
-user-facing message, or :class:`~session_buddy.store.db.StorageError` when the database
+user-facing message, or :class:`~session_buddy.store.StorageError` when the database
 file itself cannot be used.
 """
 
@@ -43,7 +43,7 @@ from session_buddy.sessions.models import (
 )
 from session_buddy.sessions.paths import resolve_working_directory
 from session_buddy.sessions.project import detect_project
-from session_buddy.store.db import Database
+from session_buddy.store import Database
 from session_buddy.store.sessions import CheckpointRecord, SessionRecord, SessionRepository
 from session_buddy.text import iso_time
 

@@ -1,16 +1,25 @@
-"""Revoked tokens in the database: SQL only, no caching and no policy.
+"""Revoked tokens in the database: SQL only, no caching and no policy. Both backends.
 
 Two tables: ``revoked_tokens`` (one row per token key, with the token's expiry) is the
 truth; ``revocation_log`` is an append-only feed whose ``seq`` lets a process fetch the
 revocations other processes recorded since it last looked
-(:class:`session_buddy.auth.revocation.RevocationStore` keeps the in-memory mirror).
+(:class:`session_buddy.auth.revocation.RevocationStore` keeps the in-memory mirror). On
+PostgreSQL every revocation also notifies :data:`CHANNEL`, and a reader looks back
+:data:`LOOK_BACK_SECONDS` as well as past its ``seq``: sequence numbers can commit out of
+order there.
 """
+
+# SQL here is assembled only from constants and dialect keywords; every value is bound.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from session_buddy.store.db import Database
+from session_buddy.store.base import Database
+
+CHANNEL = "session_buddy_revocations"
+LOOK_BACK_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +42,25 @@ class RevocationRepository:
         The check and the write share one write transaction, so of two processes
         revoking (or refreshing) the same token at once exactly one gets True.
         """
+        greatest = self._db.dialect.greatest
         with self._db.transaction() as conn:
-            existed = conn.execute(
-                "SELECT 1 FROM revoked_tokens WHERE token_key = ?", (token_key,)
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO revoked_tokens(token_key, expires_at, revoked_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(token_key) DO UPDATE SET expires_at = "
-                "MAX(expires_at, excluded.expires_at)",
-                (token_key, expires_at, now),
+            first = (
+                conn.execute(
+                    "INSERT INTO revoked_tokens(token_key, expires_at, revoked_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (token_key) DO NOTHING",
+                    (token_key, expires_at, now),
+                ).rowcount
+                == 1
             )
+            if not first:
+                conn.execute(
+                    f"UPDATE revoked_tokens SET expires_at = {greatest}(expires_at, ?) "
+                    "WHERE token_key = ?",
+                    (expires_at, token_key),
+                )
             conn.execute("INSERT INTO revocation_log(token_key) VALUES (?)", (token_key,))
-        return existed is None
+            self._db.notify(conn, CHANNEL)
+        return first
 
     def log_position(self) -> int:
         """The newest ``seq`` of the log (0 when empty)."""
@@ -60,9 +76,12 @@ class RevocationRepository:
 
     def since(self, seq: int) -> tuple[list[Revocation], int]:
         """Revocations logged after ``seq``, and the log position they reach."""
+        since = "l.seq > ?"
+        if self._db.dialect.name == "postgresql":
+            since += f" OR l.logged_at > clock_timestamp() - interval '{LOOK_BACK_SECONDS} seconds'"
         rows = self._db.query(
             "SELECT l.seq, l.token_key, r.expires_at FROM revocation_log l "
-            "JOIN revoked_tokens r ON r.token_key = l.token_key WHERE l.seq > ? "
+            f"JOIN revoked_tokens r ON r.token_key = l.token_key WHERE {since} "
             "ORDER BY l.seq",
             (seq,),
         )

@@ -1,9 +1,11 @@
-"""Sessions and checkpoints in SQLite: SQL only, no rules about who may see what.
+"""Sessions and checkpoints: SQL only, no rules about who may see what. Both backends.
 
-Every write runs in one ``BEGIN IMMEDIATE`` transaction, so processes sharing the file
-serialize. The partial unique index ``sessions_one_active_per_user_project`` guarantees
-at most one active session per (user, project) even if that ever failed; creating a
-session that already exists returns the existing one instead.
+Every write runs in one transaction. The partial unique index
+``sessions_one_active_per_user_project`` guarantees at most one active session per
+(user, project) across every process and instance: creating a session that already exists
+(``INSERT … ON CONFLICT DO NOTHING``) returns the existing one instead. A checkpoint locks
+its session's row (PostgreSQL; SQLite serializes writers anyway), so a checkpoint and an
+``end_session`` racing on two instances never leave a checkpoint in an ended session.
 """
 
 # Queries are assembled only from the constant column lists and clauses below; every value
@@ -12,12 +14,11 @@ session that already exists returns the existing one instead.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_buddy.store.db import Database
+from session_buddy.store.base import Connection, Database, Row
 
 _SESSION_COLUMNS = (
     "id, user_id, project_path, project_name, started_at, ended_at, "
@@ -52,7 +53,7 @@ class SessionRecord:
         return self.ended_at is None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> SessionRecord:
+    def from_row(cls, row: Row) -> SessionRecord:
         return cls(*tuple(row))
 
 
@@ -84,36 +85,34 @@ class SessionRepository:
         Returns ``(session, created)``: the new row and True, or the existing active row
         and False.
         """
+        values = (
+            record.id,
+            record.user_id,
+            record.project_path,
+            record.project_name,
+            record.started_at,
+            record.ended_at,
+            record.snapshot_json,
+            record.end_snapshot_json,
+            record.summary,
+            record.handoff,
+        )
         with self._db.transaction() as conn:
+            inserted = conn.execute(
+                f"INSERT INTO sessions({_SESSION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id, project_path) WHERE ended_at IS NULL DO NOTHING",
+                values,
+            ).rowcount
+            if inserted == 1:
+                return record, True
             existing = self._active(conn, record.user_id, record.project_path)
-            if existing is not None:
-                return existing, False
-            try:
-                conn.execute(
-                    f"INSERT INTO sessions({_SESSION_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.id,
-                        record.user_id,
-                        record.project_path,
-                        record.project_name,
-                        record.started_at,
-                        record.ended_at,
-                        record.snapshot_json,
-                        record.end_snapshot_json,
-                        record.summary,
-                        record.handoff,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                existing = self._active(conn, record.user_id, record.project_path)
-                if existing is None:
-                    raise
-                return existing, False
-        return record, True
+        if existing is None:  # ended by another process between the two statements
+            return self.create_or_get_active(record)
+        return existing, False
 
     @staticmethod
-    def _active(conn: sqlite3.Connection, user_id: str, project_path: str) -> SessionRecord | None:
+    def _active(conn: Connection, user_id: str, project_path: str) -> SessionRecord | None:
         row = conn.execute(_ACTIVE_FOR_USER, (user_id, project_path)).fetchone()
         return None if row is None else SessionRecord.from_row(row)
 
@@ -132,7 +131,7 @@ class SessionRepository:
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions "
             "WHERE project_path = ? AND ended_at IS NULL "
-            "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT 1",
             (project_path,),
         )
         return SessionRecord.from_row(rows[0]) if rows else None
@@ -179,7 +178,7 @@ class SessionRepository:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
-            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT ?",
             (*params, limit),
         )
         total = self._db.query(f"SELECT COUNT(*) FROM sessions {where}", tuple(params))
@@ -200,13 +199,15 @@ class SessionRepository:
         """Record a checkpoint in an active session; None when the session is not active."""
         with self._db.transaction() as conn:
             active = conn.execute(
-                "SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL", (session_id,)
+                "SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL"
+                + self._db.dialect.lock_row,
+                (session_id,),
             ).fetchone()
             if active is None:
                 return None
-            cursor = conn.execute(
+            inserted = conn.execute(
                 "INSERT INTO checkpoints(session_id, created_at, note, snapshot_json, "
-                "commits_since_previous, changed_files) VALUES (?, ?, ?, ?, ?, ?)",
+                "commits_since_previous, changed_files) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     session_id,
                     created_at,
@@ -216,11 +217,12 @@ class SessionRepository:
                     changed_files,
                 ),
             )
+            checkpoint_id = inserted.fetchone()[0]
             number = conn.execute(
                 "SELECT COUNT(*) FROM checkpoints WHERE session_id = ?", (session_id,)
             ).fetchone()[0]
         return CheckpointRecord(
-            id=int(cursor.lastrowid or 0),
+            id=int(checkpoint_id),
             session_id=session_id,
             created_at=created_at,
             note=note,

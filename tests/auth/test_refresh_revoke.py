@@ -13,7 +13,7 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
 from session_buddy.mcp import auth
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from testkit.concurrency import run_in_threads
 from testkit.processes import run_python
 from testkit.tokens import assemble, mint
@@ -139,7 +139,7 @@ def test_revocation_by_another_process_is_honoured_within_a_second(
 
 def test_expired_revocations_are_forgotten(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    store = RevocationStore(Database(tmp_path / "r.db"), clock=lambda: now[0])
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), clock=lambda: now[0])
     store.revoke("jti:a", expires_at=now[0] + 60)
     store.revoke("jti:b", expires_at=now[0] + 86_400)
     assert store.count() == 2
@@ -204,8 +204,8 @@ def test_odd_or_future_auth_time_neither_crashes_nor_extends_the_lifetime(
 
 def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
-    writer = RevocationStore(Database(path))
-    db = Database(path)
+    writer = RevocationStore(SqliteDatabase(path))
+    db = SqliteDatabase(path)
     real_query = db.query
     calls = []
 
@@ -225,9 +225,9 @@ def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) ->
 
 def test_unreadable_revocation_store_fails_closed_after_a_grace_period(tmp_path: Path) -> None:
     from session_buddy.auth.revocation import MAX_STALE_SECONDS
-    from session_buddy.store.db import StorageError
+    from session_buddy.store import StorageError
 
-    db = Database(tmp_path / "r.db")
+    db = SqliteDatabase(tmp_path / "r.db")
     tick = [0.0]
     store = RevocationStore(db, monotonic=lambda: tick[0])
 

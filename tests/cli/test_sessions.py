@@ -9,7 +9,7 @@ import pytest
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from testkit.cli import CliEnv
 
 ALICE = Principal(user_id="alice", authenticated=True)
@@ -18,7 +18,7 @@ BOB = Principal(user_id="bob", authenticated=True)
 
 @pytest.fixture
 def service(cli: CliEnv) -> SessionService:
-    return SessionService(Database(cli.data_dir / "session-buddy.db"))
+    return SessionService(SqliteDatabase(cli.data_dir / "session-buddy.db"))
 
 
 def project(cli: CliEnv, name: str) -> str:

@@ -9,7 +9,7 @@ from session_buddy.mcp.auth import AuthenticationError
 from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.results import error_result, structured, verbatim_errors
 from session_buddy.sessions.errors import NoActiveSessionError
-from session_buddy.store.db import StorageError
+from session_buddy.store import StorageError
 
 IDENTITY = Identity(auth_enabled=True, authenticated=True, user_id="alice", role="dev")
 

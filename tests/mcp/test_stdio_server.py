@@ -28,7 +28,15 @@ from testkit.tokens import Minter, mint
 
 pytestmark = pytest.mark.e2e
 
-TOOLS = {"start_session", "checkpoint", "end_session", "session_status", "list_sessions", "whoami"}
+TOOLS = {
+    "start_session",
+    "checkpoint",
+    "end_session",
+    "session_status",
+    "list_sessions",
+    "whoami",
+    "verify_envelope",
+}
 AUTH_FAILED = "❌ Authentication failed"
 MEGABYTE = "x" * 1_000_000
 
@@ -85,7 +93,7 @@ def error_text(result: CallToolResult) -> str:
 # -- tools and schemas -------------------------------------------------------------------
 
 
-def test_lists_exactly_the_six_tools(server: StdioDeployment) -> None:
+def test_lists_exactly_the_seven_tools(server: StdioDeployment) -> None:
     assert {tool.name for tool in server.conn.tools()} == TOOLS
 
 
@@ -104,7 +112,9 @@ def test_every_tool_takes_an_optional_described_token(server: StdioDeployment) -
         assert "JWT" in token["description"]
 
 
-def test_required_arguments_are_the_working_directory_only(server: StdioDeployment) -> None:
+def test_required_arguments_are_the_working_directory_or_the_envelope(
+    server: StdioDeployment,
+) -> None:
     required = {tool.name: tool.input_schema.get("required", []) for tool in server.conn.tools()}
     assert required == {
         "start_session": ["working_directory"],
@@ -113,6 +123,7 @@ def test_required_arguments_are_the_working_directory_only(server: StdioDeployme
         "session_status": ["working_directory"],
         "list_sessions": [],
         "whoami": [],
+        "verify_envelope": ["envelope"],
     }
 
 
@@ -122,6 +133,7 @@ def test_every_tool_publishes_an_output_schema(server: StdioDeployment) -> None:
     assert "markdown" in schemas["end_session"]["properties"]
     assert "sessions" in schemas["list_sessions"]["properties"]
     assert "auth_enabled" in schemas["whoami"]["properties"]
+    assert "valid" in schemas["verify_envelope"]["properties"]
 
 
 # -- authentication outcomes -----------------------------------------------------------------

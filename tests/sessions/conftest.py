@@ -8,7 +8,7 @@ import pytest
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 from testkit.clock import FixedClock
 from testkit.git import make_git_repo
 
@@ -21,7 +21,7 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def service(db: Database, clock: FixedClock) -> SessionService:
+def service(db: SqliteDatabase, clock: FixedClock) -> SessionService:
     return SessionService(db, clock=clock)
 
 

@@ -9,7 +9,7 @@ import pytest
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.errors import InputTooLargeError, NoActiveSessionError
 from session_buddy.sessions.service import MAX_TEXT_CHARS, SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 
 
 def test_start_creates_an_active_session_for_the_resolved_project(
@@ -244,7 +244,7 @@ def test_list_limit_is_clamped_to_1_through_500(
     service: SessionService,
     alice: Principal,
     project: Path,
-    db: Database,
+    db: SqliteDatabase,
     clock,
     limit: int,
     expected: int,

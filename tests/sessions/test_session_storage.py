@@ -12,7 +12,7 @@ import pytest
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database, StorageError
+from session_buddy.store import SqliteDatabase, StorageError
 from testkit.clock import FixedClock
 
 RACERS = 4
@@ -28,7 +28,7 @@ def _start_when_all_are_ready(
     results: Queue[tuple[int, str, bool]],
 ) -> None:
     """One racer, in its own process: its own connection, then start at the same moment."""
-    service = SessionService(Database(path).open(), clock=clock)
+    service = SessionService(SqliteDatabase(path).open(), clock=clock)
     user = Principal(user_id=user_id, authenticated=True, role="user")
     barrier.wait(RACE_TIMEOUT)
     info = service.start(user, project)
@@ -40,7 +40,7 @@ def test_two_processes_racing_start_create_exactly_one_active_session(
 ) -> None:
     """Server processes, not threads: a lock inside one process cannot make this pass."""
     path = tmp_path / "shared.db"
-    Database(path).open().close()  # the schema exists, as after the first server started
+    SqliteDatabase(path).open().close()  # the schema exists, as after the first server started
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(RACERS)
     results: Queue[tuple[int, str, bool]] = spawn.Queue()
@@ -67,7 +67,7 @@ def test_two_processes_racing_start_create_exactly_one_active_session(
     assert len(pids) == RACERS and os.getpid() not in pids  # separate processes
     assert sum(created for _, _, created in answers) == 1
     assert len({session_id for _, session_id, _ in answers}) == 1
-    rows = Database(path).query("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL")
+    rows = SqliteDatabase(path).query("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL")
     assert rows[0][0] == 1
 
 
@@ -75,8 +75,8 @@ def test_a_session_started_by_one_process_is_seen_by_another(
     tmp_path: Path, clock, alice: Principal, project: Path
 ) -> None:
     path = tmp_path / "shared.db"
-    first = SessionService(Database(path), clock=clock)
-    second = SessionService(Database(path), clock=clock)
+    first = SessionService(SqliteDatabase(path), clock=clock)
+    second = SessionService(SqliteDatabase(path), clock=clock)
 
     started = first.start(alice, str(project))
     second.checkpoint(alice, str(project), "from the other process")
@@ -93,7 +93,7 @@ def test_a_corrupted_database_gives_a_storage_error_naming_the_file_and_is_left_
     path = tmp_path / "session-buddy.db"
     garbage = b"this is not a database, just some bytes " * 200
     path.write_bytes(garbage)
-    service = SessionService(Database(path), clock=clock)
+    service = SessionService(SqliteDatabase(path), clock=clock)
 
     with pytest.raises(StorageError) as raised:
         service.start(alice, str(project))
@@ -107,12 +107,12 @@ def test_a_read_only_database_serves_reads_and_refuses_writes(
     tmp_path: Path, clock, alice: Principal, project: Path
 ) -> None:
     path = tmp_path / "session-buddy.db"
-    writer_db = Database(path)
+    writer_db = SqliteDatabase(path)
     writer = SessionService(writer_db, clock=clock)
     started = writer.start(alice, str(project))
     writer_db.close()
     before = path.read_bytes()
-    reader = SessionService(Database(f"file:{path}?mode=ro"), clock=clock)
+    reader = SessionService(SqliteDatabase(f"file:{path}?mode=ro"), clock=clock)
 
     status = reader.status(alice, str(project))
     with pytest.raises(StorageError) as raised:

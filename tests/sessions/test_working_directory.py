@@ -10,7 +10,7 @@ from session_buddy.auth.principal import Principal
 from session_buddy.sessions.errors import InvalidWorkingDirectoryError
 from session_buddy.sessions.paths import MAX_PATH_CHARS, resolve_working_directory
 from session_buddy.sessions.service import SessionService
-from session_buddy.store.db import Database
+from session_buddy.store import SqliteDatabase
 
 
 def test_an_existing_absolute_directory_is_accepted(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_a_symlinked_root_accepts_directories_under_its_target(tmp_path: Path) -
 
 
 def test_service_applies_allowed_roots_to_every_call(
-    db: Database, clock, alice: Principal, tmp_path: Path
+    db: SqliteDatabase, clock, alice: Principal, tmp_path: Path
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()

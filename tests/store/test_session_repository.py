@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 
 import pytest
 
-from session_buddy.store.db import MIGRATIONS, Database
+from session_buddy.store import SqliteDatabase, StorageError, migrations
 from session_buddy.store.sessions import SessionRecord, SessionRepository
 
 
 @pytest.fixture
-def repo(db: Database) -> SessionRepository:
+def repo(db: SqliteDatabase) -> SessionRepository:
     return SessionRepository(db)
 
 
@@ -28,8 +27,8 @@ def record(session_id: str = "a" * 32, user: str = "alice", path: str = "/p") ->
     )
 
 
-def test_the_schema_is_at_the_latest_migration(db: Database) -> None:
-    assert db.query("SELECT version FROM schema_version")[0][0] == len(MIGRATIONS)
+def test_the_schema_is_at_the_latest_migration(db: SqliteDatabase) -> None:
+    assert db.query("SELECT version_num FROM alembic_version")[0][0] == migrations.HEAD
 
 
 def test_create_returns_the_new_session_as_created(repo: SessionRepository) -> None:
@@ -51,7 +50,7 @@ def test_create_returns_the_existing_active_session_instead_of_a_duplicate(
     assert repo.get("b" * 32) is None
 
 
-def test_the_database_itself_refuses_a_second_active_session(db: Database) -> None:
+def test_the_database_itself_refuses_a_second_active_session(db: SqliteDatabase) -> None:
     insert = (
         "INSERT INTO sessions(id, user_id, project_path, project_name, started_at, "
         "snapshot_json) VALUES (?, 'alice', '/p', 'p', 1, '{}')"
@@ -59,8 +58,9 @@ def test_the_database_itself_refuses_a_second_active_session(db: Database) -> No
     with db.transaction() as conn:
         conn.execute(insert, ("a" * 32,))
 
-    with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
+    with pytest.raises(StorageError) as raised, db.transaction() as conn:
         conn.execute(insert, ("b" * 32,))
+    assert raised.value.kind == "constraint"
 
 
 def test_ended_sessions_do_not_count_against_the_one_active_rule(
@@ -136,7 +136,9 @@ def test_a_checkpoint_of_an_ended_session_is_not_recorded(repo: SessionRepositor
     assert repo.checkpoints(stored.id) == []
 
 
-def test_deleting_a_session_deletes_its_checkpoints(db: Database, repo: SessionRepository) -> None:
+def test_deleting_a_session_deletes_its_checkpoints(
+    db: SqliteDatabase, repo: SessionRepository
+) -> None:
     stored, _ = repo.create_or_get_active(record())
     repo.add_checkpoint(
         stored.id,
@@ -153,12 +155,13 @@ def test_deleting_a_session_deletes_its_checkpoints(db: Database, repo: SessionR
     assert db.query("SELECT COUNT(*) FROM checkpoints")[0][0] == 0
 
 
-def test_a_checkpoint_needs_an_existing_session(db: Database) -> None:
-    with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
+def test_a_checkpoint_needs_an_existing_session(db: SqliteDatabase) -> None:
+    with pytest.raises(StorageError) as raised, db.transaction() as conn:
         conn.execute(
             "INSERT INTO checkpoints(session_id, created_at, snapshot_json) "
             "VALUES ('missing', 1, '{}')"
         )
+    assert raised.value.kind == "constraint"
 
 
 def test_latest_active_for_project_is_the_most_recently_started(

@@ -2,36 +2,72 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from session_buddy.store.db import MIGRATIONS, Database, StorageError
+from session_buddy.store import SqliteDatabase, StorageError, migrations
+
+VERSIONS = Path(migrations.__file__).parent / "versions"
+
+
+def legacy_statements(revision: str) -> list[str]:
+    """The SQLite statements of a revision, as the pre-Alembic runner executed them."""
+    (path,) = VERSIONS.glob(f"v{revision}_*.py")
+    spec = importlib.util.spec_from_file_location(f"revision_{revision}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.SQLITE)
 
 
 def test_a_new_database_gets_every_migration(tmp_path: Path) -> None:
-    db = Database(tmp_path / "deep" / "dir" / "new.db").open()
+    db = SqliteDatabase(tmp_path / "deep" / "dir" / "new.db").open()
 
-    assert db.query("SELECT version FROM schema_version")[0][0] == len(MIGRATIONS)
+    assert db.query("SELECT version_num FROM alembic_version")[0][0] == migrations.HEAD
     tables = {row[0] for row in db.query("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"revoked_tokens", "sessions", "checkpoints"} <= tables
+    assert {"revoked_tokens", "sessions", "checkpoints", "envelope_nonces"} <= tables
 
 
-def test_an_existing_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+@pytest.mark.parametrize("legacy_version", [1, 2])
+def test_a_database_from_before_alembic_is_adopted_and_migrated_in_place(
+    tmp_path: Path, legacy_version: int
+) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    conn.executescript(MIGRATIONS[0])
+    for revision in range(1, legacy_version + 1):
+        for statement in legacy_statements(f"{revision:04d}"):
+            conn.execute(statement)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.execute("INSERT INTO schema_version VALUES (?)", (legacy_version,))
     conn.execute("INSERT INTO revoked_tokens VALUES ('k', 1, 1)")
     conn.commit()
     conn.close()
 
-    db = Database(path).open()
+    db = SqliteDatabase(path).open()
 
-    assert db.query("SELECT version FROM schema_version")[0][0] == len(MIGRATIONS)
+    assert db.query("SELECT version_num FROM alembic_version")[0][0] == migrations.HEAD
     assert db.query("SELECT token_key FROM revoked_tokens")[0][0] == "k"
+    assert db.query("SELECT COUNT(*) FROM sessions")[0][0] == 0
+
+
+def test_a_database_migrated_by_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    SqliteDatabase(path).open().close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+
+    with pytest.raises(StorageError) as raised:
+        SqliteDatabase(path).open()
+
+    assert raised.value.kind == "newer_schema"
+    assert "9999" in str(raised.value) and str(path) in str(raised.value)
+    assert path.read_bytes() == before
 
 
 def test_a_corrupted_file_is_reported_by_name_and_left_unchanged(tmp_path: Path) -> None:
@@ -40,7 +76,7 @@ def test_a_corrupted_file_is_reported_by_name_and_left_unchanged(tmp_path: Path)
     path.write_bytes(garbage)
 
     with pytest.raises(StorageError) as raised:
-        Database(path).open()
+        SqliteDatabase(path).open()
 
     assert str(path) in str(raised.value)
     assert "corrupted" in str(raised.value)
@@ -51,7 +87,7 @@ def test_a_database_with_a_damaged_page_fails_its_check_and_is_left_unchanged(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "damaged.db"
-    db = Database(path).open()
+    db = SqliteDatabase(path).open()
     with db.transaction() as conn:
         conn.executemany(
             "INSERT INTO revoked_tokens VALUES (?, 1, 1)", [(f"k{n:05}",) for n in range(2000)]
@@ -63,7 +99,7 @@ def test_a_database_with_a_damaged_page_fails_its_check_and_is_left_unchanged(
     path.write_bytes(bytes(data))
 
     with pytest.raises(StorageError) as raised:
-        Database(path).open()
+        SqliteDatabase(path).open()
 
     assert str(path) in str(raised.value)
     assert path.read_bytes() == bytes(data)
@@ -74,7 +110,7 @@ def test_a_parent_that_is_a_file_is_named_as_not_a_directory(tmp_path: Path) -> 
     blocker.write_text("i am a file")
 
     with pytest.raises(StorageError) as raised:
-        Database(blocker / "session-buddy.db").open()
+        SqliteDatabase(blocker / "session-buddy.db").open()
 
     message = str(raised.value)
     assert f"{blocker} is not a directory" in message
@@ -86,14 +122,14 @@ def test_a_grandparent_that_is_a_file_is_named_as_not_a_directory(tmp_path: Path
     blocker.write_text("i am a file")
 
     with pytest.raises(StorageError, match=f"{blocker} is not a directory"):
-        Database(blocker / "sub" / "session-buddy.db").open()
+        SqliteDatabase(blocker / "sub" / "session-buddy.db").open()
 
 
 def test_a_read_only_uri_refuses_writes_with_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "ro.db"
-    Database(path).open().close()
+    SqliteDatabase(path).open().close()
     before = path.read_bytes()
-    db = Database(f"file:{path}?mode=ro").open()
+    db = SqliteDatabase(f"file:{path}?mode=ro").open()
 
     with pytest.raises(StorageError, match="read-only") as raised, db.transaction() as conn:
         conn.execute("INSERT INTO revoked_tokens VALUES ('k', 1, 1)")
@@ -104,7 +140,7 @@ def test_a_read_only_uri_refuses_writes_with_storage_error(tmp_path: Path) -> No
 
 
 def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
-    db = Database(tmp_path / "t.db").open()
+    db = SqliteDatabase(tmp_path / "t.db").open()
 
     with pytest.raises(RuntimeError), db.transaction() as conn:
         conn.execute("INSERT INTO revoked_tokens VALUES ('k', 1, 1)")

@@ -1,85 +1,30 @@
-"""The SQLite database shared by sessions and revocations, and by every process on a data dir.
+"""The SQLite backend: the embedded default, one file shared by every process on a data dir.
 
 WAL journal, foreign keys on, a busy timeout so several server processes (Claude Code's
-and Mahavishnu's) can write the same file, a ``schema_version`` table with ordered
-migrations, and every write inside ``BEGIN IMMEDIATE`` … ``COMMIT``. Failures of the file
-itself (missing directory, corrupted or read-only file) surface as :class:`StorageError`
-with a message naming the file, never as a raw ``sqlite3`` traceback.
+and Mahavishnu's) can write the same file, and every write inside ``BEGIN IMMEDIATE`` …
+``COMMIT``. The schema is migrated by :mod:`session_buddy.store.migrations`. Failures of
+the file itself (missing directory, corrupted or read-only file) surface as
+:class:`StorageError` with a message naming the file, never as a raw ``sqlite3``
+traceback.
 """
+
+# SQL here is assembled only from constants and dialect keywords; every value is bound.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Literal
+from urllib.parse import quote
+
+from session_buddy.store import migrations
+from session_buddy.store.base import SQLITE, Connection, Params, Row, Watch
+from session_buddy.store.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
-
-# Each entry moves the schema from version N to N+1. Append only; never edit a shipped one.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE revoked_tokens (
-        token_key  TEXT PRIMARY KEY,
-        expires_at REAL NOT NULL,
-        revoked_at REAL NOT NULL
-    );
-    CREATE INDEX revoked_tokens_expires ON revoked_tokens(expires_at);
-    CREATE TABLE revocation_log (
-        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-        token_key TEXT NOT NULL
-    );
-    """,
-    # 2: coding sessions and their checkpoints (session_buddy.store.sessions).
-    """
-    CREATE TABLE sessions (
-        id                TEXT PRIMARY KEY,
-        user_id           TEXT NOT NULL,
-        project_path      TEXT NOT NULL,
-        project_name      TEXT NOT NULL,
-        started_at        REAL NOT NULL,
-        ended_at          REAL,
-        snapshot_json     TEXT NOT NULL,
-        end_snapshot_json TEXT,
-        summary           TEXT,
-        handoff           TEXT
-    );
-    CREATE UNIQUE INDEX sessions_one_active_per_user_project
-        ON sessions(user_id, project_path) WHERE ended_at IS NULL;
-    CREATE INDEX sessions_by_user ON sessions(user_id, started_at);
-    CREATE INDEX sessions_by_project ON sessions(project_path, started_at);
-    CREATE TABLE checkpoints (
-        id                     INTEGER PRIMARY KEY,
-        session_id             TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-        created_at             REAL NOT NULL,
-        note                   TEXT,
-        snapshot_json          TEXT NOT NULL,
-        commits_since_previous INTEGER,
-        changed_files          INTEGER
-    );
-    CREATE INDEX checkpoints_by_session ON checkpoints(session_id, id);
-    """,
-]
-
-
-StorageProblem = Literal[
-    "not_a_directory", "unusable_directory", "corrupted", "read_only", "cannot_open", "failed"
-]
-DATA_DIR_FIX = "check SESSION_BUDDY_DATA_DIR (see: session-buddy auth status)"
-
-
-class StorageError(Exception):
-    """The database cannot be used. ``str()`` names it and says what is wrong;
-    ``kind`` says which way it failed and ``fix`` what to do about it."""
-
-    def __init__(
-        self, message: str, *, kind: StorageProblem = "failed", fix: str = DATA_DIR_FIX
-    ) -> None:
-        super().__init__(message)
-        self.kind: StorageProblem = kind
-        self.fix = fix
 
 
 def _blocking_file(path: Path) -> Path | None:
@@ -96,6 +41,8 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
     SQLite reports most problems only as text; this is the one place that reads it.
     """
     text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StorageError(f"database {path}: {text}", kind="constraint")
     if isinstance(exc, OSError) or "unable to open" in text:
         blocker = _blocking_file(path)
         if blocker is not None:
@@ -132,11 +79,13 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
     return StorageError(f"database {path}: {text}")
 
 
-class Database:
+class SqliteDatabase:
     """One SQLite file; a connection per thread, opened lazily.
 
     ``path`` may be a filesystem path or, for read-only use, a ``file:…?mode=ro`` URI.
     """
+
+    dialect = SQLITE
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path: Path | str = Path(path) if not str(path).startswith("file:") else path
@@ -144,15 +93,21 @@ class Database:
         self._create = create and not self._uri
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._migrate_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._migrated = False
 
     @property
     def location(self) -> str:
-        """What this database is, for caches and messages (the file path or URI)."""
         return str(self.path)
 
-    def open(self) -> Database:
+    @property
+    def display(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"SqliteDatabase({self.display!r})"
+
+    def open(self) -> SqliteDatabase:
         """Open (creating the directory and schema if needed) and check the file now.
 
         Raises :class:`StorageError` with a precise message; call at startup so a broken
@@ -162,7 +117,7 @@ class Database:
         try:
             row = conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.Error as exc:
-            raise _describe(Path(str(self.path)), exc) from None
+            raise self._error(exc) from None
         if row is None or row[0] != "ok":
             raise StorageError(
                 f"database {self.path} failed its integrity check ({row[0] if row else '?'}); "
@@ -177,7 +132,7 @@ class Database:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
-            with self._migrate_lock:
+            with self._lock:
                 self._connections.append(conn)
         return conn
 
@@ -201,66 +156,61 @@ class Database:
             if not self._uri:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-            conn.row_factory = sqlite3.Row
-            with self._migrate_lock:
+            with self._lock:
                 if not self._migrated:
                     self._migrate(conn)
                     self._migrated = True
         except sqlite3.Error as exc:
             conn.close()
             raise _describe(path, exc) from None
+        except StorageError:
+            conn.close()
+            raise
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = self._version(conn)
-        if version == len(MIGRATIONS):
-            return
-        if version > len(MIGRATIONS):
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this session-buddy "
-                f"({len(MIGRATIONS)}); upgrade session-buddy"
-            )
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            version = self._version(conn)  # another process may have migrated meanwhile
-            for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("DELETE FROM schema_version")
-                conn.execute("INSERT INTO schema_version(version) VALUES (?)", (number + 1,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+            row = conn.execute(f"SELECT version_num FROM {migrations.VERSION_TABLE}").fetchone()
+            revision = None if row is None else str(row[0])
+        except sqlite3.OperationalError:  # no such table: new, or from before Alembic
+            revision = None
+        if not migrations.needs_upgrade(revision, str(self.path)):
+            return
+        if self._uri:
+            raise StorageError(
+                f"database {self.path} is opened read-only but its schema is behind "
+                f"(revision {revision or 'none'}, this session-buddy needs {migrations.HEAD})",
+                kind="read_only",
+                fix="open it once read-write with this version of session-buddy",
+            )
+        try:
+            migrations.upgrade(self._sqlalchemy_url())
+        except Exception as exc:  # SQLAlchemy wraps the driver's error
+            cause = getattr(exc, "orig", None)
+            if isinstance(cause, sqlite3.Error):
+                raise cause from None
             raise
 
-    @staticmethod
-    def _version(conn: sqlite3.Connection) -> int:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
+    def _sqlalchemy_url(self) -> str:
+        return f"sqlite:///{quote(str(self.path))}"
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
 
         A storage failure inside the block (read-only file, corruption, full disk) is
-        raised as :class:`StorageError`; ``sqlite3.IntegrityError`` passes through so a
-        repository can react to a constraint it relies on.
+        raised as :class:`StorageError`.
         """
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _describe(Path(str(self.path)), exc) from None
+            raise self._error(exc) from None
         try:
             yield conn
-        except sqlite3.IntegrityError:
-            self._rollback(conn)
-            raise
         except sqlite3.Error as exc:
             self._rollback(conn)
-            raise _describe(Path(str(self.path)), exc) from None
+            raise self._error(exc) from None
         except BaseException:
             self._rollback(conn)
             raise
@@ -268,7 +218,7 @@ class Database:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(conn)
-            raise _describe(Path(str(self.path)), exc) from None
+            raise self._error(exc) from None
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -277,45 +227,27 @@ class Database:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
 
-    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a read; storage failures become :class:`StorageError`."""
         try:
             return self.connection().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise _describe(Path(str(self.path)), exc) from None
+            raise self._error(exc) from None
+
+    def notify(self, conn: Connection, channel: str) -> None:
+        """Nothing is pushed: other processes on the file poll."""
+
+    def watch(self, channel: str, on_change: Callable[[], None]) -> Watch | None:
+        return None
+
+    def _error(self, exc: sqlite3.Error) -> StorageError:
+        return _describe(Path(str(self.path)), exc)
 
     def close(self) -> None:
         """Close every connection this object opened (in any thread)."""
-        with self._migrate_lock:
+        with self._lock:
             connections, self._connections = self._connections, []
         for conn in connections:
             with suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
-
-
-_shared_lock = threading.Lock()
-_shared: dict[str, Database] = {}
-
-
-def shared_database(path: Path | str) -> Database:
-    """The process's :class:`Database` for ``path`` (an explicit cache, one per file).
-
-    Everything one process builds on a data dir — sessions, revocations, the design
-    note's module-level functions — shares it. Not opened here: call :meth:`Database.open`.
-    """
-    key = str(path)
-    with _shared_lock:
-        database = _shared.get(key)
-        if database is None:
-            database = _shared[key] = Database(path)
-        return database
-
-
-def close_shared_databases() -> None:
-    """Close and forget every shared database (tests, and processes switching data dirs)."""
-    with _shared_lock:
-        databases = list(_shared.values())
-        _shared.clear()
-    for database in databases:
-        database.close()
