@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -25,6 +26,7 @@ from session_buddy.store.base import SQLITE, Connection, Params, Row, Watch
 from session_buddy.store.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
+WAL_RETRY_SECONDS = 0.01
 
 
 def _blocking_file(path: Path) -> Path | None:
@@ -77,6 +79,24 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
             kind="cannot_open",
         )
     return StorageError(f"database {path}: {text}")
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting (up to the busy timeout) for other writers.
+
+    SQLite answers "database is locked" at once, without calling the busy handler, when
+    another connection writes while this one changes the journal mode: several processes
+    opening a new file together would otherwise see one of them fail.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(WAL_RETRY_SECONDS)
 
 
 class SqliteDatabase:
@@ -154,7 +174,7 @@ class SqliteDatabase:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
             if not self._uri:
-                conn.execute("PRAGMA journal_mode = WAL")
+                _use_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             with self._lock:
                 if not self._migrated:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,25 @@ def test_a_database_migrated_by_a_newer_version_is_refused_untouched(tmp_path: P
     assert raised.value.kind == "newer_schema"
     assert "9999" in str(raised.value) and str(path) in str(raised.value)
     assert path.read_bytes() == before
+
+
+def test_opening_waits_for_another_process_that_is_writing_a_new_file(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs the file to itself, and SQLite answers "database
+    is locked" at once, without the busy timeout, while another connection writes: several
+    processes starting together on a fresh data dir once made one of them fail."""
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.3, writer.execute, args=("ROLLBACK",))
+    releaser.start()
+    try:
+        db = SqliteDatabase(path).open()
+    finally:
+        releaser.join()
+        writer.close()
+
+    assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert db.query("SELECT version_num FROM alembic_version")[0][0] == migrations.HEAD
 
 
 def test_a_corrupted_file_is_reported_by_name_and_left_unchanged(tmp_path: Path) -> None:
