@@ -13,10 +13,12 @@ Each helper is defined once, here, and imported from the repository root (pytest
 * :mod:`testkit.git` — real git repositories for setup.
 * :mod:`testkit.postgres`, :mod:`testkit.pytest_postgres` — a real PostgreSQL server
   (started as the ``postgres`` user) and its pytest fixtures.
+* :mod:`testkit.store` — a database by its location (SQLite path or PostgreSQL URL), and
+  its tables read through the driver alone.
 * :mod:`testkit.netns` — network namespaces as separate "hosts".
 * :mod:`testkit.clock`, :mod:`testkit.concurrency`, :mod:`testkit.figures`,
-  :mod:`testkit.cli` — a settable clock, threads started together, percentiles, the CLI
-  in-process.
+  :mod:`testkit.cli` — a settable clock, threads (or processes) started together,
+  percentiles, the CLI in-process.
 
 Fixtures stay in the ``conftest.py`` files; test modules import helpers from here, never
 from each other.
