@@ -97,9 +97,9 @@ def serve(
     from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
 
-    runtime = Runtime.build(settings)
-    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
     try:
+        runtime = Runtime.build(settings)  # StorageError: a malformed database URL
+        mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
         mcp_server.check_auth_config(runtime.auth)
         server = mcp_server.build_server(runtime)
     except mcp_server.StartupError as exc:

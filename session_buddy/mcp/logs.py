@@ -93,9 +93,12 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> logging.Handle
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    if parse_level(level) > logging.DEBUG:
-        # The pool logs every failed reconnection; our own lines report an outage once.
-        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    quiet = parse_level(level) > logging.DEBUG
+    # The pool logs every failed reconnection; our own lines report an outage once.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR if quiet else logging.NOTSET)
+    # Alembic narrates a migration (plugins, dialect, each revision) at INFO; a start that
+    # fails while migrating must still be the one line that says why.
+    logging.getLogger("alembic").setLevel(logging.WARNING if quiet else logging.NOTSET)
     root.setLevel(parse_level(level))
     logging.captureWarnings(True)
     return handler
