@@ -198,20 +198,20 @@ class PostgresDatabase:
         try:
             with self._connection() as conn, conn.transaction():
                 yield _Placeholders(conn)
+        except psycopg_pool.PoolTimeout:  # a psycopg.Error too: caught first
+            raise self._unavailable() from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
-        except psycopg_pool.PoolTimeout:
-            raise self._unavailable() from None
 
     def query(self, sql: str, params: Params = ()) -> list[Row]:
         try:
             with self._connection() as conn:
                 rows: list[Row] = conn.execute(_pg(sql), params).fetchall()
                 return rows
+        except psycopg_pool.PoolTimeout:  # a psycopg.Error too: caught first
+            raise self._unavailable() from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
-        except psycopg_pool.PoolTimeout:
-            raise self._unavailable() from None
 
     def notify(self, conn: Connection, channel: str) -> None:
         conn.execute("SELECT pg_notify(?, '')", (channel,))

@@ -7,6 +7,7 @@ a URL must escape, so both its plain and its escaped spelling are looked for.
 
 from __future__ import annotations
 
+import time
 import traceback
 from urllib.parse import quote
 
@@ -142,4 +143,26 @@ def test_a_malformed_url_is_refused_without_connecting(url: str, message: str) -
     assert raised.value.kind == "bad_url"
     assert str(raised.value) == message
     assert "postgresql://user:password@host:port/dbname" in raised.value.fix
+    assert_no_password(raised.value)
+
+
+def test_a_query_while_the_server_is_down_is_refused_within_the_pool_timeout(
+    pg: PgFixture,
+) -> None:
+    db = PostgresDatabase(pg.url, pool_timeout=0.5).open()
+    try:
+        pg.server.stop()
+        started = time.monotonic()
+        with pytest.raises(StorageError) as raised:
+            db.query("SELECT 1")
+        waited = time.monotonic() - started
+    finally:
+        db.close()
+        pg.server.start()
+
+    assert raised.value.kind == "unreachable"
+    assert str(raised.value) == (
+        f"{where(pg)}: no connection within 0.5 s (is the server down or unreachable?)"
+    )
+    assert waited < 0.5 + 2.0  # the pool's timeout, not libpq's or the OS's
     assert_no_password(raised.value)
