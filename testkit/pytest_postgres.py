@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -63,6 +64,31 @@ class PostgresDatabase:
                 sql.Identifier(self.dbname), sql.Identifier(self.user)
             )
         )
+
+    def allow_connect(self) -> None:
+        """Undo :meth:`forbid_connect`."""
+        self.server.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO PUBLIC, {}").format(
+                sql.Identifier(self.dbname), sql.Identifier(self.user)
+            )
+        )
+
+    def terminate(self, application_name: str) -> list[int]:
+        """``pg_terminate_backend`` every connection to this database with that
+        ``application_name``; returns their pids once they are gone."""
+        rows = self.server.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            [self.dbname, application_name],
+        )
+        pids = [int(pid) for (pid,) in rows]
+        for pid in pids:
+            self.server.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.server.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+        ):
+            time.sleep(0.01)
+        return pids
 
     def forbid_create(self) -> None:
         """Give the ``public`` schema to the superuser: the owner may connect and read,
