@@ -40,6 +40,8 @@ POOL_MAX_SIZE = 16
 LISTEN_POLL_SECONDS = 0.5  # how often the listener also checks its connection is alive
 RECONNECT_DELAY_SECONDS = 0.5
 RECONNECT_GIVE_UP_SECONDS = 2.0
+# The listener's application_name: an operator finds (or ends) it in pg_stat_activity.
+LISTENER_NAME = "session-buddy listener"
 
 
 @functools.lru_cache(maxsize=256)
@@ -344,7 +346,7 @@ class _Listener:
             self._stopping.wait(RECONNECT_DELAY_SECONDS)
 
     def _listen(self) -> None:
-        conn = self._database.connect(autocommit=True)
+        conn = self._database.connect(autocommit=True, application_name=LISTENER_NAME)
         self._conn = conn
         self._subscribed = set()
         reconnected = True

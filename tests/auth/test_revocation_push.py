@@ -1,0 +1,127 @@
+"""Revocations pushed by PostgreSQL: NOTIFY at once, polling while the push is down, and
+a re-read of what was missed when the listener reconnects.
+
+Two "instances" in one test process: each a :class:`PostgresDatabase` of its own (its own
+pool and listener). The revoking one is the superuser, whom a revoked CONNECT does not
+stop, so a test can keep the listener of the other from reconnecting while the database
+itself stays up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from session_buddy.auth.revocation import RevocationStore
+from session_buddy.store.base import Watch
+from session_buddy.store.postgres import LISTENER_NAME, PostgresDatabase
+from session_buddy.store.revocations import RevocationRepository
+from testkit.pytest_postgres import PostgresDatabase as PgFixture
+
+NEVER_POLL = 3600.0  # a sync interval no test waits for: only the push can bring news
+
+
+@pytest.fixture
+def open_databases() -> Iterator[Callable[[str], PostgresDatabase]]:
+    opened: list[PostgresDatabase] = []
+
+    def open_database(url: str) -> PostgresDatabase:
+        opened.append(PostgresDatabase(url).open())
+        return opened[-1]
+
+    yield open_database
+    for database in opened:
+        database.close()
+
+
+@pytest.fixture
+def revoker(
+    postgres_database: PgFixture, open_databases: Callable[[str], PostgresDatabase]
+) -> RevocationRepository:
+    """Another instance (as the superuser) recording revocations in the same database,
+    whose schema the database's own role created (and so owns)."""
+    open_databases(postgres_database.url)
+    superuser = postgres_database.server.url(dbname=postgres_database.dbname)
+    return RevocationRepository(open_databases(superuser))
+
+
+def store_on(
+    pg: PgFixture, open_databases: Callable[[str], PostgresDatabase], sync_interval: float
+) -> RevocationStore:
+    """An instance's revocation store, once its listener is up."""
+    store = RevocationStore(open_databases(pg.url), sync_interval=sync_interval)
+    wait_for(lambda: watch_of(store).healthy, "the listener to connect")
+    return store
+
+
+def watch_of(store: RevocationStore) -> Watch:
+    watch = store._watch  # the push channel; None would mean no push at all
+    assert watch is not None
+    return watch
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> float:
+    """Seconds until ``condition()`` held (polled every 10 ms); fails after ``timeout``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_a_revocation_by_another_instance_arrives_by_notify_without_polling(
+    postgres_database: PgFixture,
+    open_databases: Callable[[str], PostgresDatabase],
+    revoker: RevocationRepository,
+) -> None:
+    store = store_on(postgres_database, open_databases, sync_interval=NEVER_POLL)
+
+    revoker.record("jti:pushed", expires_at=time.time() + 600, now=time.time())
+    latency = wait_for(lambda: store.is_revoked("jti:pushed"), "the NOTIFY", timeout=2.0)
+
+    assert latency < 1.0  # the push; the next poll would be an hour away
+
+
+def test_while_the_listener_is_down_polling_keeps_revocations_flowing(
+    postgres_database: PgFixture,
+    open_databases: Callable[[str], PostgresDatabase],
+    revoker: RevocationRepository,
+) -> None:
+    pg = postgres_database
+    store = store_on(pg, open_databases, sync_interval=0.2)
+    pg.forbid_connect()  # the listener cannot come back; the pool keeps its connection
+    try:
+        assert pg.terminate(LISTENER_NAME)
+        wait_for(lambda: not watch_of(store).healthy, "the listener to notice")
+
+        revoker.record("jti:polled", expires_at=time.time() + 600, now=time.time())
+        wait_for(lambda: store.is_revoked("jti:polled"), "the poller", timeout=2.0)
+
+        assert not watch_of(store).healthy  # still no push: it was polling
+    finally:
+        pg.allow_connect()
+
+
+def test_a_revocation_missed_while_the_listener_was_down_is_read_on_reconnect(
+    postgres_database: PgFixture,
+    open_databases: Callable[[str], PostgresDatabase],
+    revoker: RevocationRepository,
+) -> None:
+    pg = postgres_database
+    store = store_on(pg, open_databases, sync_interval=NEVER_POLL)
+    pg.forbid_connect()
+    try:
+        assert pg.terminate(LISTENER_NAME)
+        wait_for(lambda: not watch_of(store).healthy, "the listener to notice")
+        revoker.record("jti:missed", expires_at=time.time() + 600, now=time.time())
+        time.sleep(0.6)  # longer than the listener's reconnect delay: it tried and failed
+
+        assert not store.is_revoked("jti:missed")  # its NOTIFY went to nobody
+    finally:
+        pg.allow_connect()
+
+    wait_for(lambda: store.is_revoked("jti:missed"), "the reconnect to re-read", timeout=3.0)
+    assert watch_of(store).healthy
