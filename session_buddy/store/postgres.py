@@ -363,7 +363,10 @@ class _Listener:
                 reconnected = False
                 self._deliver(list(channels))
                 logger.info("listening for changes on %s", self._database.display)
-            changed = {n.channel for n in conn.notifies(timeout=LISTEN_POLL_SECONDS)}
+            # stop_after: return with the first notification (and any that came with it)
+            # rather than collect until the timeout — that would delay every push by it.
+            notified = conn.notifies(timeout=LISTEN_POLL_SECONDS, stop_after=1)
+            changed = {n.channel for n in notified}
             if changed:
                 self._deliver(changed)
 
