@@ -13,6 +13,8 @@ Each helper is defined once, here, and imported from the repository root (pytest
 * :mod:`testkit.git` — real git repositories for setup.
 * :mod:`testkit.postgres`, :mod:`testkit.pytest_postgres` — a real PostgreSQL server
   (started as the ``postgres`` user) and its pytest fixtures.
+* :mod:`testkit.pytest_figures` — the ``figures`` fixture: what a test measured, listed at
+  the end of the run.
 * :mod:`testkit.store` — a database by its location (SQLite path or PostgreSQL URL), and
   its tables read through the driver alone.
 * :mod:`testkit.netns` — network namespaces as separate "hosts".
