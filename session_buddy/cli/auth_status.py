@@ -37,38 +37,42 @@ def _writable_ancestor(path: Path) -> bool:
     return False
 
 
-def database_row(settings: Settings) -> tuple[str, str | None]:
+Problem = tuple[str, str]  # (what is wrong, how to fix it)
+REVOCATIONS_UNCHECKED = " (revocations cannot be checked, so every token is refused)"
+
+
+def database_row(settings: Settings) -> tuple[str, Problem | None]:
     """(what to show, problem or None) for the configured backend; never a password."""
     try:
         database = database_for(settings)
     except StorageError as exc:
-        return "unusable", str(exc)
+        return "unusable", (str(exc), exc.fix)
     if database.dialect.name == "postgresql":
         user = user_of(database.location) or "default"
         return f"PostgreSQL at {database.display} (user {user})", None
     return f"SQLite file {database.display}", None
 
 
-def revoked_count(settings: Settings) -> tuple[str, str | None]:
+def revoked_count(settings: Settings) -> tuple[str, Problem | None]:
     """(what to show, problem or None) for the revocation store, without creating it."""
     try:
         database = database_for(settings)
     except StorageError as exc:
-        return "unknown", f"{exc} (revocations cannot be checked, so every token is refused)"
+        return "unknown", (f"{exc}{REVOCATIONS_UNCHECKED}", exc.fix)
     if isinstance(database, SqliteDatabase):
         path = settings.database_path
         if not path.exists():
             if _writable_ancestor(path.parent):
                 return "0 (no database yet; created on first use)", None
             return "unknown", (
-                f"data dir {settings.data_dir} cannot be created; set SESSION_BUDDY_DATA_DIR "
-                "to a writable directory"
+                f"data dir {settings.data_dir} cannot be created",
+                "set SESSION_BUDDY_DATA_DIR to a writable directory",
             )
         database = SqliteDatabase(path, create=False)
     try:
         count = RevocationRepository(database.open()).count(time.time() - RETENTION_AFTER_EXPIRY)
     except StorageError as exc:
-        return "unknown", f"{exc} (revocations cannot be checked, so every token is refused)"
+        return "unknown", (f"{exc}{REVOCATIONS_UNCHECKED}", exc.fix)
     finally:
         if isinstance(database, SqliteDatabase):
             database.close()
@@ -123,7 +127,7 @@ def status() -> None:
     if problem is not None:
         fail_closed(problem, ": authentication fails closed (every call is refused)")
     if storage_problem is not None:
-        fail(storage_problem, "fix or move the database file, or choose another data dir")
+        fail(*storage_problem)
     if not config.enabled:
         warn(
             f"{AUTH_DISABLED_WARNING}: every tool runs unauthenticated as 'anonymous' — "

@@ -20,6 +20,7 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.cli.output import fail
 from session_buddy.config import ENV_PREFIX, Settings, load_settings
 from session_buddy.runtime import Runtime
+from session_buddy.store import StorageError
 
 
 def _describe(exc: ValidationError, overrides: dict[str, object]) -> str:
@@ -43,8 +44,12 @@ def cli_settings(**overrides: object) -> Settings:
 
 
 def cli_runtime(settings: Settings | None = None) -> Runtime:
-    """The command's runtime, built from ``settings`` (default: :func:`cli_settings`)."""
-    return Runtime.build(settings if settings is not None else cli_settings())
+    """The command's runtime, built from ``settings`` (default: :func:`cli_settings`), or
+    exit 1 with the line saying why the database URL (or its file) is unusable."""
+    try:
+        return Runtime.build(settings if settings is not None else cli_settings())
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
 
 
 def fail_closed(problem: SecretConfigError, suffix: str = "") -> None:
