@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth import errors
-from session_buddy.cli.config import cli_settings, usable_manager
+from session_buddy.cli.config import cli_runtime, cli_settings, usable_auth_config, usable_manager
 from session_buddy.cli.output import console, emit, fail, note, success, warn
 from session_buddy.store import StorageError
 from session_buddy.text import format_duration
@@ -229,9 +229,12 @@ def refresh(
 def revoke(
     token: TokenArgument = None,
 ) -> None:
-    """Revoke a token for every server that shares this data dir (SESSION_BUDDY_DATA_DIR)."""
+    """Revoke a token for every server on this database (SESSION_BUDDY_DATABASE_URL, else
+    the SQLite file in SESSION_BUDDY_DATA_DIR)."""
     raw = read_token(token)
-    manager = usable_manager()
+    runtime = cli_runtime()
+    usable_auth_config(runtime.auth)
+    manager = runtime.manager
     try:
         manager.revoke_token(raw)
     except errors.ExpiredTokenError:
@@ -241,7 +244,8 @@ def revoke(
         fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    success(
-        f"Token revoked for every server using {manager.config.data_dir} "
-        "(running servers notice within a second)."
-    )
+    if runtime.database.dialect.name == "postgresql":
+        reach = f"PostgreSQL at {runtime.database.display} (running servers are told at once)"
+    else:
+        reach = f"{runtime.settings.data_dir} (running servers notice within a second)"
+    success(f"Token revoked for every server using {reach}.")
