@@ -64,7 +64,9 @@ class JWTManager:
                         database = self._database or database_for(self.config.settings)
                         self._revocations = shared_revocation_store(database.open())
                     except StorageError as exc:
-                        raise errors.RevocationUnavailableError(str(exc)) from None
+                        unavailable = errors.RevocationUnavailableError(str(exc))
+                        unavailable.fix = exc.fix  # what to do about this database
+                        raise unavailable from None
         return self._revocations
 
     @property

@@ -81,7 +81,9 @@ def list_sessions(
         return
     try:
         result = service.list_all(limit=limit, working_directory=_project_filter(project))
-    except (SessionError, StorageError) as exc:
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    except SessionError as exc:
         fail(str(exc), "pass an existing project directory to --project")
     if as_json:
         emit(result.model_dump_json())
@@ -146,7 +148,9 @@ def show(
         fail(f"No session {session_id} found (no sessions recorded yet)", list_fix)
     try:
         detail = _find(service, session_id)
-    except (SessionError, StorageError) as exc:
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    except SessionError as exc:
         fail(str(exc), list_fix)
     if as_json:
         emit(detail.model_dump_json())

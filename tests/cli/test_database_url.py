@@ -149,3 +149,32 @@ def test_auth_status_shows_an_empty_url_file(cli: CliEnv) -> None:
         f"❌ SESSION_BUDDY_DATABASE_URL_FILE {url_file} is empty — fix: make the file "
         "readable and put the postgresql:// URL in it"
     ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["token", "verify", "TOKEN"],
+        ["token", "revoke", "TOKEN"],
+        ["sessions", "list"],
+        ["sessions", "show", "abcdef12"],
+        ["envelope", "verify", "{}"],
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_a_database_that_is_down_is_named_with_the_fix_for_it(
+    cli: CliEnv, pg: PgFixture, command: list[str]
+) -> None:
+    cli.set("SESSION_BUDDY_DATABASE_URL", pg.url)
+    token = mint(cli.secret, "alice", unique=True)
+    pg.server.stop()  # the fixture starts it again
+
+    result = cli.run(*[token if part == "TOKEN" else part for part in command])
+
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert f"PostgreSQL at {pg.server.host}:{pg.server.port}/{pg.dbname}: " in line
+    assert line.endswith("— fix: check that PostgreSQL is running and reachable at that address"), (
+        line
+    )
+    assert_no_password(result.stdout, result.stderr)
