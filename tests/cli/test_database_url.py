@@ -137,16 +137,24 @@ def test_auth_status_shows_a_malformed_url_with_the_url_fix(cli: CliEnv) -> None
     assert_no_password(result.stdout, result.stderr)
 
 
-def test_auth_status_shows_an_empty_url_file(cli: CliEnv) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [("\n", "is empty"), (None, "cannot be read: No such file or directory")],
+    ids=["empty", "missing"],
+)
+def test_auth_status_shows_a_url_file_that_gives_no_url(
+    cli: CliEnv, content: str | None, problem: str
+) -> None:
     url_file = cli.cwd / "db-url"
-    url_file.write_text("\n")
+    if content is not None:
+        url_file.write_text(content)
     cli.set("SESSION_BUDDY_DATABASE_URL_FILE", str(url_file))
 
     result = cli.run("auth", "status")
 
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"❌ SESSION_BUDDY_DATABASE_URL_FILE {url_file} is empty — fix: make the file "
+        f"❌ SESSION_BUDDY_DATABASE_URL_FILE {url_file} {problem} — fix: make the file "
         "readable and put the postgresql:// URL in it"
     ]
 

@@ -103,15 +103,6 @@ def unreadable_url_file(pg: PgFixture, tmp_path: Path) -> Fault:
     )
 
 
-def missing_url_file(pg: PgFixture, tmp_path: Path) -> Fault:
-    path = tmp_path / "no-such-file"
-    return Fault(
-        {"SESSION_BUDDY_DATABASE_URL_FILE": str(path)},
-        f"❌ SESSION_BUDDY_DATABASE_URL_FILE {path} cannot be read: No such file or directory "
-        f"— fix: {URL_FILE_FIX}",
-    )
-
-
 def empty_url_file(pg: PgFixture, tmp_path: Path) -> Fault:
     path = tmp_path / "db-url"
     path.write_text("  \n")
@@ -133,9 +124,10 @@ FAULTS: list[Callable[[PgFixture, Path], Fault]] = [
     no_create,
     malformed_url,
     unreadable_url_file,
-    missing_url_file,
     empty_url_file,
 ]
+# Logging everything there is to log: still the fault's line last, and no password anywhere.
+DEBUG_FAULTS = [wrong_password, no_create]
 
 
 @dataclass(frozen=True)
@@ -153,18 +145,21 @@ class Startup:
 def startups(
     postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Startup]]:
-    """Every fault's ``serve``, all started at once (each with its own database and
-    directory): nine interpreter start-ups in parallel rather than one after another."""
+    """Every fault's ``serve`` (and a few again at DEBUG), all started at once, each with its
+    own database and directory: interpreter start-ups in parallel, not one after another."""
     with contextlib.ExitStack() as stack:
         launched: dict[str, tuple[Fault, Path, subprocess.Popen[str]]] = {}
         try:
-            for make in FAULTS:
+            runs = [(make, ()) for make in FAULTS]
+            runs += [(make, ("--log-level", "DEBUG")) for make in DEBUG_FAULTS]
+            for make, args in runs:
+                name = make.__name__ + ("@DEBUG" if args else "")
                 pg = stack.enter_context(fresh_database(postgres_server))
-                directory = tmp_path_factory.mktemp(make.__name__)
+                directory = tmp_path_factory.mktemp(name)
                 fault = make(pg.with_password(NASTY_PASSWORD), directory)
                 env = server_environment(directory / "data", new_secret(), **fault.settings)
                 process = subprocess.Popen(
-                    [*SERVE, "--transport", "http", "--port", str(free_port())],
+                    [*SERVE, "--transport", "http", "--port", str(free_port()), *args],
                     env=env,
                     cwd=directory,
                     stdin=subprocess.DEVNULL,
@@ -172,7 +167,7 @@ def startups(
                     stderr=subprocess.PIPE,
                     text=True,
                 )
-                launched[make.__name__] = (fault, directory, process)
+                launched[name] = (fault, directory, process)
             results = {}
             for name, (fault, directory, process) in launched.items():
                 stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
@@ -197,3 +192,16 @@ def test_serve_stops_with_one_line_naming_the_database_and_never_the_password(
     for spelling in (NASTY_PASSWORD, quote(NASTY_PASSWORD, safe="")):
         assert spelling not in startup.stderr
     assert not (startup.directory / "data").exists()  # no SQLite instead: the URL was meant
+
+
+@pytest.mark.parametrize("fault", [f.__name__ for f in DEBUG_FAULTS])
+def test_at_debug_level_the_log_ends_with_the_line_and_never_shows_the_password(
+    fault: str, startups: dict[str, Startup]
+) -> None:
+    startup = startups[f"{fault}@DEBUG"]
+
+    assert startup.returncode == 1
+    assert startup.stderr.splitlines()[-1] == startup.fault.line
+    assert "Traceback" not in startup.stderr
+    for spelling in (NASTY_PASSWORD, quote(NASTY_PASSWORD, safe="")):
+        assert spelling not in startup.stderr
