@@ -1,7 +1,8 @@
 """``session-buddy serve`` on a PostgreSQL it cannot use: exit 1, one line, no password.
 
 Each fault is the real command as a subprocess against the session's PostgreSQL server (or
-a port where nothing listens). The one line names ``host:port/dbname`` and says what is
+a port where nothing listens), one per way a start can fail: connecting, migrating,
+building the runtime, reading the URL. The one line names ``host:port/dbname`` and says what is
 wrong and what to do; there is no traceback, and the password — plain or URL-escaped —
 appears nowhere in the output.
 """
@@ -57,24 +58,6 @@ def wrong_password(pg: PgFixture, tmp_path: Path) -> Fault:
     )
 
 
-def missing_database(pg: PgFixture, tmp_path: Path) -> Fault:
-    return Fault(
-        {"SESSION_BUDDY_DATABASE_URL": pg.url_with(dbname="no_such_db")},
-        f'❌ {where(pg, "no_such_db")}: the database does not exist (database "no_such_db" '
-        "does not exist) — fix: create it (createdb -O <user> <dbname>) or fix the name in "
-        "the URL",
-    )
-
-
-def no_connect(pg: PgFixture, tmp_path: Path) -> Fault:
-    pg.forbid_connect()
-    return Fault(
-        {"SESSION_BUDDY_DATABASE_URL": pg.url},
-        f'❌ {where(pg)}: permission denied (permission denied for database "{pg.dbname}") — '
-        "fix: GRANT CONNECT (and CREATE on the schema) to the user in the URL",
-    )
-
-
 def no_create(pg: PgFixture, tmp_path: Path) -> Fault:
     pg.forbid_create()
     return Fault(
@@ -103,28 +86,16 @@ def unreadable_url_file(pg: PgFixture, tmp_path: Path) -> Fault:
     )
 
 
-def empty_url_file(pg: PgFixture, tmp_path: Path) -> Fault:
-    path = tmp_path / "db-url"
-    path.write_text("  \n")
-    return Fault(
-        {"SESSION_BUDDY_DATABASE_URL_FILE": str(path)},
-        f"❌ SESSION_BUDDY_DATABASE_URL_FILE {path} is empty — fix: {URL_FILE_FIX}",
-    )
-
-
 def where(pg: PgFixture, dbname: str | None = None) -> str:
     return f"PostgreSQL at {pg.server.host}:{pg.server.port}/{dbname or pg.dbname}"
 
 
 FAULTS: list[Callable[[PgFixture, Path], Fault]] = [
-    unreachable,
-    wrong_password,
-    missing_database,
-    no_connect,
-    no_create,
-    malformed_url,
-    unreadable_url_file,
-    empty_url_file,
+    unreachable,  # connecting fails (so do a refused password, a missing database, no CONNECT:
+    wrong_password,  # tests/store/test_postgres_faults pins each of their messages)
+    no_create,  # migrating fails
+    malformed_url,  # the runtime cannot even be built
+    unreadable_url_file,  # nor can the settings give a URL (an empty file: tests/cli)
 ]
 # Logging everything there is to log: still the fault's line last, and no password anywhere.
 DEBUG_FAULTS = [wrong_password, no_create]
