@@ -79,9 +79,9 @@ def test_a_revocation_by_another_instance_arrives_by_notify_at_once(
     revoker: RevocationRepository,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Neither the poller (an hour away) nor the end of the listener's wait (made 4 s
+    """Neither the poller (an hour away) nor the end of the listener's wait (made 2 s
     long here) brings it: the notification itself wakes the listener."""
-    monkeypatch.setattr(postgres, "LISTEN_POLL_SECONDS", 4.0)
+    monkeypatch.setattr(postgres, "LISTEN_POLL_SECONDS", 2.0)
     store = store_on(postgres_database, open_databases, sync_interval=NEVER_POLL)
 
     latencies = []
