@@ -194,7 +194,10 @@ def test_a_database_outage_fails_closed_in_time_and_the_server_recovers_by_itsel
     figures.record("outage: server CPU during the outage (s)", cpu)
     figures.record("outage: revocation after recovery, by NOTIFY (s)", propagation)
     assert unavailable.is_error
-    assert text_of(unavailable).startswith(f"❌ Storage unavailable: {deployment.where}: ")
+    assert text_of(unavailable) == (
+        f"❌ Storage unavailable: {deployment.where}: no connection within 3 s "
+        "(is the server down or unreachable?)"
+    )
     assert (unavailable.structured_content or {})["error"]["reason"] == "unreachable"
     assert text_of(refused_meanwhile) == UNAVAILABLE
     assert detected <= BOUND + MARGIN and recovered <= BOUND + MARGIN
