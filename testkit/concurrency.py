@@ -89,7 +89,9 @@ def race_in_processes(
     """Call ``work(start, *args)`` for each ``args`` of ``inputs``, each in a new process.
 
     The processes are forked from multiprocessing's fork server — never from this
-    (threaded) process — with :data:`PRELOAD` already imported. ``work`` (a module-level
+    (threaded) process — with :data:`PRELOAD` already imported; they inherit the fork
+    server's environment (this process's at its first race), so ``work`` takes what it
+    needs as arguments rather than from ``SESSION_BUDDY_*`` variables. ``work`` (a module-level
     function: it is pickled by name and its module imported) prepares — opens its own
     database, say — then calls ``start()``, which returns when every racer has called it,
     and races. Its return value (picklable) or the exception it raised comes back as an
