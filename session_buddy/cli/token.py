@@ -2,7 +2,8 @@
 
 Only ``create`` and ``refresh`` print a token, and they print nothing else on stdout, so
 ``TOKEN=$(session-buddy token create mahavishnu)`` works. Revocations go to the database
-under ``SESSION_BUDDY_DATA_DIR``, which running servers on the same data dir re-read.
+configured (``SESSION_BUDDY_DATABASE_URL``, else the SQLite file under
+``SESSION_BUDDY_DATA_DIR``), which every running server on it honours within a second.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth import errors
-from session_buddy.cli.config import cli_settings, usable_manager
+from session_buddy.cli.config import cli_runtime, cli_settings, usable_auth_config, usable_manager
 from session_buddy.cli.output import console, emit, fail, note, success, warn
-from session_buddy.store import StorageError
+from session_buddy.store import Database, StorageError
 from session_buddy.text import format_duration
 
 app = typer.Typer(
@@ -44,6 +45,14 @@ def describe_rejection(error: errors.AuthError) -> str:
     ):
         return f"{error.user_message} ({error.detail})"
     return error.user_message
+
+
+def describe_database(database: Database) -> str:
+    """Where revocations went, for the operator: a file, or ``PostgreSQL at host:port/db``
+    (never the password)."""
+    if database.dialect.name == "postgresql":
+        return f"PostgreSQL at {database.display}"
+    return f"the SQLite file {database.display}"
 
 
 def read_token(token: str | None) -> str:
@@ -229,9 +238,12 @@ def refresh(
 def revoke(
     token: TokenArgument = None,
 ) -> None:
-    """Revoke a token for every server that shares this data dir (SESSION_BUDDY_DATA_DIR)."""
+    """Revoke a token for every server that shares this database (SESSION_BUDDY_DATABASE_URL,
+    else the SQLite file in SESSION_BUDDY_DATA_DIR)."""
     raw = read_token(token)
-    manager = usable_manager()
+    runtime = cli_runtime()
+    usable_auth_config(runtime.auth)
+    manager = runtime.manager
     try:
         manager.revoke_token(raw)
     except errors.ExpiredTokenError:
@@ -242,6 +254,6 @@ def revoke(
     except StorageError as exc:
         fail(str(exc), exc.fix)
     success(
-        f"Token revoked for every server using {manager.config.data_dir} "
+        f"Token revoked for every server using {describe_database(runtime.database)} "
         "(running servers notice within a second)."
     )
