@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import traceback
@@ -46,6 +47,7 @@ SCENARIOS: dict[int, ModuleType] = {
     8: s8_hosts,
 }
 SCENARIO_LIMIT_SECONDS = 100.0  # unless the module sets LIMIT_SECONDS
+FIGURES_WIDTH = 125  # characters of the summary table's figures column, then it wraps
 RUN_LIMIT_SECONDS = 360.0  # the issue's bound for the whole target on 2 cores
 
 
@@ -118,19 +120,21 @@ def _print_outcome(ctx: Context, outcome: Outcome) -> None:
 
 
 def _summary_table(outcomes: list[Outcome], total: float) -> str:
+    """One row per scenario; a long figures cell wraps onto continuation lines."""
     rows = [("#", "scenario", "figures", "verdict")]
     for o in outcomes:
         headline = o.summary or (o.error or "")
         rows.append((str(o.number), o.title, headline, f"{o.verdict} ({o.seconds:.0f} s)"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    widths[2] = min(widths[2], 125)
+    widths[2] = min(widths[2], FIGURES_WIDTH)
     lines = []
     for i, row in enumerate(rows):
-        cells = [
-            row[c].ljust(widths[c]) if c != 2 else row[c][: widths[2]].ljust(widths[2])
-            for c in range(4)
-        ]
-        lines.append(" | ".join(cells).rstrip())
+        figures = textwrap.wrap(row[2], widths[2]) or [""]
+        for n, part in enumerate(figures):
+            cells = [row[0], row[1], part, row[3]] if n == 0 else ["", "", part, ""]
+            lines.append(
+                " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            )
         if i == 0:
             lines.append("-+-".join("-" * w for w in widths))
     verdict = "PASS" if outcomes and all(o.passed for o in outcomes) else "FAIL"
