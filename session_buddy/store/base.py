@@ -63,7 +63,8 @@ class Watch(Protocol):
 
     @property
     def confirmed_at(self) -> float:
-        """``time.monotonic()`` when the connection last proved alive (0: never)."""
+        """``time.monotonic()`` when the connection last proved alive with every change
+        notified before delivered (0: never); kept while the connection is lost."""
         ...
 
 

@@ -309,7 +309,9 @@ class _Listener:
 
     @property
     def confirmed_at(self) -> float:
-        return self._alive_at if self._connected else 0.0
+        """When the connection last proved alive, everything notified before delivered;
+        kept while disconnected, so a subscriber can tell how stale it may be."""
+        return self._alive_at
 
     def start(self) -> None:
         self._thread.start()
@@ -359,15 +361,16 @@ class _Listener:
                 conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                 self._subscribed.add(channel)
             conn.execute("SELECT 1")
-            self._alive_at = time.monotonic()
+            alive_at = time.monotonic()
             if reconnected:
-                # Up and listening: anything before this moment is read by the callbacks.
+                # Up and listening: what happened before is read by the callbacks now.
+                self._deliver(list(channels))
                 self._connected = True
                 reconnected = False
-                self._deliver(list(channels))
                 logger.info("listening for changes on %s", self._database.display)
             elif new:
                 self._deliver(new)
+            self._alive_at = alive_at
             # stop_after=1: return with the first notification (and any that came with it)
             # instead of collecting until the window ends.
             notifies = conn.notifies(timeout=LISTEN_POLL_SECONDS, stop_after=1)

@@ -1,4 +1,5 @@
-"""PostgreSQL pushes changes: a NOTIFY reaches a watcher at once, whenever it subscribed.
+"""PostgreSQL pushes changes: a NOTIFY reaches a watcher at once, whenever it subscribed, and
+what was pushed stays trusted for a while after the connection is lost.
 
 The listener waits for notifications in windows of ``LISTEN_POLL_SECONDS`` (checking its
 connection between them); these tests stretch the window to 2.5 s, so anything delivered only
@@ -13,9 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from session_buddy.auth.revocation import RevocationStore
+from session_buddy.auth.errors import RevocationUnavailableError
+from session_buddy.auth.revocation import MAX_STALE_SECONDS, RevocationStore
 from session_buddy.store import postgres
 from session_buddy.store.postgres import PostgresDatabase
+from testkit.pytest_postgres import PostgresDatabase as KitDatabase
 
 LONG_WINDOW = 2.5
 AT_ONCE = 0.75  # far below LONG_WINDOW, far above a loaded machine's scheduling delays
@@ -94,3 +97,29 @@ def test_a_revocation_by_another_process_is_honoured_at_once(
     finally:
         here.close()
         elsewhere.close()
+
+
+def test_revocations_stay_trusted_for_5_s_after_the_push_connection_is_lost(
+    postgres_database: KitDatabase,
+) -> None:
+    """The set was current when the listener last proved alive, however long ago the last
+    revocation was read; it fails closed 5 s after that moment, not at once."""
+    offset = [-2 * MAX_STALE_SECONDS]  # as if the last read of the log were 10 s old
+    database = PostgresDatabase(postgres_database.url).open()
+    try:
+        store = RevocationStore(database, monotonic=lambda: time.monotonic() + offset[0])
+        store.revoke("jti-1", time.time() + 3600)
+        time.sleep(0.5)  # the listener connects, reads the log (10 s ago), proves alive
+        offset[0] = 0.0
+
+        postgres_database.server.stop()
+        time.sleep(1.0)  # the listener has noticed
+
+        assert store.is_revoked("jti-1")
+        assert not store.is_revoked("jti-2")
+        offset[0] = MAX_STALE_SECONDS + 1
+        with pytest.raises(RevocationUnavailableError):
+            store.is_revoked("jti-2")
+        store.close()
+    finally:
+        database.close()
