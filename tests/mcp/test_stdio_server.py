@@ -73,8 +73,10 @@ def server(portal: BlockingPortal, workdir: Path) -> Iterator[StdioDeployment]:
 
 
 def error_text(result: CallToolResult) -> str:
+    """The text of an error result, which carries its kind and reason as data too."""
     assert result.is_error, result
-    assert result.structured_content is None
+    assert result.structured_content is not None
+    assert set(result.structured_content["error"]) == {"kind", "reason", "message"}
     return text_of(result)
 
 
