@@ -36,20 +36,19 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
-INSTRUCTIONS = """\
+_ABOUT = """\
 session-buddy keeps track of coding sessions per project directory.
 Call start_session with the absolute path of the project when you begin work,
 checkpoint as you reach milestones, and end_session (with a summary) to get a Markdown
 hand-off for whoever continues. session_status and list_sessions report; whoami says
-who the server thinks you are. When authentication is enabled, pass your JWT as the
+who the server thinks you are.\
+"""
+INSTRUCTIONS = f"""{_ABOUT} When authentication is enabled, pass your JWT as the
 `token` argument of every call (or, over HTTP, send `Authorization: Bearer <jwt>`).\
 """
-BEARER_ONLY_INSTRUCTIONS = INSTRUCTIONS.replace(
-    "pass your JWT as the\n`token` argument of every call (or, over HTTP, send "
-    "`Authorization: Bearer <jwt>`).",
-    "your client sends\nthe JWT in the `Authorization: Bearer` header; never pass a "
-    "`token` argument.",
-)
+BEARER_ONLY_INSTRUCTIONS = f"""{_ABOUT} Your client sends the JWT in the
+`Authorization: Bearer` header; never pass a `token` argument.\
+"""
 
 
 def _package_version() -> str:
