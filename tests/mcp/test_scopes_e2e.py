@@ -9,6 +9,8 @@ tool error of kind "authorization", never an HTTP status.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,10 @@ import pytest
 from anyio.from_thread import BlockingPortal
 from mcp_types import CallToolResult
 
-from testkit.environment import new_secret, server_environment
+from testkit.environment import clean_environment, new_secret, server_environment
 from testkit.mcp import McpConnection, connect, http_transport, ok, stdio_transport, text_of
 from testkit.released import create_service_token
-from testkit.server import launch_http_server
+from testkit.server import SCRIPT, launch_http_server
 from testkit.tokens import mint
 
 pytestmark = pytest.mark.e2e
@@ -171,3 +173,89 @@ def test_too_few_scopes_over_http_is_a_tool_error_not_an_http_status(http_url: s
     }
     response = httpx.post(http_url, json=call, headers=headers, timeout=10)
     assert response.status_code == 200  # a read-only token is a valid credential
+
+
+# -- audience, and the headersHelper's header, end to end ------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http-argument"])
+def test_a_token_minted_for_another_service_is_refused(
+    request: pytest.FixtureRequest, portal: BlockingPortal, transport: str
+) -> None:
+    akosha = create_service_token(
+        secret=SECRET, issuer="mahavishnu", audience="akosha", permissions=["admin"]
+    )
+    if transport == "stdio":
+        result = request.getfixturevalue("stdio").call("whoami", token=akosha)
+    else:
+        conn = connect(portal, http_transport(request.getfixturevalue("http_url")))
+        try:
+            result = conn.call("whoami", token=akosha)
+        finally:
+            conn.close()
+    assert text_of(result) == "❌ Authentication failed: Invalid token"
+    assert refused(result)["reason"] == "bad_audience"
+
+
+def test_a_bearer_for_another_service_gets_401(http_url: str) -> None:
+    akosha = create_service_token(
+        secret=SECRET, issuer="mahavishnu", audience="akosha", permissions=["admin"]
+    )
+    headers = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {akosha}"}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    response = httpx.post(http_url, json=call, headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="session-buddy"')
+
+
+def test_the_header_token_header_prints_is_served(
+    portal: BlockingPortal, http_url: str, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    env = clean_environment(SESSION_BUDDY_SECRET_FILE=str(secret_file))
+    printed = subprocess.run(
+        [str(SCRIPT), "token", "header", "claude", "--scope", "read"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    bearer = json.loads(printed.stdout)["Authorization"].removeprefix("Bearer ")
+    conn = connect(portal, http_transport(http_url, bearer=bearer))
+    try:
+        identity = ok(conn.call("whoami"))
+        denied = conn.call("start_session", working_directory=str(tmp_path))
+    finally:
+        conn.close()
+    assert (identity["user_id"], identity["scopes"]) == ("claude", ["read"])
+    assert refused(denied)["message"] == "missing scope 'write'"
+
+
+def test_a_server_on_bodai_shared_secret_accepts_tokens_minted_with_it(
+    portal: BlockingPortal, tmp_path: Path
+) -> None:
+    shared = new_secret()
+    env = server_environment(tmp_path / "data", BODAI_SHARED_SECRET=shared)
+    with (tmp_path / "stderr.log").open("w") as errlog:
+        conn = connect(portal, stdio_transport(env, tmp_path, errlog))
+        try:
+            identity = ok(conn.call("whoami", token=mint(shared, "alice")))
+            stranger = conn.call("whoami", token=mint(new_secret(), "alice"))
+        finally:
+            conn.close()
+    assert identity["authenticated"] and identity["user_id"] == "alice"
+    assert refused(stranger)["reason"] == "bad_signature"
+
+
+def test_require_audience_refuses_aud_less_tokens_end_to_end(
+    portal: BlockingPortal, tmp_path: Path
+) -> None:
+    env = server_environment(tmp_path / "data", SECRET, SESSION_BUDDY_REQUIRE_AUDIENCE="true")
+    with (tmp_path / "stderr.log").open("w") as errlog:
+        conn = connect(portal, stdio_transport(env, tmp_path, errlog))
+        try:
+            bound = conn.call("whoami", token=mint(SECRET, "alice", aud="session-buddy"))
+            unbound = conn.call("whoami", token=mint(SECRET, "alice"))
+        finally:
+            conn.close()
+    assert ok(bound)["user_id"] == "alice"
+    assert text_of(unbound) == "❌ Authentication failed: Invalid token"
+    assert refused(unbound)["reason"] == "bad_audience"
