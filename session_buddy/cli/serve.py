@@ -108,15 +108,19 @@ def serve(
     except ValueError as exc:
         fail(f"Invalid configuration: SESSION_BUDDY_LOG_LEVEL: {exc}")
     configure_logging(settings.log_level, secrets=_known_secrets(settings))
-    # Imported here: the MCP SDK and uvicorn take a second to import, which the other
-    # commands should not pay for.
-    from session_buddy.mcp import auth as mcp_auth
-    from session_buddy.mcp import server as mcp_server
-    from session_buddy.mcp.exposure import UNAUTHENTICATED_FIX, review_http_exposure
-
-    runtime = Runtime.build(settings)
+    try:
+        runtime = Runtime.build(settings)
+    except StorageError as exc:  # a malformed database URL
+        fail(str(exc), exc.fix)
+    # A configuration or database that cannot work stops here, before the MCP SDK and
+    # uvicorn are imported (they take a second, which a failing start should not pay).
+    problem = runtime.auth.problem() if runtime.auth.enabled else None
+    if problem is not None:
+        fail(str(problem), problem.fix)
     http = transport is Transport.http
     if http:
+        from session_buddy.mcp.exposure import UNAUTHENTICATED_FIX, review_http_exposure
+
         review = review_http_exposure(
             host,
             settings,
@@ -127,12 +131,16 @@ def serve(
             fail(review.refusal, UNAUTHENTICATED_FIX)
         for warning in review.warnings:
             logger.warning(warning)
+    try:
+        runtime.open()
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    from session_buddy.mcp import auth as mcp_auth
+    from session_buddy.mcp import server as mcp_server
+
     mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
     try:
-        mcp_server.check_auth_config(runtime.auth)
         server = mcp_server.build_server(runtime, bearer_only=http and settings.bearer_only)
-    except mcp_server.StartupError as exc:
-        fail(str(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
     if not http:

@@ -4,9 +4,10 @@
 :func:`build_http_app` wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET
 /healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve.
 ``session-buddy serve`` (in :mod:`session_buddy.cli.serve`) builds one
-:class:`~session_buddy.runtime.Runtime` from its settings and strings them together after
-:func:`check_auth_config`: the tools, the middleware and the throttle all get their parts
-from that runtime, so sessions and revocations share one database.
+:class:`~session_buddy.runtime.Runtime` from its settings, checks that its configuration
+and database can work, and strings these together: the tools, the middleware and the
+throttle all get their parts from that runtime, so sessions and revocations share one
+database.
 """
 
 from __future__ import annotations
@@ -59,22 +60,6 @@ def _package_version() -> str:
 
 
 VERSION = _package_version()
-
-
-class StartupError(Exception):
-    """The server cannot start; the message says why, ``fix`` what to do."""
-
-    def __init__(self, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
-def check_auth_config(config: AuthConfig) -> AuthConfig:
-    """``config``, or :class:`StartupError` when authentication would fail closed."""
-    problem = config.problem() if config.enabled else None
-    if problem is not None:
-        raise StartupError(str(problem), problem.fix)
-    return config
 
 
 def build_server(runtime: Runtime, *, bearer_only: bool = False) -> MCPServer:
