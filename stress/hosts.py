@@ -121,7 +121,11 @@ class Cluster:
             instance.port,
             host=instance.address,
             prefix=instance.host.exec_prefix if instance.host is not None else (),
-            settings={"SESSION_BUDDY_DATABASE_URL": instance.database_url},
+            settings={
+                "SESSION_BUDDY_DATABASE_URL": instance.database_url,
+                # as README's "Serving beyond loopback" advises: only its own name
+                "SESSION_BUDDY_ALLOWED_HOSTS": f"{instance.address}:*",
+            },
         )
         instance.logs.append(instance.server.log_path)
         return instance.server
