@@ -75,12 +75,17 @@ class Sizes:
     envelopes: int
     races: int
     writers: int
+    settle: float  # seconds of writes before each fault
     database_down: float  # seconds PostgreSQL stays stopped in its restart
     after_restart: float  # seconds of writes after every instance recovered
 
 
-FULL = Sizes(victims=10, envelopes=15, races=5, writers=3, database_down=2.0, after_restart=1.5)
-QUICK = Sizes(victims=3, envelopes=4, races=2, writers=3, database_down=1.0, after_restart=0.5)
+FULL = Sizes(
+    victims=10, envelopes=15, races=5, writers=3, settle=1.0, database_down=2.0, after_restart=1.5
+)
+QUICK = Sizes(
+    victims=2, envelopes=3, races=1, writers=3, settle=0.3, database_down=1.0, after_restart=0.3
+)
 
 
 @dataclass
@@ -605,7 +610,7 @@ async def _faults(
     instances = world.instances
     victim = instances[1]
     figures: dict[str, Any] = {"killed": victim.name}
-    await anyio.sleep(1.0)  # writes in flight on every instance
+    await anyio.sleep(sizes.settle)  # writes in flight on every instance
 
     # kill -9 one instance; a revocation happens while it is down; restart it
     while_down_user = "hosts-revoked-while-down"
@@ -645,7 +650,7 @@ async def _faults(
         honoured and recovered is not None,
         f"revoked refused: {honoured}; checkpoint: {recovered}",
     )
-    await anyio.sleep(1.0)
+    await anyio.sleep(sizes.settle)
 
     # PostgreSQL restart: nobody restarts the instances
     after_user = "hosts-revoked-after-pg-restart"
