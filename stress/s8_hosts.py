@@ -44,6 +44,7 @@ import anyio
 import httpx
 
 from session_buddy.auth.crossproject import CrossProjectAuth
+from session_buddy.auth.revocation import MAX_STALE_SECONDS
 from session_buddy.auth.throttle import FAILURE_LIMIT
 from stress.harness import AUTH_FAILED, TRACEBACK, Context, Outcome, ready, run_cli
 from stress.hosts import Cluster, Instance, cluster
@@ -107,7 +108,7 @@ class Ledger:
         if self.in_fault:
             kind = _kind(reply)
             self.during_faults[kind] += 1
-            self.fault_samples.setdefault(kind, f"{time.monotonic():.2f} {what}")
+            self.fault_samples.setdefault(kind, what)
         else:
             self.failures.append(what)
 
@@ -122,7 +123,7 @@ def _kind(reply: RawReply) -> str:
         return "storage unavailable"
     if reply.status != 200:
         return f"HTTP {reply.status}"
-    return (reply.text.split(":", 1)[0] or "error")[:40]
+    return reply.text.splitlines()[0][:90] if reply.text else "error"
 
 
 async def _call(
@@ -130,26 +131,21 @@ async def _call(
     instance: Instance,
     tool: str,
     arguments: dict[str, Any],
+    token: str,
     *,
-    bearer: str | None = None,
+    header: bool = False,
 ) -> RawReply:
-    """One stateless tool call; a transport failure or timeout is a reply with status 0."""
+    """One stateless tool call, ``token`` as the bearer header or as the ``token`` argument;
+    a transport failure or timeout is a reply with status 0."""
+    if not header:
+        arguments = {**arguments, "token": token}
     try:
         with anyio.fail_after(CALL_TIMEOUT):
-            return await raw_call(http, instance.url, tool, arguments, bearer=bearer)
+            return await raw_call(
+                http, instance.url, tool, arguments, bearer=token if header else None
+            )
     except (httpx.HTTPError, TimeoutError) as exc:
         return RawReply(status=0, body=type(exc).__name__)
-
-
-def _as_credential(token: str, arguments: dict[str, Any], bearer: bool) -> dict[str, Any]:
-    return (
-        {"bearer": token, "arguments": arguments}
-        if bearer
-        else {
-            "bearer": None,
-            "arguments": {**arguments, "token": token},
-        }
-    )
 
 
 def _refused_as_revoked(reply: RawReply) -> bool:
@@ -180,26 +176,22 @@ def _summary(values: list[float]) -> dict[str, float]:
 async def _start_session(
     http: httpx.AsyncClient, instance: Instance, token: str, project: Path
 ) -> RawReply:
-    return await _call(
-        http, instance, "start_session", {"working_directory": str(project), "token": token}
-    )
+    return await _call(http, instance, "start_session", {"working_directory": str(project)}, token)
 
 
 async def _writer(
     world: Cluster, n: int, token: str, project: Path, ledger: Ledger, stop: anyio.Event
 ) -> None:
     instances = world.instances
-    bearer = n % 2 == 1
+    header = n % 2 == 1
     async with raw_client(timeout=CALL_TIMEOUT) as http:
         step = 0
         while not stop.is_set():
             instance = instances[(n + step) % len(instances)]
             note = f"w{n}-{step}"
             step += 1
-            call = _as_credential(token, {"working_directory": str(project), "note": note}, bearer)
-            reply = await _call(
-                http, instance, "checkpoint", call["arguments"], bearer=call["bearer"]
-            )
+            arguments = {"working_directory": str(project), "note": note}
+            reply = await _call(http, instance, "checkpoint", arguments, token, header=header)
             if reply.tool_ok:
                 ledger.acked[note] = instance.name
             else:
@@ -224,7 +216,7 @@ async def _accepted_everywhere(
 ) -> list[str]:
     problems = []
     for instance in instances:
-        reply = await _call(http, instance, "whoami", {}, bearer=token)
+        reply = await _call(http, instance, "whoami", {}, token, header=True)
         if reply.authenticated_as != user:
             problems.append(f"{instance.name} did not accept {user} first: {reply.status}")
     return problems
@@ -237,7 +229,7 @@ async def _revoke_and_watch(
     user: str,
     ledger: Ledger,
     *,
-    bearer: bool,
+    header: bool,
     instances: list[Instance] | None = None,
 ) -> Propagation:
     """Revoke ``token`` with the CLI, then poll every instance until it refuses it."""
@@ -259,10 +251,7 @@ async def _revoke_and_watch(
         async def poll(instance: Instance) -> None:
             refusals = 0
             while refusals < CONFIRMATIONS:
-                call = _as_credential(token, {}, bearer)
-                reply = await _call(
-                    http, instance, "whoami", call["arguments"], bearer=call["bearer"]
-                )
+                reply = await _call(http, instance, "whoami", {}, token, header=header)
                 now = time.monotonic()
                 if _refused_as_revoked(reply):
                     first.setdefault(instance.name, now)
@@ -299,7 +288,7 @@ async def _revocations(
             token = mint(ctx.secret, user, unique=True)
             ctx.tokens.add(token)
             ledger.problems += await _accepted_everywhere(http, world.instances, token, user)
-            seen = await _revoke_and_watch(ctx, world, token, user, ledger, bearer=v % 2 == 0)
+            seen = await _revoke_and_watch(ctx, world, token, user, ledger, header=v % 2 == 0)
             ledger.revoked.append(token)
             cli_seconds.append(seen.cli_seconds)
             ledger.problems += seen.problems
@@ -356,7 +345,7 @@ async def _envelopes(
 
         async def verify(instance: Instance, envelope: dict[str, Any]) -> dict[str, Any]:
             reply = await _call(
-                http, instance, "verify_envelope", {"envelope": envelope}, bearer=token
+                http, instance, "verify_envelope", {"envelope": envelope}, token, header=True
             )
             return _verdict(reply)
 
@@ -460,14 +449,10 @@ async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outco
             header = i % 2 == 0
             i += 1
             if header:
-                reply = await _call(http, instance, "list_sessions", {}, bearer=token)
+                reply = await _call(http, instance, "list_sessions", {}, token, header=True)
             else:
-                reply = await _call(
-                    http,
-                    instance,
-                    "session_status",
-                    {"working_directory": project, "token": token},
-                )
+                arguments = {"working_directory": project}
+                reply = await _call(http, instance, "session_status", arguments, token)
             now = time.monotonic()
             statuses[f"{'header' if header else 'argument'} {reply.status}"] += 1
             if reply.tool_ok:
@@ -560,10 +545,7 @@ async def _probe(
                     break
                 instance = world.instances[sent % len(world.instances)]
                 token = bad[sent % len(bad)]
-                call = _as_credential(token, {}, bearer=sent % 2 == 0)
-                reply = await _call(
-                    http, instance, "whoami", call["arguments"], bearer=call["bearer"]
-                )
+                reply = await _call(http, instance, "whoami", {}, token, header=sent % 2 == 0)
                 sent += 1
                 if reply.tool_ok and (reply.result or {}).get("structuredContent", {}).get(
                     "authenticated"
@@ -586,12 +568,8 @@ async def _recovery(
     while time.monotonic() - since < 3 * RECOVER_WITHIN:
         note = f"recover-{instance.name}-{instance.starts}-{n}"
         n += 1
-        reply = await _call(
-            http,
-            instance,
-            "checkpoint",
-            {"working_directory": str(project), "note": note, "token": token},
-        )
+        arguments = {"working_directory": str(project), "note": note}
+        reply = await _call(http, instance, "checkpoint", arguments, token)
         if reply.tool_ok:
             ledger.acked[note] = instance.name
             return time.monotonic() - since
@@ -634,7 +612,7 @@ async def _faults(
     await ready(restarted)
     figures["kill_to_healthy_again_s"] = round(time.monotonic() - killed_at, 2)
     async with raw_client(world.source(), timeout=CALL_TIMEOUT) as http:
-        reply = await _call(http, victim, "whoami", {}, bearer=while_down)
+        reply = await _call(http, victim, "whoami", {}, while_down, header=True)
         honoured = _refused_as_revoked(reply)
         figures["revocation_made_while_down_refused_after_restart"] = honoured
         recovered = await _recovery(
@@ -667,9 +645,25 @@ async def _faults(
         time.sleep(sizes.database_down)
         world.pg.start()
 
-    await world.postgres(restart)
+    outage = anyio.Event()
+    answers: collections.Counter[str] = collections.Counter()
+
+    async def whoami_meanwhile() -> None:
+        """A valid token on every instance while PostgreSQL is down: never refused (< 5 s)."""
+        async with raw_client(timeout=CALL_TIMEOUT) as http:
+            while not outage.is_set():
+                for n, instance in enumerate(instances):
+                    reply = await _call(http, instance, "whoami", {}, recovery[n][0], header=True)
+                    answers["accepted" if reply.authenticated_as else _kind(reply)] += 1
+                await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(whoami_meanwhile)
+        await world.postgres(restart)
+        outage.set()
     back_at = time.monotonic()
     figures["postgresql_outage_s"] = round(back_at - stopped_at, 2)
+    figures["valid_whoami_during_outage"] = dict(answers)
     recovered_s: dict[str, float | None] = {}
     propagation: Propagation | None = None
 
@@ -681,7 +675,7 @@ async def _faults(
 
     async def revoke_after() -> None:
         nonlocal propagation
-        propagation = await _revoke_and_watch(ctx, world, after, after_user, ledger, bearer=True)
+        propagation = await _revoke_and_watch(ctx, world, after, after_user, ledger, header=True)
 
     async with raw_client(timeout=CALL_TIMEOUT) as http, anyio.create_task_group() as tg:
         for n in range(len(instances)):
@@ -709,6 +703,14 @@ async def _faults(
         and len(recovered_s) == len(instances)
         and all(v is not None and v <= RECOVER_WITHIN for v in recovered_s.values()),
         f"recovery {recovered_s}; same processes: {same}",
+    )
+    refused = {k: n for k, n in answers.items() if k != "accepted"}
+    refused |= {k: n for k, n in ledger.during_faults.items() if "Authentication" in k}
+    outcome.bar(
+        f"valid tokens accepted all through a {sizes.database_down:g} s outage (fail closed "
+        f"only after {MAX_STALE_SECONDS:g} s unconfirmed)",
+        answers["accepted"] > 0 and not refused,
+        f"{refused}",
     )
     late = [k for k, v in propagation.latency.items() if v is None or v > RECOVER_WITHIN]
     outcome.bar(
