@@ -173,10 +173,15 @@ def _summary(values: list[float]) -> dict[str, float]:
 # -- writers: the traffic every phase runs under ----------------------------------------
 
 
-async def _start_session(
-    http: httpx.AsyncClient, instance: Instance, token: str, project: Path
-) -> RawReply:
-    return await _call(http, instance, "start_session", {"working_directory": str(project)}, token)
+async def _start_sessions(world: Cluster, owners: list[tuple[str, Path]], ledger: Ledger) -> None:
+    """One session per (token, project), started on the instances in turn."""
+    async with raw_client(timeout=CALL_TIMEOUT) as http:
+        for n, (token, project) in enumerate(owners):
+            instance = world.instances[n % len(world.instances)]
+            arguments = {"working_directory": str(project)}
+            reply = await _call(http, instance, "start_session", arguments, token)
+            if not reply.tool_ok:
+                ledger.problems.append(f"start_session on {instance.name}: {reply.text[:80]}")
 
 
 async def _writer(
@@ -744,14 +749,9 @@ async def run(ctx: Context) -> Outcome:
         ctx.tokens.add_all([orchestrator, *writer_tokens, *recovery_tokens])
         writer_projects = [ctx.project_dir(f"hosts-w{n}") for n in range(sizes.writers)]
         recovery = [(t, ctx.project_dir(f"hosts-r{n}")) for n, t in enumerate(recovery_tokens)]
-        async with raw_client(timeout=CALL_TIMEOUT) as http:
-            for n, (token, project) in enumerate(
-                [*zip(writer_tokens, writer_projects, strict=True), *recovery]
-            ):
-                instance = world.instances[n % len(world.instances)]
-                reply = await _start_session(http, instance, token, project)
-                if not reply.tool_ok:
-                    ledger.problems.append(f"start_session on {instance.name}: {reply.text[:80]}")
+        await _start_sessions(
+            world, [*zip(writer_tokens, writer_projects, strict=True), *recovery], ledger
+        )
 
         stop = anyio.Event()
         probes_stop = anyio.Event()
