@@ -11,13 +11,15 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from session_buddy.auth.errors import RevocationUnavailableError
 from session_buddy.auth.revocation import MAX_STALE_SECONDS, RevocationStore
-from session_buddy.store import postgres
+from session_buddy.store import StorageError, postgres
 from session_buddy.store.postgres import PostgresDatabase
+from session_buddy.store.revocations import RevocationRepository
 from testkit.pytest_postgres import PostgresDatabase as KitDatabase
 
 LONG_WINDOW = 2.5
@@ -123,3 +125,42 @@ def test_revocations_stay_trusted_for_5_s_after_the_push_connection_is_lost(
         store.close()
     finally:
         database.close()
+
+
+def test_a_revocation_whose_read_failed_is_read_again_while_the_listener_stays_healthy(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notification arrived but reading the log failed: the revocation is not lost until the
+    next notification; it is read as soon as the database answers again."""
+    here, elsewhere = PostgresDatabase(postgres_url).open(), PostgresDatabase(postgres_url).open()
+    try:
+        store = RevocationStore(here)
+        other = RevocationStore(elsewhere, push=False)
+        other.revoke("jti-0", time.time() + 3600)
+        deadline = time.monotonic() + 10
+        while not store.is_revoked("jti-0"):  # listening
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+        reads_fail = [True]
+        since = RevocationRepository.since
+
+        def flaky_since(repository: RevocationRepository, seq: int) -> Any:
+            if reads_fail[0]:
+                raise StorageError("PostgreSQL at somewhere: no connection within 3 s")
+            return since(repository, seq)
+
+        monkeypatch.setattr(RevocationRepository, "since", flaky_since)
+        other.revoke("jti-1", time.time() + 3600)
+        time.sleep(0.5)  # notified; the read failed
+        assert not store.is_revoked("jti-1")
+
+        reads_fail[0] = False
+        answered = time.monotonic()
+        while not store.is_revoked("jti-1"):
+            assert time.monotonic() - answered < 2.0, "a notified revocation was lost"
+            time.sleep(0.01)
+        store.close()
+    finally:
+        here.close()
+        elsewhere.close()
