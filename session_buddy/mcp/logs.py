@@ -133,8 +133,10 @@ def configure_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     if parse_level(level) > logging.DEBUG:
-        # The pool logs every failed reconnection; our own lines report an outage once.
+        # The pool logs every failed reconnection, Alembic every step of a migration; our
+        # own lines report an outage, or a migration, once.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     root.setLevel(parse_level(level))
     logging.captureWarnings(True)
     return handler
