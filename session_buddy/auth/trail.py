@@ -67,11 +67,6 @@ class AuthDecision:
         token: object = None,
         now: float | None = None,
     ) -> AuthDecision:
-        jti = principal.claims.get("jti")
-        if isinstance(jti, str) and jti:
-            token_id: str | None = jti
-        else:
-            token_id = None if token is None or token == "" else token_fingerprint(token)
         return cls(
             timestamp=time.time() if now is None else now,
             action=action,
@@ -80,7 +75,7 @@ class AuthDecision:
             caller_service=principal.issuer,
             caller_id=principal.user_id,
             source_ip=source_ip,
-            token_id=token_id,
+            token_id=_token_id(principal, token),
         )
 
     @classmethod
@@ -105,7 +100,7 @@ class AuthDecision:
             caller_service=principal.issuer if principal else None,
             caller_id=principal.user_id if principal else None,
             source_ip=source_ip,
-            token_id=None if token is None or token == "" else token_fingerprint(token),
+            token_id=_token_id(principal, token),
         )
 
     def _key(self) -> tuple[Any, ...]:
@@ -119,6 +114,14 @@ class AuthDecision:
             self.caller_id,
             self.token_id if self.result == "allowed" else None,
         )
+
+
+def _token_id(principal: Principal | None, token: object) -> str | None:
+    """The verified token's ``jti``, else the fingerprint of what was presented."""
+    jti = principal.claims.get("jti") if principal is not None else None
+    if isinstance(jti, str) and jti:
+        return jti
+    return None if token is None or token == "" else token_fingerprint(token)
 
 
 class DecisionRecorder(Protocol):

@@ -36,6 +36,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from session_buddy.auth.errors import ThrottledError
 from session_buddy.auth.trail import AuthDecision
 
 P = ParamSpec("P")
@@ -99,6 +100,8 @@ class ServerMetrics:
 
     def record(self, decision: AuthDecision) -> None:
         self.decisions.labels(decision.result, decision.reason or "none").inc()
+        if decision.reason == ThrottledError.reason:
+            self.throttled.inc()
 
     def watch(
         self,
