@@ -216,7 +216,7 @@ def test_json_logs_and_every_output_are_free_of_tokens_and_secrets(
     call(deployment.url, portal, "whoami", bearer=token)
     call(deployment.url, portal, "whoami", token=forged)
     post_json_rpc(deployment.url, tools_call("whoami", {}), authorization=f"Bearer {forged}")
-    deployment.wait_for(lambda e: len(e) >= 3)
+    deployment.wait_for(lambda e: sum(x["count"] for x in e) >= 3)
     export = run_python("-m", "session_buddy", "audit", "export", "--since", "1h",
                         cwd=deployment.root, env=deployment.env).stdout  # fmt: skip
     metrics = httpx.get(deployment.url.replace("/mcp", "/metrics"), timeout=10).text
