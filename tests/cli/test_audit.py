@@ -94,8 +94,9 @@ def test_export_writes_json_lines_oldest_first_in_the_mcp_common_shape(cli: CliE
     result = cli.run("audit", "export", "--since", "2h")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["action"] for line in lines] == ["end_session", "list_sessions", "start_session"]
-    assert {"event", "timestamp", "service", "caller_service", "caller_id", "action",
-            "permission", "result", "reason", "source_ip", "token_id"} <= lines[0].keys()  # fmt: skip
+    fields = {"event", "timestamp", "service", "caller_service", "caller_id", "action",
+              "permission", "result", "reason", "source_ip", "token_id"}  # fmt: skip
+    assert fields <= lines[0].keys()
     assert all(line["event"] == "auth_audit" for line in lines)
     assert [line["action"] for line in lines if line["timestamp"] >= lines[1]["timestamp"]] == [
         "list_sessions",
