@@ -107,7 +107,9 @@ def serve(
         parse_level(settings.log_level)
     except ValueError as exc:
         fail(f"Invalid configuration: SESSION_BUDDY_LOG_LEVEL: {exc}")
-    configure_logging(settings.log_level, secrets=_known_secrets(settings))
+    configure_logging(
+        settings.log_level, secrets=_known_secrets(settings), log_format=settings.log_format
+    )
     try:
         runtime = Runtime.build(settings)
     except StorageError as exc:  # a malformed database URL
@@ -137,15 +139,24 @@ def serve(
         fail(str(exc), exc.fix)
     from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
+    from session_buddy.mcp.metrics import ServerMetrics
 
     mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
+    metrics = (
+        ServerMetrics() if http and mcp_server.metrics_enabled(settings.metrics, host) else None
+    )
     try:
-        server = mcp_server.build_server(runtime, bearer_only=http and settings.bearer_only)
+        server = mcp_server.build_server(
+            runtime, bearer_only=http and settings.bearer_only, metrics=metrics
+        )
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    if not http:
-        mcp_server.run_stdio(server)
-    else:
-        app = mcp_server.build_http_app(server, runtime, host=host)
-        runtime.share_throttle()
-        mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+    runtime.start_serving(http=http)
+    try:
+        if not http:
+            mcp_server.run_stdio(server)
+        else:
+            app = mcp_server.build_http_app(server, runtime, host=host)
+            mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+    finally:
+        runtime.stop_serving()
