@@ -18,8 +18,9 @@ checkpointing through every phase, spreading their calls over the three instance
    before the last instance blocked — the limit plus a slack, what the flood got refused
    while the instances heard of each other (bar: all blocked within 0.5 s of the limit's
    refusal) — and the instances' write transactions to the shared counters per refusal,
-   counted exactly by a statement trigger the scenario adds (as superuser, in a schema of
-   its own) that records each writing transaction's id.
+   counted exactly by statement triggers the scenario adds (as superuser, in a schema of
+   its own) that record each writing transaction's id; the audit trail's write
+   transactions meanwhile are counted the same way and reported beside them.
 4. **Faults.** ``kill -9`` of one instance (a revocation is made while it is down; it is
    restarted on the same port), then a PostgreSQL restart (fast shutdown, two seconds
    down, start on the same data and port). Revoked and forged tokens are sent all along.
@@ -406,31 +407,37 @@ async def _envelopes(
 
 # -- 3. throttle ---------------------------------------------------------------------------
 
+_COUNTED_TABLES = {"auth_failures": "throttle", "auth_blocks": "throttle", "audit_events": "audit"}
 _COUNTER_SQL = [
     "CREATE SCHEMA IF NOT EXISTS stress",
-    "CREATE TABLE IF NOT EXISTS stress.throttle_writes (xid xid8 PRIMARY KEY)",
-    """CREATE OR REPLACE FUNCTION stress.note_throttle_write() RETURNS trigger
+    """CREATE TABLE IF NOT EXISTS stress.writes
+       (xid xid8, kind text, PRIMARY KEY (xid, kind))""",
+    """CREATE OR REPLACE FUNCTION stress.note_write() RETURNS trigger
        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
        BEGIN
-           INSERT INTO stress.throttle_writes VALUES (pg_current_xact_id())
+           INSERT INTO stress.writes VALUES (pg_current_xact_id(), TG_ARGV[0])
                ON CONFLICT DO NOTHING;
            RETURN NULL;
        END $$""",
-    """CREATE TRIGGER stress_throttle_writes AFTER INSERT OR UPDATE ON public.auth_failures
-       FOR EACH STATEMENT EXECUTE FUNCTION stress.note_throttle_write()""",
-    """CREATE TRIGGER stress_throttle_writes AFTER INSERT OR UPDATE ON public.auth_blocks
-       FOR EACH STATEMENT EXECUTE FUNCTION stress.note_throttle_write()""",
+    *(
+        f"""CREATE TRIGGER stress_writes AFTER INSERT OR UPDATE ON public.{table}
+            FOR EACH STATEMENT EXECUTE FUNCTION stress.note_write('{kind}')"""
+        for table, kind in _COUNTED_TABLES.items()
+    ),
 ]
 
 
 def install_write_counter(world: Cluster) -> None:
-    """Record the id of every transaction that writes the shared throttle tables."""
+    """Record the id of every transaction that writes the shared throttle's tables (kind
+    ``throttle``) or the audit trail's (``audit``)."""
     for statement in _COUNTER_SQL:
         world.query(statement)
 
 
-def throttle_writes(world: Cluster) -> int:
-    return int(world.query("SELECT count(*) FROM stress.throttle_writes")[0][0])
+def writes(world: Cluster) -> collections.Counter[str]:
+    """Write transactions so far, per kind."""
+    rows = world.query("SELECT kind, count(*) FROM stress.writes GROUP BY kind")
+    return collections.Counter({str(kind): int(n) for kind, n in rows})
 
 
 async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outcome) -> None:
@@ -439,7 +446,7 @@ async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outco
     forged = forged_tokens(ctx.secret, 60)
     ctx.tokens.add_all(forged)
     project = str(ctx.project_dir("hosts-flood"))
-    writes_before = throttle_writes(world)
+    writes_before = writes(world)
     refusals: list[tuple[float, str]] = []  # (when, instance) of every non-429 refusal
     first_429: dict[str, float] = {}
     statuses: collections.Counter[str] = collections.Counter()
@@ -484,7 +491,9 @@ async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outco
         for k in range(FLOOD_WORKERS_PER_INSTANCE * len(instances)):
             tg.start_soon(worker, k, http)
     await anyio.sleep(0.5)  # the instances' last batches (every 0.1 s)
-    writes = throttle_writes(world) - writes_before
+    written = writes(world)
+    written.subtract(writes_before)
+    throttle_writes = written["throttle"]
     all_blocked = max(first_429.values()) if len(first_429) == len(instances) else None
     before = [r for r in refusals if all_blocked is None or r[0] <= all_blocked]
     slack = len(before) - FAILURE_LIMIT
@@ -509,9 +518,11 @@ async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outco
                 name: round(at - started, 3) for name, at in sorted(first_429.items())
             },
             "statuses": dict(sorted(statuses.items())),
-            "write_transactions": writes,
-            "writes_per_refusal": round(writes / max(1, len(refusals)), 3),
-            "writes_per_rejected_request": round(writes / max(1, rejected), 4),
+            "write_transactions": throttle_writes,
+            "writes_per_refusal": round(throttle_writes / max(1, len(refusals)), 3),
+            "writes_per_rejected_request": round(throttle_writes / max(1, rejected), 4),
+            # the audit trail's batches meanwhile (the writers' decisions too, folded)
+            "audit_write_transactions": written["audit"],
         },
     )
     outcome.bar(
@@ -523,12 +534,12 @@ async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outco
     )
     outcome.bar(
         f"the flood's refusals cost at most {WRITES_PER_REFUSAL} write transactions each",
-        writes / max(1, len(refusals)) <= WRITES_PER_REFUSAL and writes > 0,
-        f"{writes} writes for {len(refusals)} refusals",
+        throttle_writes / max(1, len(refusals)) <= WRITES_PER_REFUSAL and throttle_writes > 0,
+        f"{throttle_writes} writes for {len(refusals)} refusals",
     )
     ledger.summary.append(
         f"429 everywhere after {len(before)} refusals ({FAILURE_LIMIT} + slack {slack}); "
-        f"{writes / max(1, len(refusals)):.2f} writes/refusal"
+        f"{throttle_writes / max(1, len(refusals)):.2f} writes/refusal"
     )
 
 
