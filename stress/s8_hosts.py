@@ -20,7 +20,9 @@ checkpointing through every phase, spreading their calls over the three instance
    refusal) — and the instances' write transactions to the shared counters per refusal,
    counted exactly by statement triggers the scenario adds (as superuser, in a schema of
    its own) that record each writing transaction's id; the audit trail's write
-   transactions meanwhile are counted the same way and reported beside them.
+   transactions meanwhile are counted the same way and reported beside them. Then a
+   trickle, one bad token every 10 ms from another address: blocked everywhere well
+   before the 3 × 20 the instances would allow each on its own.
 4. **Faults.** ``kill -9`` of one instance (a revocation is made while it is down; it is
    restarted on the same port), then a PostgreSQL restart (fast shutdown, two seconds
    down, start on the same data and port). Revoked and forged tokens are sent all along.
@@ -69,6 +71,8 @@ WRITES_PER_REFUSAL = 0.5  # bar: a flood's refusals must not each cost a write
 FLOOD_WORKERS_PER_INSTANCE = 2
 FLOOD_AFTER_BLOCKED = 1.0  # seconds the flood goes on once every instance answers 429
 FLOOD_LIMIT = 15.0
+TRICKLE_GAP = 0.01  # between one client's bad tokens in the trickle
+TRICKLE_SLACK = 15  # bar: the trickle is blocked everywhere after at most limit + this
 
 
 @dataclass(frozen=True)
@@ -543,6 +547,52 @@ async def _throttle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outco
     )
 
 
+async def _trickle(ctx: Context, world: Cluster, ledger: Ledger, outcome: Outcome) -> None:
+    """One bad token at a time, every ``TRICKLE_GAP``, round the instances: the case the
+    shared counts are for (each instance alone would allow 20)."""
+    instances = world.instances
+    forged = forged_tokens(ctx.secret, 30)
+    ctx.tokens.add_all(forged)
+    refusals = sent = 0
+    blocked: set[str] = set()
+    started = time.monotonic()
+    async with raw_client(world.source(), timeout=CALL_TIMEOUT) as http:
+        while len(blocked) < len(instances) and time.monotonic() - started < FLOOD_LIMIT:
+            instance = instances[sent % len(instances)]
+            reply = await _call(
+                http, instance, "whoami", {}, forged[sent % len(forged)], header=True
+            )
+            sent += 1
+            if reply.status == 429:
+                blocked.add(instance.name)
+            elif _refused(reply):
+                refusals += 1
+            elif reply.tool_ok and (reply.result or {}).get("structuredContent", {}).get(
+                "authenticated"
+            ):
+                ledger.unauthorized_success(instance, "forged token in the trickle", reply)
+            await anyio.sleep(TRICKLE_GAP)
+    seconds = time.monotonic() - started
+    outcome.figure(
+        "throttle_trickle",
+        {
+            "gap_ms": round(1000 * TRICKLE_GAP),
+            "refusals_before_all_blocked": refusals,
+            "slack_over_limit": refusals - FAILURE_LIMIT,
+            "refusals_per_s": round(refusals / seconds),
+            "all_blocked": len(blocked) == len(instances),
+        },
+    )
+    outcome.bar(
+        f"a trickle over {len(instances)} instances from one address (one bad token every "
+        f"{1000 * TRICKLE_GAP:g} ms): 429 everywhere after at most {FAILURE_LIMIT} + "
+        f"{TRICKLE_SLACK} refusals (each instance alone: {FAILURE_LIMIT} each)",
+        len(blocked) == len(instances) and refusals <= FAILURE_LIMIT + TRICKLE_SLACK,
+        f"{refusals} refusals; blocked: {sorted(blocked)}",
+    )
+    ledger.summary.append(f"trickle blocked after {refusals}")
+
+
 # -- 4. faults -----------------------------------------------------------------------------
 
 
@@ -775,6 +825,7 @@ async def run(ctx: Context) -> Outcome:
                 await _revocations(ctx, world, sizes, ledger, outcome)
                 await _envelopes(ctx, world, sizes, orchestrator, ledger, outcome)
                 await _throttle(ctx, world, ledger, outcome)
+                await _trickle(ctx, world, ledger, outcome)
                 phases = {"revocations_envelopes_throttle_s": round(time.monotonic() - phase, 1)}
 
                 async def probes() -> None:
