@@ -1,8 +1,11 @@
 """Scenario 7: no secret and no token in anything the other scenarios left behind.
 
 Every server and CLI ran with DEBUG logging, their stdout and stderr captured under
-``logs/``; every data dir is under the run's root. Afterwards every file under the root
-(with PostgreSQL's own log, copied there by scenario 8), and the other scenarios' results
+``logs/``; every data dir is under the run's root. Scenario 7 adds what an operator reads:
+a server logging JSON lines, its ``/metrics`` page, and ``audit export`` / ``audit list
+--json`` of every data dir's audit trail (scenario 8 exports the PostgreSQL one).
+Afterwards every file under the root (with PostgreSQL's own log, copied there by
+scenario 8), and the other scenarios' results
 as ``--json`` prints them, are searched for the current and previous secrets, for the
 password of every database URL the run used, and for every token the run sent (valid,
 forged and mutated) — verbatim, JSON-escaped and repr-escaped — and for the signature
@@ -120,11 +123,57 @@ async def _exercise(ctx: Context) -> None:
         server.stop()
 
 
+async def _observe(ctx: Context, outcome: Outcome) -> None:
+    """A JSON-logging server's traffic, its /metrics, and every data dir's audit trail,
+    all written under logs/ to be searched like everything else."""
+    data_dir = ctx.data_dir("hygiene-json")
+    good = mint(ctx.secret, "observer", jti="observer-1")
+    bad = forged_tokens(ctx.secret, 4)
+    ctx.tokens.add_all([good, *bad])
+    server = launch_server(
+        ctx, "hygiene-json", data_dir, settings={"SESSION_BUDDY_LOG_FORMAT": "json"}
+    )
+    try:
+        await ready(server)
+        async with mcp_http(server.url) as client:
+            await call(client, "whoami", {"token": good})
+            for token in bad:
+                await call(client, "whoami", {"token": token})
+        async with raw_client(ctx.addresses.take()) as http:
+            await raw_call(http, server.url, "list_sessions", {}, bearer=good)
+            for token in bad:
+                await raw_call(http, server.url, "list_sessions", {}, bearer=token)
+            metrics = await http.get(server.url.replace("/mcp", "/metrics"))
+        (ctx.logs / "metrics-hygiene-json.txt").write_text(metrics.text)
+    finally:
+        server.stop()  # a clean stop writes the audit batch still pending
+    log = server.log_path.read_text(errors="replace").splitlines()
+    parsed = sum(1 for line in log if _json_line(line))
+    outcome.figure("json_log_lines", {"lines": len(log), "parsed": parsed})
+    outcome.bar("every JSON log line is one JSON object", bool(log) and parsed == len(log))
+    exported = 0
+    for directory in ctx.data_dirs:
+        if (directory / "session-buddy.db").exists():
+            for args in (["audit", "export", "--since", "1w"], ["audit", "list", "--json"]):
+                result = await run_cli(ctx, args, data_dir=directory)
+                exported += len(result.stdout.splitlines()) if args[1] == "export" else 0
+    outcome.figure("audit_rows_exported", exported)
+    outcome.bar("the audit trails had rows to search", exported > 0)
+
+
+def _json_line(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 async def run(ctx: Context, others: list[Outcome]) -> Outcome:
     outcome = Outcome(7, TITLE)
     if not others:
         await _exercise(ctx)
         outcome.note("run alone: exercised a server and the CLI first")
+    await _observe(ctx, outcome)
     secrets_ = [
         (s.encode(), label)
         for s, label in zip(

@@ -858,6 +858,15 @@ async def run(ctx: Context) -> Outcome:
             data_dir=world.instances[0].data_dir,
             settings=world.cli_settings,
         )
+        # The shared audit trail, exported while PostgreSQL still runs: scenario 7
+        # searches this output (kept under logs/) for secrets, passwords and tokens.
+        audit = await run_cli(
+            ctx,
+            ["audit", "export", "--since", "1h"],
+            data_dir=world.instances[0].data_dir,
+            settings=world.cli_settings,
+        )
+        outcome.figure("audit_rows_exported", len(audit.stdout.splitlines()))
         tracebacks = sum(i.log().count(TRACEBACK) for i in world.instances)
 
     per_instance = collections.Counter(ledger.acked.values())
