@@ -26,13 +26,16 @@ def backend_pid(db: PostgresDatabase) -> int:
 
 def terminate(postgres_database: pytest_postgres.PostgresDatabase, pid: int | None = None) -> None:
     """End one backend (every one on the database when ``pid`` is None) as an administrator
-    would, and wait until they are gone."""
-    server, name = postgres_database.server, postgres_database.dbname
-    which = "datname = %s" + (" AND pid = %s" if pid is not None else "")
-    params: list[Any] = [name] if pid is None else [name, pid]
-    server.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {which}", params)
+    would, and wait until they are gone (the pool may open new ones meanwhile)."""
+    server = postgres_database.server
+    rows = server.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s", [postgres_database.dbname]
+    )
+    pids = [int(row[0]) for row in rows if pid is None or row[0] == pid]
+    assert pids, "no backend to end"
+    server.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
     deadline = time.monotonic() + 10
-    while server.execute(f"SELECT 1 FROM pg_stat_activity WHERE {which}", params):
+    while server.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]):
         assert time.monotonic() < deadline, "the backends did not end"
         time.sleep(0.01)
 
