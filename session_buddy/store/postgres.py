@@ -238,10 +238,12 @@ class PostgresDatabase:
 
     def watch(self, channel: str, on_change: Callable[[], None]) -> Watch:
         with self._lock:
-            if self._listener is None:
-                self._listener = _Listener(self)
-                self._listener.start()
             listener = self._listener
+            if listener is None:
+                listener = self._listener = _Listener(self)
+                listener.add(channel, on_change)  # before it connects: told on connect
+                listener.start()
+                return listener
         listener.add(channel, on_change)
         return listener
 
@@ -304,8 +306,10 @@ class _Listener:
     """``LISTEN`` on a dedicated connection in a daemon thread; reconnects forever.
 
     ``healthy`` is true while the connection is up and was confirmed alive within the
-    last ``3 × LISTEN_POLL_SECONDS``; every (re)connect calls every callback once, so a
-    subscriber re-reads whatever it may have missed.
+    last ``3 × LISTEN_POLL_SECONDS``; every (re)connect calls every callback once, and so
+    does subscribing a channel added later, so a subscriber re-reads whatever it may have
+    missed. A notification is delivered as soon as it arrives; the wait for the next one
+    ends every ``LISTEN_POLL_SECONDS`` to check the connection and subscribe new channels.
     """
 
     def __init__(self, database: PostgresDatabase) -> None:
@@ -370,7 +374,8 @@ class _Listener:
         reconnected = True
         while not self._stopping.is_set():
             channels = self._channels()
-            for channel in channels.keys() - self._subscribed:
+            new = channels.keys() - self._subscribed
+            for channel in new:
                 conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                 self._subscribed.add(channel)
             conn.execute("SELECT 1")
@@ -381,7 +386,12 @@ class _Listener:
                 reconnected = False
                 self._deliver(list(channels))
                 logger.info("listening for changes on %s", self._database.display)
-            changed = {n.channel for n in conn.notifies(timeout=LISTEN_POLL_SECONDS)}
+            elif new:
+                self._deliver(new)
+            # stop_after=1: return with the first notification (and any that came with it)
+            # instead of collecting until the window ends.
+            notifies = conn.notifies(timeout=LISTEN_POLL_SECONDS, stop_after=1)
+            changed = {n.channel for n in notifies}
             if changed:
                 self._deliver(changed)
 
