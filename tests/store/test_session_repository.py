@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 
-from session_buddy.store import Database, SqliteDatabase, StorageError, migrations
+from session_buddy.store import SqliteDatabase, StorageError, migrations
 from session_buddy.store.sessions import SessionRecord, SessionRepository
 
 
@@ -118,70 +117,6 @@ def test_checkpoints_are_numbered_within_their_session(repo: SessionRepository) 
     assert last is not None
     assert (last.note, last.number) == ("1b", 2)
     assert repo.checkpoint_counts([one.id, two.id, "c" * 32]) == {one.id: 2, two.id: 1}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def either_repo(request: pytest.FixtureRequest, db: SqliteDatabase) -> Iterator[SessionRepository]:
-    """The repository on SQLite, then on a fresh PostgreSQL database (a real server)."""
-    if request.param == "sqlite":
-        yield SessionRepository(db)
-        return
-    from session_buddy.store.postgres import PostgresDatabase
-
-    database: Database = PostgresDatabase(request.getfixturevalue("postgres_url")).open()
-    yield SessionRepository(database)
-    database.close()
-
-
-def checkpoint(repo: SessionRepository, session_id: str, note: str) -> None:
-    added = repo.add_checkpoint(
-        session_id,
-        created_at=150.0,
-        note=note,
-        snapshot_json="{}",
-        commits_since_previous=None,
-        changed_files=None,
-    )
-    assert added is not None
-
-
-def test_active_with_last_checkpoint_is_the_session_its_last_checkpoint_and_count(
-    either_repo: SessionRepository,
-) -> None:
-    repo = either_repo
-    mine, _ = repo.create_or_get_active(record("a" * 32, path="/p"))
-    other, _ = repo.create_or_get_active(record("b" * 32, path="/other"))
-    for note in ("1", "2", "3"):
-        checkpoint(repo, mine.id, note)
-    checkpoint(repo, other.id, "elsewhere")
-
-    found = repo.active_with_last_checkpoint("alice", "/p")
-
-    assert found is not None
-    session, last = found
-    assert session == mine
-    assert last == repo.last_checkpoint(mine.id)
-    assert last is not None and (last.note, last.number) == ("3", 3)
-
-
-def test_active_with_last_checkpoint_of_a_session_without_any_has_none(
-    either_repo: SessionRepository,
-) -> None:
-    stored, _ = either_repo.create_or_get_active(record())
-
-    assert either_repo.active_with_last_checkpoint("alice", "/p") == (stored, None)
-
-
-def test_active_with_last_checkpoint_ignores_ended_sessions_and_other_users(
-    either_repo: SessionRepository,
-) -> None:
-    repo = either_repo
-    ended, _ = repo.create_or_get_active(record("a" * 32))
-    checkpoint(repo, ended.id, "before the end")
-    repo.end(ended.id, ended_at=200.0, end_snapshot_json="{}", summary=None, handoff="h")
-    repo.create_or_get_active(record("b" * 32, user="bob"))
-
-    assert repo.active_with_last_checkpoint("alice", "/p") is None
 
 
 def test_a_checkpoint_of_an_ended_session_is_not_recorded(repo: SessionRepository) -> None:
