@@ -24,9 +24,10 @@ METHOD = """\
   *distinct tokens* (a pool, each used once, after the 10,000-entry verifier cache was
   filled, so every call is a miss that evicts); *forged tokens* (a pool signed with another
   secret). The baseline for all three is PyJWT's `jwt.decode(token, secret,
-  algorithms=["HS256"])` on a valid token; joserfc's `jwt.decode` and PyJWT rejecting the
-  forged pool are shown for context. Logging goes to a counting handler, so the
-  rate-limited failure log really runs (one line per reason and client per 10 s).
+  algorithms=["HS256"], audience="session-buddy")` on a valid token; joserfc's
+  `jwt.decode` and PyJWT rejecting the forged pool are shown for context. Logging goes to
+  a counting handler, so the rate-limited failure log really runs (one line per reason
+  and client per 10 s).
   Tokens for the pools are minted with a prepared HMAC (byte-identical to PyJWT's; one is
   checked with PyJWT first).
 * **scale** — the same distinct-token validation with 100,000 unexpired revocations in

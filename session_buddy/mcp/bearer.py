@@ -8,7 +8,7 @@
   well must name the same user (``JWTManager.authenticate`` enforces that).
 * A header that is present but not a valid bearer token (malformed, expired, revoked,
   wrong secret, another scheme): ``401`` with ``WWW-Authenticate: Bearer
-  error="invalid_token"`` before any tool runs.
+  realm="session-buddy", error="invalid_token"`` before any tool runs.
 * A client blocked by the :class:`~session_buddy.auth.throttle.AuthFailureThrottle` gets
   ``429`` with ``Retry-After`` for requests that present a bad credential: a bad header,
   or — read from the JSON-RPC body of ``tools/call`` (at most ``max_body_bytes``, only
@@ -41,6 +41,7 @@ from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KE
 
 MAX_INSPECTED_BODY_BYTES = 4 * 1024 * 1024  # the SDK's own request body limit
 HEADER_SOURCE = "Authorization header"
+REALM = "session-buddy"
 
 
 class BearerAuthMiddleware:
@@ -161,7 +162,9 @@ def _unauthorized(error: AuthError) -> JSONResponse:
         },
         status_code=401,
         headers={
-            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
+            "WWW-Authenticate": (
+                f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+            )
         },
     )
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.mcp.bearer import BearerAuthMiddleware
+from session_buddy.mcp.exposure import transport_security
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
@@ -35,13 +36,18 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
-INSTRUCTIONS = """\
+_ABOUT = """\
 session-buddy keeps track of coding sessions per project directory.
 Call start_session with the absolute path of the project when you begin work,
 checkpoint as you reach milestones, and end_session (with a summary) to get a Markdown
 hand-off for whoever continues. session_status and list_sessions report; whoami says
-who the server thinks you are. When authentication is enabled, pass your JWT as the
+who the server thinks you are.\
+"""
+INSTRUCTIONS = f"""{_ABOUT} When authentication is enabled, pass your JWT as the
 `token` argument of every call (or, over HTTP, send `Authorization: Bearer <jwt>`).\
+"""
+BEARER_ONLY_INSTRUCTIONS = f"""{_ABOUT} Your client sends the JWT in the
+`Authorization: Bearer` header; never pass a `token` argument.\
 """
 
 
@@ -71,15 +77,20 @@ def check_auth_config(config: AuthConfig) -> AuthConfig:
     return config
 
 
-def build_server(runtime: Runtime) -> MCPServer:
+def build_server(runtime: Runtime, *, bearer_only: bool = False) -> MCPServer:
     """The MCP server with every tool, on the runtime's database (opened here).
 
-    Raises :class:`StorageError` (naming the file) when the database cannot be used.
+    ``bearer_only`` (an HTTP server with ``SESSION_BUDDY_BEARER_ONLY``): the tools refuse
+    a ``token`` argument and do not publish it. Raises :class:`StorageError` (naming the
+    file) when the database cannot be used.
     """
     database = runtime.open().database
-    server = MCPServer(SERVER_NAME, version=VERSION, instructions=INSTRUCTIONS)
+    instructions = BEARER_ONLY_INSTRUCTIONS if bearer_only else INSTRUCTIONS
+    server = MCPServer(SERVER_NAME, version=VERSION, instructions=instructions)
     envelopes = runtime.envelopes if runtime.auth.problem() is None else None
-    SessionTools(runtime.sessions, runtime.manager, envelopes).register(server)
+    SessionTools(runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only).register(
+        server
+    )
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
         _health_endpoint(database, runtime.auth)
     )
@@ -90,9 +101,15 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
     """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
 
     ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
-    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted).
+    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted);
+    ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` keep it on for any host
+    (:func:`~session_buddy.mcp.exposure.transport_security`).
     """
-    app = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        host=host,
+        transport_security=transport_security(host, runtime.settings),
+    )
     return BearerAuthMiddleware(app, manager=runtime.manager, throttle=runtime.throttle)
 
 
