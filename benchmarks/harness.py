@@ -231,7 +231,7 @@ def table(rows: list[Row], *, markdown: bool = False) -> str:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(cells) + " |" for cells in lines]
         return "\n".join(out)
-    widths = [max(len(h), *(len(cells[i]) for cells in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(cells[i]) for cells in lines)]) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*cells) for cells in lines]
