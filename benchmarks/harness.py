@@ -71,10 +71,11 @@ class Profile:
     e2e_calls: int  # tool calls per configuration per round
     rss_tokens: int
     revoked: int
+    propagation_rounds: int  # each: a few PostgreSQL revocations and one SQLite revocation
 
 
-QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000)
-FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000)
+QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000, 6)
+FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000, 50)
 
 
 def interleave(
