@@ -88,6 +88,10 @@ class Configuration:
     seconds: list[float] = field(default_factory=list)  # one batch duration per round
     latencies: list[float] = field(default_factory=list)  # every call, in seconds
 
+    @property
+    def backend(self) -> str:
+        return "postgresql" if "_pg_" in self.name else "sqlite"
+
 
 @dataclass
 class Setup:
@@ -293,6 +297,7 @@ def rows_for(profile: Profile, configs: list[Configuration]) -> list[Row]:
                     "calls_per_s_per_round": [round(calls / s, 1) for s in config.seconds],
                     "batch_seconds": spread(config.seconds),
                     "calls": len(lat),
+                    "backend": config.backend,
                 },
             )
         )

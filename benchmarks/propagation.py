@@ -203,6 +203,7 @@ def _ms(seconds: float) -> float:
 def _summary(cluster: Cluster) -> dict[str, Any]:
     lat = cluster.latencies
     return {
+        "database": cluster.runtime.database.display,  # host:port/db or a file: no password
         "revocations": len(lat),
         "instances": len(cluster.servers),
         "p50_ms": _ms(percentile(lat, 0.5)),
