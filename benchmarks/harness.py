@@ -74,7 +74,7 @@ class Profile:
     propagation_rounds: int  # each: a few PostgreSQL revocations and one SQLite revocation
 
 
-QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000, 6)
+QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000, 3)
 FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000, 50)
 
 
