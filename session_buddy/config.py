@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     database_url_file: Path | None = None
     allowed_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    audit_retention_days: float = Field(default=30, gt=0)
+    metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
 
     @field_validator(
         "previous_secrets",

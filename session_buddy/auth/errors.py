@@ -295,6 +295,14 @@ class TokenArgumentRefusedError(AuthError):
     fix = "drop the token argument and send the header 'Authorization: Bearer <token>'"
 
 
+class ThrottledError(AuthError):
+    """The client presented too many bad credentials; it is answered 429 for a while."""
+
+    public_message = "Too many authentication failures; retry later"
+    reason = "throttled"
+    fix = "stop sending bad tokens; wait for the Retry-After seconds, then use a valid token"
+
+
 class RevocationUnavailableError(AuthError):
     """The revocation store cannot be read; fail closed rather than accept revoked tokens."""
 

@@ -21,6 +21,7 @@ from session_buddy.auth.principal import ANONYMOUS, Principal
 from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.auth.scopes import ImpliedBy, missing_scope
 from session_buddy.auth.tokens import access_claims, issue_token, normalize_token, sign_claims
+from session_buddy.auth.trail import AuthDecision, DecisionRecorder
 from session_buddy.auth.verifier import TokenVerifier, revocation_key
 from session_buddy.store import Database, StorageError, database_for
 
@@ -44,6 +45,7 @@ class JWTManager:
         database: Database | None = None,
         revocations: RevocationStore | None = None,
         failure_log: AuthFailureLog | None = None,
+        decisions: DecisionRecorder | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else AuthConfig()
@@ -53,6 +55,8 @@ class JWTManager:
         self._verifier: TokenVerifier | None = None
         self._build_lock = threading.RLock()
         self.failure_log = failure_log or AuthFailureLog()
+        # Every decision of authenticate(), allowed or denied (the audit trail, metrics).
+        self.decisions = decisions
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -179,6 +183,8 @@ class JWTManager:
         is disabled. Raises an ``AuthError`` (logged, rate-limited) when the caller may not
         proceed.
         """
+        principal: Principal | None = None
+        permission = next(iter(scopes), None)
         try:
             if bearer_only and token is not None and token != "":
                 raise errors.TokenArgumentRefusedError("token argument on a bearer-only server")
@@ -198,7 +204,30 @@ class JWTManager:
                     raise errors.MissingScopeError(lacking)
         except errors.AuthError as exc:
             self.failure_log.record(exc, token=token, tool=tool, client=client)
+            if self.decisions is not None:
+                self.decisions.record(
+                    AuthDecision.denied(
+                        exc,
+                        action=tool or "-",
+                        permission=permission,
+                        source_ip=client,
+                        token=token,
+                        principal=principal
+                        if principal is not None and principal.authenticated
+                        else None,
+                    )
+                )
             raise
+        if self.decisions is not None:
+            self.decisions.record(
+                AuthDecision.allowed(
+                    principal,
+                    action=tool or "-",
+                    permission=permission,
+                    source_ip=client,
+                    token=token,
+                )
+            )
         return principal
 
     def _resolve(self, token: object, bearer: Principal | None, optional: bool) -> Principal:

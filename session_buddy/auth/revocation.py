@@ -63,9 +63,13 @@ class RevocationStore:
         self._known_at = self._monotonic()
         self._failing = False
         self._last_failure = ""
-        self._load()
-        self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
         self._closed = threading.Event()
+        # Called with the delay between another process's revocation and this one
+        # learning of it (the metrics' propagation lag).
+        self.on_learned: Callable[[float], None] | None = None
+        self._load()
+        self._watch: Watch | None = None
+        self._watch = db.watch(CHANNEL, self._pushed) if push else None
         if self._watch is not None:
             # While the push is down, poll off the request path (never block a check).
             threading.Thread(
@@ -155,12 +159,20 @@ class RevocationStore:
             logger.info("revocation sync recovered")
         self._failing = False
         self._known_at = self._monotonic()
+        learned: list[float] = []
         if changes:
             with self._lock:
                 for change in changes:
-                    known = self._expiry.get(change.token_key, 0.0)
-                    self._expiry[change.token_key] = max(change.expires_at, known)
+                    known = self._expiry.get(change.token_key)
+                    if known is None:
+                        learned.append(change.revoked_at)
+                    self._expiry[change.token_key] = max(change.expires_at, known or 0.0)
                 self._last_seq = max(self._last_seq, position)
+        observer = self.on_learned
+        if observer is not None and learned:
+            now = self._clock()
+            for revoked_at in learned:
+                observer(max(0.0, now - revoked_at))
 
     def purge_expired(self) -> int:
         """Forget revocations of tokens that expired long enough ago; returns how many."""
@@ -170,6 +182,11 @@ class RevocationStore:
         with self._lock:
             self._expiry = {k: e for k, e in self._expiry.items() if e > cutoff}
         return purged
+
+    @property
+    def known(self) -> int:
+        """Revocations in the in-memory set (what every check consults)."""
+        return len(self._expiry)
 
     def count(self) -> int:
         """Revocations currently in force (read from the database, not the cache)."""

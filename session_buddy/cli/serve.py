@@ -107,16 +107,22 @@ def serve(
         parse_level(settings.log_level)
     except ValueError as exc:
         fail(f"Invalid configuration: SESSION_BUDDY_LOG_LEVEL: {exc}")
-    configure_logging(settings.log_level, secrets=_known_secrets(settings))
-    # Imported here: the MCP SDK and uvicorn take a second to import, which the other
-    # commands should not pay for.
-    from session_buddy.mcp import auth as mcp_auth
-    from session_buddy.mcp import server as mcp_server
-    from session_buddy.mcp.exposure import UNAUTHENTICATED_FIX, review_http_exposure
-
-    runtime = Runtime.build(settings)
+    configure_logging(
+        settings.log_level, secrets=_known_secrets(settings), log_format=settings.log_format
+    )
+    try:
+        runtime = Runtime.build(settings)
+    except StorageError as exc:  # a malformed database URL
+        fail(str(exc), exc.fix)
+    # A configuration or database that cannot work stops here, before the MCP SDK and
+    # uvicorn are imported (they take a second, which a failing start should not pay).
+    problem = runtime.auth.problem() if runtime.auth.enabled else None
+    if problem is not None:
+        fail(str(problem), problem.fix)
     http = transport is Transport.http
     if http:
+        from session_buddy.mcp.exposure import UNAUTHENTICATED_FIX, review_http_exposure
+
         review = review_http_exposure(
             host,
             settings,
@@ -127,17 +133,30 @@ def serve(
             fail(review.refusal, UNAUTHENTICATED_FIX)
         for warning in review.warnings:
             logger.warning(warning)
-    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
     try:
-        mcp_server.check_auth_config(runtime.auth)
-        server = mcp_server.build_server(runtime, bearer_only=http and settings.bearer_only)
-    except mcp_server.StartupError as exc:
-        fail(str(exc), exc.fix)
+        runtime.open()
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    if not http:
-        mcp_server.run_stdio(server)
-    else:
-        app = mcp_server.build_http_app(server, runtime, host=host)
-        runtime.share_throttle()
-        mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+    from session_buddy.mcp import auth as mcp_auth
+    from session_buddy.mcp import server as mcp_server
+    from session_buddy.mcp.metrics import ServerMetrics
+
+    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
+    metrics = (
+        ServerMetrics() if http and mcp_server.metrics_enabled(settings.metrics, host) else None
+    )
+    try:
+        server = mcp_server.build_server(
+            runtime, bearer_only=http and settings.bearer_only, metrics=metrics
+        )
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    runtime.start_serving(http=http)
+    try:
+        if not http:
+            mcp_server.run_stdio(server)
+        else:
+            app = mcp_server.build_http_app(server, runtime, host=host)
+            mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+    finally:
+        runtime.stop_serving()

@@ -4,9 +4,10 @@
 :func:`build_http_app` wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET
 /healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve.
 ``session-buddy serve`` (in :mod:`session_buddy.cli.serve`) builds one
-:class:`~session_buddy.runtime.Runtime` from its settings and strings them together after
-:func:`check_auth_config`: the tools, the middleware and the throttle all get their parts
-from that runtime, so sessions and revocations share one database.
+:class:`~session_buddy.runtime.Runtime` from its settings, checks that its configuration
+and database can work, and strings these together: the tools, the middleware and the
+throttle all get their parts from that runtime, so sessions and revocations share one
+database.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from starlette.types import ASGIApp
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.mcp.bearer import BearerAuthMiddleware
-from session_buddy.mcp.exposure import transport_security
+from session_buddy.mcp.exposure import is_loopback, transport_security
+from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
@@ -61,40 +63,52 @@ def _package_version() -> str:
 VERSION = _package_version()
 
 
-class StartupError(Exception):
-    """The server cannot start; the message says why, ``fix`` what to do."""
-
-    def __init__(self, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
-def check_auth_config(config: AuthConfig) -> AuthConfig:
-    """``config``, or :class:`StartupError` when authentication would fail closed."""
-    problem = config.problem() if config.enabled else None
-    if problem is not None:
-        raise StartupError(str(problem), problem.fix)
-    return config
-
-
-def build_server(runtime: Runtime, *, bearer_only: bool = False) -> MCPServer:
+def build_server(
+    runtime: Runtime, *, bearer_only: bool = False, metrics: ServerMetrics | None = None
+) -> MCPServer:
     """The MCP server with every tool, on the runtime's database (opened here).
 
     ``bearer_only`` (an HTTP server with ``SESSION_BUDDY_BEARER_ONLY``): the tools refuse
-    a ``token`` argument and do not publish it. Raises :class:`StorageError` (naming the
-    file) when the database cannot be used.
+    a ``token`` argument and do not publish it. ``metrics``: count and time every tool
+    call and decision, and serve them at ``/metrics``. Raises :class:`StorageError`
+    (naming the file) when the database cannot be used.
     """
     database = runtime.open().database
     instructions = BEARER_ONLY_INSTRUCTIONS if bearer_only else INSTRUCTIONS
     server = MCPServer(SERVER_NAME, version=VERSION, instructions=instructions)
     envelopes = runtime.envelopes if runtime.auth.problem() is None else None
-    SessionTools(runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only).register(
-        server
-    )
+    SessionTools(
+        runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only, metrics=metrics
+    ).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
         _health_endpoint(database, runtime.auth)
     )
+    if metrics is not None:
+        _attach_metrics(metrics, runtime)
+        server.custom_route(METRICS_PATH, methods=["GET"], include_in_schema=False)(
+            metrics.endpoint
+        )
     return server
+
+
+def _attach_metrics(metrics: ServerMetrics, runtime: Runtime) -> None:
+    """Feed ``metrics`` from the runtime: decisions, gauges, revocation propagation."""
+    runtime.decisions.add(metrics)
+    revocations = runtime.manager.revocations if runtime.auth.problem() is None else None
+    if revocations is not None:
+        revocations.on_learned = metrics.observe_propagation
+    metrics.watch(
+        throttled_clients=runtime.throttle.blocked_count,
+        revoked_tokens=(lambda: revocations.known) if revocations is not None else (lambda: 0),
+        audit_dropped=lambda: runtime.audit.dropped,
+    )
+
+
+def metrics_enabled(setting: bool | None, host: str) -> bool:
+    """``SESSION_BUDDY_METRICS``, or by default: on when bound to a loopback address."""
+    if setting is not None:
+        return setting
+    return is_loopback(host)
 
 
 def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:

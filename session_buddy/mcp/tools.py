@@ -25,6 +25,7 @@ from session_buddy.auth.scopes import EXECUTE, READ, WRITE, ImpliedBy
 from session_buddy.mcp.auth import get_current_user, require_auth
 from session_buddy.mcp.envelope import EnvelopeVerdict
 from session_buddy.mcp.identity import Identity
+from session_buddy.mcp.metrics import ServerMetrics
 from session_buddy.mcp.results import structured, verbatim_errors
 from session_buddy.sessions.errors import InputTooLargeError, SessionError
 from session_buddy.sessions.models import (
@@ -122,11 +123,13 @@ class SessionTools:
         envelopes: CrossProjectAuth | None = None,
         *,
         bearer_only: bool = False,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self._service = service
         self._manager = manager
         self._envelopes = envelopes
         self._bearer_only = bearer_only
+        self._metrics = metrics
 
     def specs(self) -> dict[Callable[..., CallToolResult], ToolSpec]:
         return {
@@ -161,8 +164,11 @@ class SessionTools:
                 manager=self._manager,
                 bearer_only=self._bearer_only,
             )(method)
+            tool = verbatim_errors(guarded)
+            if self._metrics is not None:
+                tool = self._metrics.measured(method.__name__, tool)
             server.add_tool(
-                verbatim_errors(guarded),
+                tool,
                 title=spec.title,
                 annotations=ToolAnnotations(
                     title=spec.title,

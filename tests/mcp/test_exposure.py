@@ -201,7 +201,7 @@ def test_a_bearer_only_server_publishes_no_token_argument(
         tools = conn.tools()
     finally:
         conn.close()
-    assert len(tools) == 6
+    assert len(tools) == 7  # every tool, verify_envelope included
     for tool in tools:
         assert "token" not in tool.input_schema.get("properties", {}), tool.name
 
