@@ -59,7 +59,9 @@ METHOD = """\
   `revoke_token` returns (committed), the client calls `whoami` with that token, one call
   in flight, the instances taking turns, until both refuse it as revoked; a revocation's
   latency is when the last refusal reached the client (an upper bound; its resolution is
-  one `whoami` call per instance, about 2 × the `whoami` p50 in the details). Rounds of
+  one `whoami` call per instance, about 2 × the `whoami` p50 in the details); `last.json`
+  also has a lower bound, when the last call an instance still accepted was sent (0 when
+  both refused their first call after the commit). Rounds of
   two PostgreSQL revocations and one SQLite revocation, order alternating, one warm-up
   round discarded; p50/p99 by nearest rank. The failure throttle counts every refusal per
   client address (20 per 60 s, shared by the instances), so the client moves to a new

@@ -77,6 +77,8 @@ def test_each_cluster_row_is_the_p99_of_its_revocations(
     assert row["value"] == details["p99_ms"] == pytest.approx(percentile(latencies, 0.99))
     assert details["p50_ms"] == pytest.approx(percentile(latencies, 0.5))
     assert details["min_ms"] <= details["p50_ms"] <= details["p99_ms"] <= details["max_ms"]
+    assert 0 <= details["lower_bound_p50_ms"] <= details["p50_ms"]
+    assert details["lower_bound_p50_ms"] <= details["lower_bound_p99_ms"] <= details["p99_ms"]
     # a revocation counts when the last instance refused it
     assert max(details["per_instance_p99_ms"]) <= details["p99_ms"] + 0.01
     # every instance was asked at least once after the revocation
