@@ -98,10 +98,15 @@ METHOD = """\
   over HTTP, the failure throttle's ten exchanges a second with the database (about 3 %).
 * Propagation: the listener used to deliver notifications only when its 0.5 s wait for
   them ended (every revocation took ~0.5 s to reach the other instances, no better than
-  SQLite's polling); it now returns with the first one. The PostgreSQL tail is the
-  scheduling of four processes (revoker's backend, the listening backend, the instance's
-  listener thread, its sync query) on two cores shared with the client and the rest of
-  the machine.
+  SQLite's polling; `make stress` found the same); it now returns with the first one.
+  The PostgreSQL p50 is the measurement's resolution: in most revocations both instances
+  refused the first call after the commit (lower bound 0 ms in `last.json`); an
+  instrumented run put the instance's notification at ~1 ms and its re-read set at ~3 ms
+  after the commit. The tail is scheduling — the revoker's backend, the listening
+  backends, each instance's listener thread and its read, on two cores shared with the
+  client and the rest of the machine: in the slowest revocations both instances heard
+  of it late at the same moment, or the `whoami` call itself was slow (the lower bound
+  is then far below the figure).
 """
 
 
