@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     allowed_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    audit: bool = True  # false: no audit trail is written (measurement, not advice)
     audit_retention_days: float = Field(default=30, gt=0)
     metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
 

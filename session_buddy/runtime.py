@@ -89,8 +89,9 @@ class Runtime:
     def start_serving(self, *, http: bool) -> None:
         """The background work of a server: the audit writer, and (HTTP) the shared
         failure throttle. Decisions are only ever written while a server runs."""
-        self.decisions.add(self.audit)
-        self.audit.start()
+        if self.settings.audit:
+            self.decisions.add(self.audit)
+            self.audit.start()
         if http:
             self.share_throttle()
 

@@ -263,3 +263,14 @@ def test_reading_the_trail_needs_no_secret(deployment: Deployment, portal: Block
                         cwd=deployment.root, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert [e["action"] for e in json.loads(result.stdout)] == ["whoami"]
+
+
+def test_an_audit_switched_off_writes_nothing(tmp_path: Path, portal: BlockingPortal) -> None:
+    secret = new_secret()
+    env = server_environment(tmp_path / "data", secret, SESSION_BUDDY_AUDIT="false")
+    with launch_http_server(env, tmp_path) as server:
+        call(server.url, portal, "whoami", bearer=mint(secret, "frank"))
+        time.sleep(1.0)  # two flush intervals
+        result = run_python("-m", "session_buddy", "audit", "list", "--json",
+                            cwd=tmp_path, env=env)  # fmt: skip
+    assert json.loads(result.stdout) == []
