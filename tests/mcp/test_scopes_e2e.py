@@ -21,7 +21,16 @@ from anyio.from_thread import BlockingPortal
 from mcp_types import CallToolResult
 
 from testkit.environment import clean_environment, new_secret, server_environment
-from testkit.mcp import McpConnection, connect, http_transport, ok, stdio_transport, text_of
+from testkit.mcp import (
+    INITIALIZE,
+    McpConnection,
+    connect,
+    http_transport,
+    ok,
+    post_json_rpc,
+    stdio_transport,
+    text_of,
+)
 from testkit.released import create_service_token
 from testkit.server import SCRIPT, launch_http_server
 from testkit.tokens import mint
@@ -157,21 +166,7 @@ def test_whoami_needs_no_scope_and_shows_the_scopes(as_caller: Callable[[str], C
 
 
 def test_too_few_scopes_over_http_is_a_tool_error_not_an_http_status(http_url: str) -> None:
-    call = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Authorization": f"Bearer {mahavishnu('read')}",
-    }
-    response = httpx.post(http_url, json=call, headers=headers, timeout=10)
+    response = post_json_rpc(http_url, INITIALIZE, authorization=f"Bearer {mahavishnu('read')}")
     assert response.status_code == 200  # a read-only token is a valid credential
 
 
