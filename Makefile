@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint format bench fuzz stress lock clean
+.PHONY: test demo lint format bench fuzz stress interop lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,18 @@ fuzz: $(STAMP)
 
 stress: $(STAMP)
 	$(BIN)/python -m stress
+
+# The released ecosystem's auth (mcp-common, as Mahavishnu 0.14 ships it) against our code,
+# both ways. Not part of `make test`: it downloads the wheel from PyPI. Its package
+# __init__ needs Python 3.13, so only mcp_common/auth is unpacked, beside a stub __init__.
+MCP_COMMON_VERSION := 0.19.1
+interop: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.13 \
+		mcp-common==$(MCP_COMMON_VERSION) -d "$$tmp/wheel" && \
+	$(BIN)/python -m testkit.released "$$tmp"/wheel/mcp_common-*.whl "$$tmp/site" && \
+	PYTHONPATH="$$tmp/site" $(BIN)/python -c "import mcp_common.auth.core" && \
+	PYTHONPATH="$$tmp/site" $(BIN)/python -m pytest -q -p no:cacheprovider tests/interop
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv

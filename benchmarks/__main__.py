@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.harness import FULL, QUICK, Row, machine, progress, table
 
-PARTS = ("micro", "scale", "e2e")
+PARTS = ("micro", "scale", "e2e", "propagation")
 LAST_JSON = Path(__file__).resolve().parent / "last.json"
 
 
@@ -49,6 +49,10 @@ def _run_part(name: str, profile: Any) -> list[Row]:
         from benchmarks import scale
 
         return scale.run(profile)
+    if name == "propagation":
+        from benchmarks import propagation
+
+        return propagation.run(profile)
     from benchmarks import e2e
 
     return e2e.run(profile)

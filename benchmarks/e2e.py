@@ -9,7 +9,10 @@ every call reads a real row). Configurations:
 * HTTP, auth off / auth on with the ``token`` argument / auth on with an
   ``Authorization: Bearer`` header (same auth-on server for both);
 * the baseline: :mod:`benchmarks.baseline_server` — the SDK's ``AuthSettings`` +
-  ``TokenVerifier`` (PyJWT) — over HTTP with a bearer header.
+  ``TokenVerifier`` (PyJWT) — over HTTP with a bearer header;
+* the PostgreSQL backend: stdio with the ``token`` argument and HTTP with a bearer header,
+  auth on, each server on its own database of a PostgreSQL server the benchmark starts
+  (:mod:`benchmarks.postgres`), compared with the same configuration on SQLite.
 
 Every round runs a fixed number of sequential calls per configuration; configurations
 that are compared take turns call by call (rotated order), so both sides of a ratio see
@@ -35,6 +38,7 @@ import anyio
 from mcp.client import Client
 
 from benchmarks.harness import Profile, Row, median, progress, spread
+from benchmarks.postgres import BenchPostgres, bench_postgres
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions.service import SessionService
 from session_buddy.store import SqliteDatabase
@@ -61,6 +65,8 @@ COMPARISONS: list[tuple[str, str, float, str]] = [
     ("http_on_bearer", "http_off", 0.97, "HTTP calls/s, auth on (bearer header) / off"),
     ("http_on_bearer", "http_sdk_baseline", 1.0, "HTTP calls/s, bearer / SDK-auth server"),
     ("http_on_token", "http_sdk_baseline", 1.0, "HTTP calls/s, token argument / SDK-auth server"),
+    ("stdio_pg_token", "stdio_on_token", 0.8, "PostgreSQL/SQLite calls/s (stdio)"),
+    ("http_pg_bearer", "http_on_bearer", 0.8, "PostgreSQL/SQLite calls/s (HTTP)"),
 ]
 DESCRIPTIONS = {
     "stdio_off": "stdio, auth off",
@@ -69,6 +75,8 @@ DESCRIPTIONS = {
     "http_on_token": "HTTP, auth on, token argument",
     "http_on_bearer": "HTTP, auth on, bearer header",
     "http_sdk_baseline": "HTTP, SDK AuthSettings + PyJWT verifier, bearer header",
+    "stdio_pg_token": "stdio, auth on, token argument, PostgreSQL",
+    "http_pg_bearer": "HTTP, auth on, bearer header, PostgreSQL",
 }
 
 
@@ -80,6 +88,10 @@ class Configuration:
     seconds: list[float] = field(default_factory=list)  # one batch duration per round
     latencies: list[float] = field(default_factory=list)  # every call, in seconds
 
+    @property
+    def backend(self) -> str:
+        return "postgresql" if "_pg_" in self.name else "sqlite"
+
 
 @dataclass
 class Setup:
@@ -87,6 +99,7 @@ class Setup:
     repo: Path
     secret: str
     token: str
+    postgres: BenchPostgres
     logs: list[TextIO] = field(default_factory=list)
 
     def data_dir(self, name: str) -> Path:
@@ -94,8 +107,12 @@ class Setup:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def env(self, data_dir: Path, *, auth: bool) -> dict[str, str]:
-        return server_environment(data_dir, self.secret if auth else None)
+    def env(self, data_dir: Path, *, auth: bool, postgres: bool = False) -> dict[str, str]:
+        """A server's environment; with ``postgres``, a new database named for the data dir."""
+        settings = {}
+        if postgres:
+            settings["SESSION_BUDDY_DATABASE_URL"] = self.postgres.database_url(data_dir.name)
+        return server_environment(data_dir, self.secret if auth else None, **settings)
 
     def log_path(self, name: str) -> Path:
         return self.root / f"{name}.stderr"
@@ -106,8 +123,8 @@ class Setup:
         return handle
 
 
-def stdio_client(setup: Setup, name: str, *, auth: bool) -> Client:
-    env = setup.env(setup.data_dir(name), auth=auth)
+def stdio_client(setup: Setup, name: str, *, auth: bool, postgres: bool = False) -> Client:
+    env = setup.env(setup.data_dir(name), auth=auth, postgres=postgres)
     return mcp_stdio(env, setup.root, setup.log(name), "--transport", "stdio", *QUIET)
 
 
@@ -123,9 +140,10 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     token = setup.token
     enter: Callable[[Any], Awaitable[Client]] = stack.enter_async_context
 
-    progress("e2e: starting servers (stdio ×2, HTTP ×2, SDK baseline)")
+    progress("e2e: starting servers (stdio ×3, HTTP ×3, SDK baseline; 2 on PostgreSQL)")
     stdio_off = await enter(stdio_client(setup, "stdio_off", auth=False))
     stdio_on = await enter(stdio_client(setup, "stdio_on", auth=True))
+    stdio_pg = await enter(stdio_client(setup, "stdio_pg", auth=True, postgres=True))
 
     def serve(
         name: str,
@@ -134,8 +152,9 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
         cwd: Path = setup.root,
         args: Sequence[str] = QUIET,
         command: Sequence[str] = SERVE_HTTP,
+        postgres: bool = False,
     ) -> ServerProcess:
-        env = setup.env(setup.data_dir(name), auth=auth)
+        env = setup.env(setup.data_dir(name), auth=auth, postgres=postgres)
         log_path = setup.log_path(name)
         server = launch_http_server(
             env, cwd, log_path=log_path, args=args, command=command, startup_timeout=STARTUP_TIMEOUT
@@ -144,6 +163,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
 
     off_server = serve("http_off", auth=False)
     on_server = serve("http_on", auth=True)
+    pg_server = serve("http_pg", auth=True, postgres=True)
     baseline_dir = setup.data_dir("http_sdk_baseline")
     SessionService(SqliteDatabase(baseline_dir / "session-buddy.db").open()).start(
         Principal(user_id=USER, authenticated=True), repo
@@ -159,6 +179,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     http_token = await enter(mcp_http(on_server.url))
     http_bearer = await enter(mcp_http(on_server.url, bearer=token))
     baseline = await enter(mcp_http(baseline_server.url, bearer=token))
+    http_pg = await enter(mcp_http(pg_server.url, bearer=token))
 
     configs = [
         Configuration("stdio_off", stdio_off, {"working_directory": repo}),
@@ -167,6 +188,8 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
         Configuration("http_on_token", http_token, {"working_directory": repo, "token": token}),
         Configuration("http_on_bearer", http_bearer, {"working_directory": repo}),
         Configuration("http_sdk_baseline", baseline, {"working_directory": repo}),
+        Configuration("stdio_pg_token", stdio_pg, {"working_directory": repo, "token": token}),
+        Configuration("http_pg_bearer", http_pg, {"working_directory": repo}),
     ]
     # A session per server (its caller's), so session_status reads a real row.
     for config in configs:
@@ -183,7 +206,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
 async def measure(profile: Profile, configs: list[Configuration]) -> None:
     """Rounds of ``e2e_calls`` sequential calls per configuration, interleaved call by call.
 
-    Configurations compared with each other (the stdio pair; the four HTTP ones) take
+    Configurations compared with each other (the stdio ones; the HTTP ones) take
     turns, one call each, in an order rotated at every turn: a burst of load from
     elsewhere on the machine then hits both sides of a ratio alike. A configuration's
     time in a round is the sum of its calls' latencies. The client's own garbage
@@ -274,6 +297,7 @@ def rows_for(profile: Profile, configs: list[Configuration]) -> list[Row]:
                     "calls_per_s_per_round": [round(calls / s, 1) for s in config.seconds],
                     "batch_seconds": spread(config.seconds),
                     "calls": len(lat),
+                    "backend": config.backend,
                 },
             )
         )
@@ -292,9 +316,12 @@ def run(profile: Profile) -> list[Row]:
         root = Path(tmp)
         secret = new_secret()
         token = mint(secret, USER, lifetime=4 * 3600)
-        setup = Setup(root, make_git_repo(root / "project", "bench-project"), secret, token)
-        try:
-            return anyio.run(_run, profile, setup)
-        finally:
-            for handle in setup.logs:
-                handle.close()
+        progress("e2e: starting PostgreSQL")
+        with bench_postgres() as postgres:
+            repo = make_git_repo(root / "project", "bench-project")
+            setup = Setup(root, repo, secret, token, postgres)
+            try:
+                return anyio.run(_run, profile, setup)
+            finally:
+                for handle in setup.logs:
+                    handle.close()

@@ -71,10 +71,11 @@ class Profile:
     e2e_calls: int  # tool calls per configuration per round
     rss_tokens: int
     revoked: int
+    propagation_rounds: int  # each: a few PostgreSQL revocations and one SQLite revocation
 
 
-QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000)
-FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000)
+QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000, 3)
+FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000, 50)
 
 
 def interleave(
@@ -231,7 +232,7 @@ def table(rows: list[Row], *, markdown: bool = False) -> str:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(cells) + " |" for cells in lines]
         return "\n".join(out)
-    widths = [max(len(h), *(len(cells[i]) for cells in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(cells[i]) for cells in lines)]) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*cells) for cells in lines]

@@ -6,8 +6,9 @@
 * forged tokens — a pool signed with another secret (bad signature): rejected, the
   reason stored for ``get_auth_error``, and the rate-limited failure log really runs.
 
-Baseline: ``jwt.decode(token, secret, algorithms=["HS256"])`` on a valid token, timed in
-the same rounds. joserfc and PyJWT rejecting the forged pool are shown for context.
+Baseline: ``jwt.decode(token, secret, algorithms=["HS256"], audience="session-buddy")``
+on a valid token (ours carry that ``aud``), timed in the same rounds. joserfc and PyJWT
+rejecting the forged pool are shown for context.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from benchmarks.harness import (
 )
 from benchmarks.minting import FastMinter
 from session_buddy.auth.verifier import DEFAULT_CACHE_SIZE
+from session_buddy.config import DEFAULT_AUDIENCE
 from session_buddy.mcp import auth
 
 PART = "micro"
@@ -104,7 +106,7 @@ def _measure(profile: Profile, secret: str, log: CountingHandler) -> list[Row]:
 
     def pyjwt(n: int) -> None:
         for _ in range(n):
-            jwt.decode(token, secret, algorithms=["HS256"])
+            jwt.decode(token, secret, algorithms=["HS256"], audience=DEFAULT_AUDIENCE)
 
     def joserfc(n: int) -> None:
         for _ in range(n):

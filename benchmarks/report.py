@@ -12,9 +12,10 @@ RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 METHOD = """\
 ## How these figures are made
 
-* `make bench` (= `python -m benchmarks`; `--quick` for a smoke run, `--only micro|e2e|scale`,
-  `--json`). Every run also writes `benchmarks/last.json`. This file is rewritten by
-  `python -m benchmarks --write-results` after a full run of all three parts.
+* `make bench` (= `python -m benchmarks`; `--quick` for a smoke run,
+  `--only micro|scale|e2e|propagation`, `--json`). Every run also writes
+  `benchmarks/last.json`. This file is rewritten by `python -m benchmarks
+  --write-results` after a full run of all four parts.
 * Every target is a **ratio to a baseline measured in the same run**, because absolute
   times drift on a shared machine. Timing uses `time.perf_counter_ns`; candidates and
   baselines run in interleaved rounds (order rotated every round) after discarded warm-up
@@ -24,9 +25,10 @@ METHOD = """\
   *distinct tokens* (a pool, each used once, after the 10,000-entry verifier cache was
   filled, so every call is a miss that evicts); *forged tokens* (a pool signed with another
   secret). The baseline for all three is PyJWT's `jwt.decode(token, secret,
-  algorithms=["HS256"])` on a valid token; joserfc's `jwt.decode` and PyJWT rejecting the
-  forged pool are shown for context. Logging goes to a counting handler, so the
-  rate-limited failure log really runs (one line per reason and client per 10 s).
+  algorithms=["HS256"], audience="session-buddy")` on a valid token; joserfc's
+  `jwt.decode` and PyJWT rejecting the forged pool are shown for context. Logging goes to
+  a counting handler, so the rate-limited failure log really runs (one line per reason
+  and client per 10 s).
   Tokens for the pools are minted with a prepared HMAC (byte-identical to PyJWT's; one is
   checked with PyJWT first).
 * **scale** — the same distinct-token validation with 100,000 unexpired revocations in
@@ -42,9 +44,32 @@ METHOD = """\
   baseline_server.py`). Configurations that are compared take turns call by call within
   each round (rotated order); a configuration's calls/s in a round is its calls over the
   time they took; ratios per round, then the median. All servers log at WARNING. The
-  client's own garbage collector runs between rounds only.
-* No timing assertion is part of `make test`; `tests/benchmarks/test_bench_smoke.py` only
-  checks that a quick micro run produces every row.
+  client's own garbage collector runs between rounds only. *PostgreSQL/SQLite*: the same
+  auth-on configuration (stdio with the token argument; HTTP with the bearer header) with
+  `SESSION_BUDDY_DATABASE_URL` set, each server on a fresh database of a PostgreSQL 15 the
+  run starts with the test kit (`testkit.postgres`: `initdb` in a temporary directory,
+  run as the `postgres` user on a free port; its settings are the test suite's:
+  `fsync=off`, `shared_buffers=32MB`), against its twin on SQLite, in the same rotation.
+* **propagation** — two clusters of two HTTP instances each (auth on, one secret): one on
+  a PostgreSQL database (revocations pushed by `LISTEN`/`NOTIFY`), one on a SQLite data
+  dir (each instance re-reads the revocation log when a check finds its 0.5 s interval
+  over). A `JWTManager` in the benchmark process, on the cluster's database, revokes a
+  token both instances have just accepted (so the cached path must notice), at a random
+  moment 0–0.5 s later (a random phase of the instances' cycles). From the moment
+  `revoke_token` returns (committed), the client calls `whoami` with that token, one call
+  in flight, the instances taking turns, until both refuse it as revoked; a revocation's
+  latency is when the last refusal reached the client (an upper bound; its resolution is
+  one `whoami` call per instance, about 2 × the `whoami` p50 in the details); `last.json`
+  also has a lower bound, when the last call an instance still accepted was sent (0 when
+  both refused their first call after the commit). Rounds of
+  two PostgreSQL revocations and one SQLite revocation, order alternating, one warm-up
+  round discarded; p50/p99 by nearest rank. The failure throttle counts every refusal per
+  client address (20 per 60 s, shared by the instances), so the client moves to a new
+  127.0.0.x source address every 8 revocations rather than be answered 429.
+* No timing assertion is part of `make test`: `tests/benchmarks/test_bench_smoke.py` and
+  `test_bench_propagation_smoke.py` check that quick micro and propagation runs produce
+  every row, consistent with the measurements they came from (e2e is left to
+  `make bench`: seven servers, about 20 s even when quick).
 
 ## Reading them
 
@@ -58,7 +83,30 @@ METHOD = """\
   the header (accepted encoded headers are remembered) and the claims; a bad signature
   is raised without decoding anything, and its log line is rate-limited.
 * Revocation checks are a set lookup in memory, kept in step with other processes by
-  reading the append-only revocation log at most every 0.5 s.
+  reading the append-only revocation log at most every 0.5 s (SQLite), or at once when
+  PostgreSQL notifies a revocation.
+* PostgreSQL/SQLite calls/s: a `session_status` call costs one database round trip on
+  PostgreSQL. Two product changes got it there: the connection pool's check on checkout
+  made a round trip of its own before every query and now looks at the idle connection's
+  socket instead (`store.postgres.check_idle_connection`), and status read its session,
+  last checkpoint and checkpoint count in three queries and now reads them in one. Before
+  and after, measured in the same run (the previous package beside this one through
+  `PYTHONPATH`, all eight servers interleaved call by call, 30 rounds, twice): HTTP
+  0.756× → 0.925× and 0.673× → 0.858×, stdio 0.786× → 0.880× and 0.835× → 0.918×; the first
+  e2e run with the PostgreSQL rows, before the changes, read HTTP 0.656×, stdio 0.793×.
+  What remains is that round trip (another process to schedule on two shared cores) and,
+  over HTTP, the failure throttle's ten exchanges a second with the database (about 3 %).
+* Propagation: the listener used to deliver notifications only when its 0.5 s wait for
+  them ended (every revocation took ~0.5 s to reach the other instances, no better than
+  SQLite's polling; `make stress` found the same); it now returns with the first one.
+  The PostgreSQL p50 is the measurement's resolution: in most revocations both instances
+  refused the first call after the commit (lower bound 0 ms in `last.json`); an
+  instrumented run put the instance's notification at ~1 ms and its re-read set at ~3 ms
+  after the commit. The tail is scheduling — the revoker's backend, the listening
+  backends, each instance's listener thread and its read, on two cores shared with the
+  client and the rest of the machine: in the slowest revocations both instances heard
+  of it late at the same moment, or the `whoami` call itself was slow (the lower bound
+  is then far below the figure).
 """
 
 

@@ -16,8 +16,19 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "SESSION_BUDDY_"
-SecretSource = Literal["env", "file", ".env", "unset"]
+DEFAULT_AUDIENCE = "session-buddy"
+SHARED_SECRET_VARIABLE = "BODAI_SHARED_SECRET"
+SecretSource = Literal["env", "file", ".env", "shared", "unset"]
 SecretFileProblem = Literal["unreadable", "empty"]
+
+# Mahavishnu's JWT secret under both of its names, in the order we read them: its settings
+# (pydantic, env_nested_delimiter "__") read the first; its docs and its mcp-common service
+# auth use the second.
+MAHAVISHNU_SECRET_VARIABLES = ("MAHAVISHNU_AUTH__SECRET", "MAHAVISHNU_AUTH_SECRET")
+# Mahavishnu's settings field cross_project_auth_secret (env_prefix MAHAVISHNU_): the secret
+# its MessageAuthenticator signs cross-project messages with.
+MAHAVISHNU_CROSS_PROJECT_VARIABLE = "MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET"
+_VARIABLE_ALIASES = {name: MAHAVISHNU_SECRET_VARIABLES for name in MAHAVISHNU_SECRET_VARIABLES}
 
 
 class SecretFileError(ValueError):
@@ -63,7 +74,14 @@ class Settings(BaseSettings):
     token_expire_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     leeway_seconds: int = Field(default=0, ge=0, le=300)
     allowed_issuers: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    audience: str | None = None
+    audience: str = DEFAULT_AUDIENCE
+    require_audience: bool = False
+    require_scopes: bool = False
+    bearer_only: bool = False
+    allow_unauthenticated: bool = False
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    shared_secret: SecretStr | None = Field(default=None, validation_alias=SHARED_SECRET_VARIABLE)
     auth_required: bool = True
     max_token_lifetime_hours: float = Field(default=24, gt=0)
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("session-buddy")))
@@ -71,16 +89,27 @@ class Settings(BaseSettings):
     database_url_file: Path | None = None
     allowed_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    audit: bool = True  # false: no audit trail is written (measurement, not advice)
+    audit_retention_days: float = Field(default=30, gt=0)
+    metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
 
-    @field_validator("previous_secrets", "allowed_issuers", "allowed_roots", mode="before")
+    @field_validator(
+        "previous_secrets",
+        "allowed_issuers",
+        "allowed_roots",
+        "allowed_hosts",
+        "allowed_origins",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
 
     @field_validator("audience", mode="before")
     @classmethod
-    def _empty_audience_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _empty_audience_is_the_default(cls, value: object) -> object:
+        return DEFAULT_AUDIENCE if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -90,10 +119,12 @@ class Settings(BaseSettings):
     def resolved_secret(self) -> str | None:
         """The current signing secret, or None when authentication is disabled.
 
-        ``SESSION_BUDDY_SECRET`` wins over ``SESSION_BUDDY_SECRET_FILE``; an empty value
-        counts as unset. A secret file that cannot be read, or is empty, raises
-        :class:`SecretFileError` naming the file (never its content), so a misconfigured
-        container fails loudly instead of silently running without authentication.
+        ``SESSION_BUDDY_SECRET`` wins over ``SESSION_BUDDY_SECRET_FILE``, which wins over
+        ``BODAI_SHARED_SECRET`` (the secret every service of the ecosystem may share, read
+        last, as mcp-common does); an empty value counts as unset. A secret file that cannot
+        be read, or is empty, raises :class:`SecretFileError` naming the file (never its
+        content), so a misconfigured container fails loudly instead of silently running
+        without authentication.
         """
         if self.secret is not None and self.secret.get_secret_value():
             return self.secret.get_secret_value()
@@ -108,6 +139,8 @@ class Settings(BaseSettings):
                 # The operator asked for authentication by naming a file: fail closed.
                 raise SecretFileError(self.secret_file, "empty")
             return text
+        if self.shared_secret is not None and self.shared_secret.get_secret_value():
+            return self.shared_secret.get_secret_value()
         return None
 
     def secret_source(self) -> SecretSource:
@@ -116,6 +149,8 @@ class Settings(BaseSettings):
             return "env" if os.environ.get(f"{ENV_PREFIX}SECRET") else ".env"
         if self.secret_file is not None:
             return "file"
+        if self.shared_secret is not None and self.shared_secret.get_secret_value():
+            return "shared"
         return "unset"
 
     def previous_secret_values(self) -> list[str]:
@@ -164,14 +199,32 @@ def child_environment(without: Collection[str] = ()) -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name not in without}
 
 
+def variables_for(name: str) -> tuple[str, ...]:
+    """The variables read, in order, for the secret named ``name``.
+
+    Either of Mahavishnu's names for its JWT secret means both, settings name first
+    (:data:`MAHAVISHNU_SECRET_VARIABLES`); any other name means just itself.
+    """
+    return _VARIABLE_ALIASES.get(name, (name,))
+
+
 def secret_from_variable(name: str) -> str | None:
     """A secret held in another environment variable, or None when unset or empty.
 
-    For secrets that belong to another project's configuration: Mahavishnu's
-    ``MAHAVISHNU_AUTH_SECRET`` (read by the client running inside Mahavishnu) and the
-    CLI's ``--secret-env NAME``.
+    For secrets that belong to another project's configuration: Mahavishnu's (read by the
+    client running inside Mahavishnu) and the CLI's ``--secret-env NAME``. A name with
+    aliases (:func:`variables_for`) gives the first of them that is set.
     """
-    return os.environ.get(name) or None
+    for variable in variables_for(name):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return None
+
+
+def mahavishnu_secret() -> str | None:
+    """Mahavishnu's JWT secret: ``MAHAVISHNU_AUTH__SECRET``, else ``MAHAVISHNU_AUTH_SECRET``."""
+    return secret_from_variable(MAHAVISHNU_SECRET_VARIABLES[0])
 
 
 def load_settings(**overrides: Any) -> Settings:

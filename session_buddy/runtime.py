@@ -19,9 +19,11 @@ from session_buddy.auth.crossproject import CrossProjectAuth
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import forget_shared_revocation_stores
 from session_buddy.auth.throttle import AuthFailureThrottle
+from session_buddy.auth.trail import AuditTrail, Recorders
 from session_buddy.config import Settings
 from session_buddy.sessions.service import SessionService
 from session_buddy.store import Database, close_shared_databases, database_for
+from session_buddy.store.audit import AuditRepository
 from session_buddy.store.failures import FailureRepository
 from session_buddy.store.nonces import NonceRepository
 
@@ -41,13 +43,17 @@ class Runtime:
     manager: JWTManager
     failure_log: AuthFailureLog
     throttle: AuthFailureThrottle
+    decisions: Recorders
+    audit: AuditTrail
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         database = database_for(settings)
         auth = AuthConfig(settings)
         failure_log = AuthFailureLog()
-        manager = JWTManager(auth, database=database, failure_log=failure_log)
+        audit = AuditTrail(AuditRepository(database), retention_days=settings.audit_retention_days)
+        decisions = Recorders()  # the audit trail joins when serving starts
+        manager = JWTManager(auth, database=database, failure_log=failure_log, decisions=decisions)
         return cls(
             settings=settings,
             database=database,
@@ -55,6 +61,8 @@ class Runtime:
             manager=manager,
             failure_log=failure_log,
             throttle=AuthFailureThrottle(),
+            decisions=decisions,
+            audit=audit,
         )
 
     @functools.cached_property
@@ -77,6 +85,20 @@ class Runtime:
         """Open the database now (startup checks); returns ``self``."""
         self.database.open()
         return self
+
+    def start_serving(self, *, http: bool) -> None:
+        """The background work of a server: the audit writer, and (HTTP) the shared
+        failure throttle. Decisions are only ever written while a server runs."""
+        if self.settings.audit:
+            self.decisions.add(self.audit)
+            self.audit.start()
+        if http:
+            self.share_throttle()
+
+    def stop_serving(self) -> None:
+        """Stop the background work, writing the audit batch still pending."""
+        self.throttle.stop_sharing()
+        self.audit.close()
 
 
 def forget_shared_state() -> None:

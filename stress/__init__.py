@@ -1,4 +1,4 @@
-"""``make stress``: the system under attack, load and faults, all at once, on 127.0.0.1.
+"""``make stress``: the system under attack, load and faults, all at once, on one machine.
 
 Unit tests show each rule; these scenarios show the running system holds when many
 things go wrong together. Each scenario starts real ``session-buddy`` processes (HTTP and
@@ -12,7 +12,11 @@ MCP client and with raw HTTP, prints its figures and judges them against fixed b
 4. ``kill -9`` during a burst of checkpoints, then restart on the same data;
 5. three servers and the CLI on one data dir, revoking tokens concurrently;
 6. storage faults (blocked, immutable, truncated, garbage and read-only databases);
-7. secret hygiene: no secret or token in any log or file the others produced.
+7. secret hygiene: no secret, token or database password in any log, file or result the
+   others produced;
+8. three HTTP instances, each in its own network namespace, on one PostgreSQL: CLI
+   revocations, envelope replays, a flood spread over them, ``kill -9`` of one and a
+   PostgreSQL restart.
 
 Run ``python -m stress`` (``--only N``, ``--json``); the exit status is non-zero when any
 bar is not met. Everything is bounded in time and cleans up after itself.

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 from testkit.environment import clean_environment
-from testkit.server import ServerProcess, can_bind, launch_http_server
+from testkit.server import LOOPBACK, SERVE_HTTP, ServerProcess, can_bind, launch_http_server
 
 FLOOD_ADDRESS = "127.0.0.2"
 CALL_TIMEOUT = 20.0
@@ -155,6 +155,7 @@ class Context:
         self.secret = secrets.token_urlsafe(32)
         self.previous_secrets = [secrets.token_urlsafe(32), secrets.token_urlsafe(33)]
         self.tokens = TokenRegistry()
+        self.database_passwords: list[str] = []  # of every database URL used: never written
         self.addresses = SourceAddresses()
         self.logs = root / "logs"
         self.logs.mkdir(parents=True)
@@ -231,15 +232,28 @@ class Context:
 
 
 def launch_server(
-    ctx: Context, name: str, data_dir: Path, port: int | None = None
+    ctx: Context,
+    name: str,
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    host: str = LOOPBACK,
+    prefix: Sequence[str] = (),
+    settings: Mapping[str, str] | None = None,
 ) -> ServerProcess:
-    """``serve --transport http`` at DEBUG, its log under logs/, killed if the harness dies."""
+    """``serve --transport http`` at DEBUG, its log under logs/, killed if the harness dies.
+
+    ``prefix`` runs it through another command (``ip netns exec NAME``, which execs it:
+    the pid is the server's); ``settings`` are extra ``SESSION_BUDDY_*`` variables.
+    """
     server = launch_http_server(
-        ctx.env(data_dir),
+        ctx.env(data_dir, **(settings or {})),
         ctx.cwd,
+        host=host,
         port=port,
         log_path=ctx.logs / f"{ctx.unique(f'server-{name}')}.log",
         args=("--log-level", "DEBUG"),
+        command=(*prefix, *SERVE_HTTP),
         preexec_fn=_die_with_parent,
     )
     ctx.adopt(server.process)
@@ -258,21 +272,31 @@ class CliResult:
     stdout: str
     stderr: str
     seconds: float
+    exited_at: float = 0.0  # time.monotonic() when the process was seen to exit
 
 
 async def run_cli(
-    ctx: Context, args: list[str], *, data_dir: Path, timeout: float = 30.0
+    ctx: Context,
+    args: list[str],
+    *,
+    data_dir: Path,
+    timeout: float = 30.0,
+    settings: Mapping[str, str] | None = None,
 ) -> CliResult:
-    """Run ``python -m session_buddy ARGS``; its output is also kept under logs/."""
+    """Run ``python -m session_buddy ARGS``; its output is also kept under logs/.
+
+    ``seconds`` ends when the process has exited; ``settings`` are extra variables.
+    """
     name = ctx.unique("cli")
     started = time.monotonic()
     process = await anyio.open_process(
         [sys.executable, "-m", "session_buddy", *args],
         cwd=ctx.cwd,
-        env=ctx.env(data_dir),
+        env=ctx.env(data_dir, **(settings or {})),
         stdin=subprocess.DEVNULL,
     )
     out = err = b""
+    exited_at = 0.0
     try:
         with anyio.fail_after(timeout):
             async with anyio.create_task_group() as tg:
@@ -292,6 +316,7 @@ async def run_cli(
                 tg.start_soon(read_out)
                 tg.start_soon(read_err)
                 await process.wait()
+                exited_at = time.monotonic()
     finally:
         if process.returncode is None:
             process.kill()
@@ -304,6 +329,7 @@ async def run_cli(
         out.decode("utf-8", "replace"),
         err.decode("utf-8", "replace"),
         time.monotonic() - started,
+        exited_at,
     )
 
 

@@ -1,7 +1,7 @@
 """What a test, scenario or benchmark process sees: no configuration it did not set itself.
 
-A developer's shell may carry ``SESSION_BUDDY_*`` or ``MAHAVISHNU_*`` settings; none of them
-may leak into a child process or an in-process configuration under test.
+A developer's shell may carry ``SESSION_BUDDY_*``, ``MAHAVISHNU_*`` or ``BODAI_*`` settings;
+none of them may leak into a child process or an in-process configuration under test.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-CONFIGURATION_PREFIXES = ("SESSION_BUDDY_", "MAHAVISHNU_")
+CONFIGURATION_PREFIXES = ("SESSION_BUDDY_", "MAHAVISHNU_", "BODAI_")
 
 
 def inherited_configuration(environ: Mapping[str, str] = os.environ) -> list[str]:

@@ -269,6 +269,7 @@ class Host:
         self.veth = f"{PREFIX}{os.getpid()}h{n}"
         assert len(self.veth) <= _IFNAMSIZ, self.veth
         self._processes: list[subprocess.Popen[Any]] = []
+        self._root_addresses = 0
         self._closed = False
         _LIVE.add(self)
         try:
@@ -292,6 +293,22 @@ class Host:
         _ip(*inside, "addr", "add", f"{self.address}/24", "dev", "eth0")
         _ip(*inside, "link", "set", "eth0", "up")
         _ip(*inside, "route", "add", str(BASE_NETWORK), "via", self.gateway)
+
+    def add_root_address(self) -> str:
+        """One more address of the root namespace, in this host's /24 (``.3`` upwards, on
+        ``veth``), removed with the host.
+
+        A client in the root namespace bound to it reaches this host and every other one (they
+        route ``BASE_NETWORK`` through the root namespace), and each of them sees it as the
+        same client: the way to be several distinct clients, or one client of several hosts.
+        """
+        number = 3 + self._root_addresses
+        if number > self.network.num_addresses - 2:
+            raise NetnsError(f"no more addresses in {self.network} for {self.name}")
+        self._root_addresses += 1
+        address = str(self.network.network_address + number)
+        _ip("addr", "add", f"{address}/32", "dev", self.veth)
+        return address
 
     @property
     def exec_prefix(self) -> list[str]:

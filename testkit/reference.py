@@ -68,8 +68,23 @@ def _map_pyjwt_error(exc: Exception) -> errors.AuthError:
     return errors.InvalidTokenError(f"PyJWT: {type(exc).__name__}")
 
 
+def _decode(token: str, secret: str, policy: TokenPolicy, *, verify_aud: bool) -> dict[str, Any]:
+    return jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        options={"require": ["exp"], "verify_aud": verify_aud},
+        audience=policy.audience,
+        issuer=list(policy.allowed_issuers) or None,
+        leeway=policy.leeway_seconds,
+    )
+
+
 def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) -> dict[str, Any]:
     """The reference verdict: PyJWT's ``jwt.decode`` with our options, plus our extra rules.
+
+    The audience: PyJWT's ``audience=`` check, except that a token without ``aud`` (which
+    PyJWT reports as a missing claim) is accepted unless ``policy.require_audience``.
 
     PyJWT reads its own clock, so callers must avoid tokens within a second of a boundary.
     """
@@ -83,15 +98,14 @@ def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) 
     payload: dict[str, Any] | None = None
     for secret in secrets_:
         try:
-            payload = jwt.decode(
-                token,
-                secret,
-                algorithms=[ALGORITHM],
-                options={"require": ["exp"], "verify_aud": True},
-                audience=policy.audience,
-                issuer=list(policy.allowed_issuers) or None,
-                leeway=policy.leeway_seconds,
-            )
+            try:
+                payload = _decode(token, secret, policy, verify_aud=True)
+            except jwt.MissingRequiredClaimError as exc:
+                if exc.claim != "aud" or policy.require_audience:
+                    raise
+                # PyJWT wants an aud once we name an audience; our policy accepts none.
+                # The checks before the audience's passed; the ones after it run again.
+                payload = _decode(token, secret, policy, verify_aud=False)
             break
         except jwt.InvalidSignatureError:
             continue

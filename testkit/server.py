@@ -66,6 +66,9 @@ class ServerProcess:
     log_path: Path
     env: dict[str, str]
     startup_timeout: float = STARTUP_TIMEOUT
+    reach_at: str | None = None
+    """The address clients connect to, when not ``host`` (a server bound to 0.0.0.0 is
+    reached through the loopback address, so no traffic leaves the machine)."""
 
     def __enter__(self) -> ServerProcess:
         try:
@@ -80,7 +83,7 @@ class ServerProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.reach_at or self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -148,11 +151,14 @@ def launch_http_server(
     command: Sequence[str] = SERVE_HTTP,
     startup_timeout: float = STARTUP_TIMEOUT,
     preexec_fn: Callable[[], None] | None = None,
+    reach_at: str | None = None,
 ) -> ServerProcess:
     """Start ``command --host HOST --port PORT ARGS`` now, without waiting for it.
 
     The port is a free one unless given; stdout and stderr go to ``log_path`` (by default
-    ``cwd/server-PORT.log``). Use the result in a ``with`` block to wait until it is ready.
+    ``cwd/server-PORT.log``). ``reach_at``: where clients connect when ``host`` is not an
+    address to connect to (``0.0.0.0``: the loopback address). Use the result in a
+    ``with`` block to wait until it is ready.
     """
     port = port or free_port(host)
     log_path = log_path or cwd / f"server-{port}.log"
@@ -166,7 +172,7 @@ def launch_http_server(
             stderr=subprocess.STDOUT,
             preexec_fn=preexec_fn,
         )
-    return ServerProcess(process, host, port, log_path, env, startup_timeout)
+    return ServerProcess(process, host, port, log_path, env, startup_timeout, reach_at)
 
 
 def run_server(

@@ -27,6 +27,7 @@ TABLES = (
     "envelope_nonces",
     "auth_failures",
     "auth_blocks",
+    "audit_events",
 )
 """Every table of the schema at HEAD."""
 

@@ -11,8 +11,8 @@
     except ValueError as refusal:               # every AuthError is a ValueError
         print(refusal)                          # "Token has expired", …
 
-The rules live in the modules beside this one (tokens, verifier, revocation, manager,
-cross-project signatures, throttle); ``session_buddy.mcp.auth`` keeps the original design
+The rules live in the modules beside this one (tokens, scopes, verifier, revocation,
+manager, cross-project signatures, throttle); ``session_buddy.mcp.auth`` keeps the original design
 note's module-level functions and the ``require_auth`` decorator for MCP tools.
 """
 
@@ -26,10 +26,12 @@ from session_buddy.auth.errors import (
     AuthorizationError,
     ExpiredTokenError,
     InvalidTokenError,
+    MissingScopeError,
     ReservedClaimError,
     RevocationUnavailableError,
     RevokedTokenError,
     SecretConfigError,
+    TokenArgumentRefusedError,
     TokenRequestError,
     TokenRequiredError,
 )
@@ -49,12 +51,14 @@ __all__ = [
     "ExpiredTokenError",
     "InvalidTokenError",
     "JWTManager",
+    "MissingScopeError",
     "Principal",
     "ReservedClaimError",
     "RevocationStore",
     "RevocationUnavailableError",
     "RevokedTokenError",
     "SecretConfigError",
+    "TokenArgumentRefusedError",
     "TokenRequestError",
     "TokenRequiredError",
     "TokenVerifier",

@@ -59,6 +59,14 @@ class AuthFailureLog:
             self._windows[key] = [now, 0]
             self.lines_written += 1
         fingerprint = token_fingerprint(token) if token is not None else "-"
+        fields = {
+            "event": "auth_failure",
+            "reason": error.reason,
+            "tool": tool or "-",
+            "client": client,
+            "token_fp": fingerprint,
+            "suppressed": suppressed,
+        }
         self._logger.warning(
             "authentication failed: reason=%s detail=%s tool=%s client=%s token_fp=%s%s",
             error.reason,
@@ -69,5 +77,6 @@ class AuthFailureLog:
             f" (+{suppressed} similar suppressed in the last {self._window:g}s)"
             if suppressed
             else "",
+            extra={"fields": fields},
         )
         return True

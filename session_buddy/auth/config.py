@@ -81,8 +81,19 @@ class AuthConfig:
         return tuple(self.settings.allowed_issuers)
 
     @property
-    def audience(self) -> str | None:
+    def audience(self) -> str:
+        """This server's name in ``aud`` (``SESSION_BUDDY_AUDIENCE``, default session-buddy)."""
         return self.settings.audience
+
+    @property
+    def require_audience(self) -> bool:
+        """Whether a token without ``aud`` is refused (otherwise it is accepted)."""
+        return self.settings.require_audience
+
+    @property
+    def require_scopes(self) -> bool:
+        """Whether a token without a scope claim grants no scopes (otherwise: every scope)."""
+        return self.settings.require_scopes
 
     @property
     def auth_required(self) -> bool:
@@ -120,6 +131,7 @@ class AuthConfig:
             leeway_seconds=self.leeway_seconds,
             allowed_issuers=self.allowed_issuers,
             audience=self.audience,
+            require_audience=self.require_audience,
         )
 
     def __repr__(self) -> str:  # never shows the secret

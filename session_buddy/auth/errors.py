@@ -27,6 +27,11 @@ SECRET_HINT = (
     "Generate a longer secret with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 )
 AUTH_DISABLED_WARNING = "⚠️ JWT authentication disabled (SESSION_BUDDY_SECRET not set)"
+SHARED_SECRET_WARNING = (
+    "⚠️ Using BODAI_SHARED_SECRET, the secret shared by every service of the ecosystem: "
+    "only the audience (aud) tells their tokens apart. Set SESSION_BUDDY_SECRET to give "
+    "session-buddy a secret of its own"
+)
 GENERATE_FIX = "run: session-buddy secret generate --env-file .env"
 NEW_TOKEN_FIX = "create a new token: session-buddy token create USER_ID"
 
@@ -222,10 +227,13 @@ class InvalidIssuerError(InvalidTokenError):
 
 
 class InvalidAudienceError(InvalidTokenError):
-    """``aud`` does not match the configured audience, or is present when none is."""
+    """``aud`` names another service, or is missing while SESSION_BUDDY_REQUIRE_AUDIENCE."""
 
     reason = "bad_audience"
-    fix = "give the token the aud claim SESSION_BUDDY_AUDIENCE names (or none when it is unset)"
+    fix = (
+        "mint the token for this server: aud = SESSION_BUDDY_AUDIENCE (default session-buddy), "
+        "e.g. session-buddy token create USER_ID"
+    )
 
 
 class IdentityMismatchError(AuthError):
@@ -259,6 +267,42 @@ class RoleNotAllowedError(AuthorizationError):
         super().__init__(f"role '{role}' not allowed")
 
 
+class MissingScopeError(AuthorizationError):
+    """The token's scopes do not cover what the tool needs (``read``, ``write`` …)."""
+
+    reason = "missing_scope"
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.fix = (
+            f"use a token that grants {scope!r} (claim scopes or scope), e.g. "
+            f"session-buddy token create USER_ID --scope {scope}"
+        )
+        super().__init__(f"missing scope '{scope}'")
+
+
+class TokenArgumentRefusedError(AuthError):
+    """A ``token`` argument reached a bearer-only HTTP server (SESSION_BUDDY_BEARER_ONLY).
+
+    A tool argument travels through the model's context window; the header does not.
+    """
+
+    public_message = (
+        "This server takes tokens only in the 'Authorization: Bearer <token>' header, "
+        "not as the token argument"
+    )
+    reason = "bearer_only"
+    fix = "drop the token argument and send the header 'Authorization: Bearer <token>'"
+
+
+class ThrottledError(AuthError):
+    """The client presented too many bad credentials; it is answered 429 for a while."""
+
+    public_message = "Too many authentication failures; retry later"
+    reason = "throttled"
+    fix = "stop sending bad tokens; wait for the Retry-After seconds, then use a valid token"
+
+
 class RevocationUnavailableError(AuthError):
     """The revocation store cannot be read; fail closed rather than accept revoked tokens."""
 
@@ -284,7 +328,7 @@ class InvalidUserIdError(TokenRequestError):
 class ReservedClaimError(TokenRequestError):
     """``additional_claims`` tried to set a claim session-buddy sets itself."""
 
-    fix = "session-buddy sets user_id, exp, iat, nbf, jti and type itself"
+    fix = "session-buddy sets user_id, sub, exp, iat, nbf, jti and type itself"
 
     def __init__(self, claims: Iterable[str]) -> None:
         self.claims = tuple(sorted(claims))

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from types import EllipsisType
 from typing import Any
 
 from session_buddy.auth import errors
@@ -18,7 +19,9 @@ from session_buddy.auth.audit import AuthFailureLog
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.principal import ANONYMOUS, Principal
 from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
+from session_buddy.auth.scopes import ImpliedBy, missing_scope
 from session_buddy.auth.tokens import access_claims, issue_token, normalize_token, sign_claims
+from session_buddy.auth.trail import AuthDecision, DecisionRecorder
 from session_buddy.auth.verifier import TokenVerifier, revocation_key
 from session_buddy.store import Database, StorageError, database_for
 
@@ -42,6 +45,7 @@ class JWTManager:
         database: Database | None = None,
         revocations: RevocationStore | None = None,
         failure_log: AuthFailureLog | None = None,
+        decisions: DecisionRecorder | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else AuthConfig()
@@ -51,6 +55,8 @@ class JWTManager:
         self._verifier: TokenVerifier | None = None
         self._build_lock = threading.RLock()
         self.failure_log = failure_log or AuthFailureLog()
+        # Every decision of authenticate(), allowed or denied (the audit trail, metrics).
+        self.decisions = decisions
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -83,15 +89,25 @@ class JWTManager:
 
     # -- the original design note's API ---------------------------------------------
 
-    def create_token(self, user_id: str, additional_claims: Mapping[str, Any] | None = None) -> str:
+    def create_token(
+        self,
+        user_id: str,
+        additional_claims: Mapping[str, Any] | None = None,
+        *,
+        audience: str | EllipsisType | None = ...,
+    ) -> str:
         """A new access token for ``user_id``, signed with the current secret.
 
-        When ``SESSION_BUDDY_AUDIENCE`` is configured the token carries it as ``aud``
-        (unless ``additional_claims`` names another), so our own tokens pass our checks.
+        It carries ``user_id`` and ``sub`` (both ``user_id``) and ``aud``: by default this
+        server's audience (``SESSION_BUDDY_AUDIENCE``, default ``session-buddy``), or
+        ``audience`` — another service's name, or None for no ``aud`` at all (for
+        verifiers that refuse any, such as Mahavishnu's ``JWTManager``). An ``aud`` in
+        ``additional_claims`` wins. A reserved claim there raises ``ValueError``.
         """
         claims = dict(additional_claims or {})
-        if self.config.audience is not None:
-            claims.setdefault("aud", self.config.audience)
+        aud = self.config.audience if audience is ... else audience
+        if aud is not None:
+            claims.setdefault("aud", aud)
         return issue_token(
             user_id,
             self.config.secret,
@@ -154,22 +170,66 @@ class JWTManager:
         bearer: Principal | None = None,
         optional: bool = False,
         roles: Collection[str] | None = None,
+        scopes: Collection[str] = (),
+        implied_by: ImpliedBy | None = None,
+        bearer_only: bool = False,
         tool: str | None = None,
         client: str = "local",
     ) -> Principal:
         """Turn a token argument and/or a verified bearer identity into a Principal.
 
-        Raises an ``AuthError`` (logged, rate-limited) when the caller may not proceed.
+        ``roles``: the token's ``role`` must be one of them. ``scopes``: the token must
+        grant each (see :func:`~session_buddy.auth.scopes.missing_scope`; ``implied_by``
+        names other scopes that satisfy one). ``bearer_only``: a token argument is refused
+        (only the verified bearer header counts). Nothing is checked while authentication
+        is disabled. Raises an ``AuthError`` (logged, rate-limited) when the caller may not
+        proceed.
         """
+        principal: Principal | None = None
+        permission = next(iter(scopes), None)
         try:
+            if bearer_only and token is not None and token != "":
+                raise errors.TokenArgumentRefusedError("token argument on a bearer-only server")
             principal = self._resolve(token, bearer, optional)
             if roles is not None and principal.authenticated and principal.role not in roles:
                 raise errors.RoleNotAllowedError(principal.role)
             if roles is not None and not principal.authenticated and self.config.enabled:
                 raise errors.RoleNotAllowedError(None)
+            if scopes and self.config.enabled:
+                lacking = missing_scope(
+                    principal.scopes,
+                    scopes,
+                    require_claim=self.config.require_scopes,
+                    implied_by=implied_by,
+                )
+                if lacking is not None:
+                    raise errors.MissingScopeError(lacking)
         except errors.AuthError as exc:
             self.failure_log.record(exc, token=token, tool=tool, client=client)
+            if self.decisions is not None:
+                self.decisions.record(
+                    AuthDecision.denied(
+                        exc,
+                        action=tool or "-",
+                        permission=permission,
+                        source_ip=client,
+                        token=token,
+                        principal=principal
+                        if principal is not None and principal.authenticated
+                        else None,
+                    )
+                )
             raise
+        if self.decisions is not None:
+            self.decisions.record(
+                AuthDecision.allowed(
+                    principal,
+                    action=tool or "-",
+                    permission=permission,
+                    source_ip=client,
+                    token=token,
+                )
+            )
         return principal
 
     def _resolve(self, token: object, bearer: Principal | None, optional: bool) -> Principal:

@@ -7,12 +7,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from session_buddy.auth.scopes import granted_scopes
+
 PRIVILEGED_ROLES = frozenset({"admin", "orchestrator"})
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A verified caller. ``claims`` is a read-only view of the token's payload."""
+    """A verified caller. ``claims`` is a read-only view of the token's payload.
+
+    ``scopes`` is what the token grants (its ``scopes`` list and ``scope`` string), or
+    None when it carries no scope claim (see :mod:`session_buddy.auth.scopes`).
+    """
 
     user_id: str
     authenticated: bool
@@ -20,6 +26,7 @@ class Principal:
     issuer: str | None = None
     expires_at: float | None = None
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    scopes: frozenset[str] | None = None
 
     @property
     def is_privileged(self) -> bool:
@@ -41,6 +48,7 @@ class Principal:
             issuer=issuer if isinstance(issuer, str) else None,
             expires_at=float(exp) if isinstance(exp, int | float) else None,
             claims=MappingProxyType(dict(claims)),
+            scopes=granted_scopes(claims),
         )
 
 

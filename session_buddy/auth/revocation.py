@@ -38,7 +38,9 @@ class RevocationStore:
     log at once and no token check waits for the database; while the push is down (and on
     SQLite, always) a check re-reads the log when ``sync_interval`` has passed. Either way
     the set is known current as of some moment; once that moment is more than
-    ``MAX_STALE_SECONDS`` old, checks refuse every token.
+    ``MAX_STALE_SECONDS`` old, checks refuse every token. A notification whose read of the
+    log fails is read again by the poller, and until then the listener's word counts for
+    nothing: the set is current only as of the last successful read.
     """
 
     def __init__(
@@ -62,10 +64,16 @@ class RevocationStore:
         self._next_purge = 0.0
         self._known_at = self._monotonic()
         self._failing = False
+        self._unread_push = False  # notified (or reconnected), and not read since
+        self._pushes = 0
         self._last_failure = ""
-        self._load()
-        self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
         self._closed = threading.Event()
+        # Called with the delay between another process's revocation and this one
+        # learning of it (the metrics' propagation lag).
+        self.on_learned: Callable[[float], None] | None = None
+        self._load()
+        self._watch: Watch | None = None
+        self._watch = db.watch(CHANNEL, self._pushed) if push else None
         if self._watch is not None:
             # While the push is down, poll off the request path (never block a check).
             threading.Thread(
@@ -111,6 +119,8 @@ class RevocationStore:
             if self._monotonic() >= self._next_sync:
                 self._sync()
             known_at = self._known_at
+        elif self._unread_push:  # the listener vouches only for what was read
+            known_at = self._known_at
         else:
             known_at = max(self._known_at, watch.confirmed_at)
         stale = self._monotonic() - known_at
@@ -123,7 +133,7 @@ class RevocationStore:
     def _poll_while_unpushed(self) -> None:
         watch = self._watch
         while not self._closed.wait(self._sync_interval):
-            if watch is not None and not watch.healthy:
+            if watch is not None and (not watch.healthy or self._unread_push):
                 self._sync()
 
     def close(self) -> None:
@@ -131,9 +141,12 @@ class RevocationStore:
         self._closed.set()
 
     def _pushed(self) -> None:
-        """Another process revoked something (or the push reconnected): read the log now."""
+        """Another process revoked something (or the push reconnected): read the log now,
+        and until a read succeeds, poll and trust only what was read."""
         with self._lock:
             self._next_sync = 0.0
+            self._unread_push = True
+            self._pushes += 1
         self._sync()
 
     def _sync(self) -> None:
@@ -142,6 +155,7 @@ class RevocationStore:
                 return
             self._next_sync = self._monotonic() + self._sync_interval
             last = self._last_seq
+            pushes = self._pushes
         try:
             changes, position = self._repository.since(last)
         except StorageError as exc:
@@ -155,12 +169,23 @@ class RevocationStore:
             logger.info("revocation sync recovered")
         self._failing = False
         self._known_at = self._monotonic()
+        with self._lock:
+            if self._pushes == pushes:  # no notification came while reading
+                self._unread_push = False
+        learned: list[float] = []
         if changes:
             with self._lock:
                 for change in changes:
-                    known = self._expiry.get(change.token_key, 0.0)
-                    self._expiry[change.token_key] = max(change.expires_at, known)
+                    known = self._expiry.get(change.token_key)
+                    if known is None:
+                        learned.append(change.revoked_at)
+                    self._expiry[change.token_key] = max(change.expires_at, known or 0.0)
                 self._last_seq = max(self._last_seq, position)
+        observer = self.on_learned
+        if observer is not None and learned:
+            now = self._clock()
+            for revoked_at in learned:
+                observer(max(0.0, now - revoked_at))
 
     def purge_expired(self) -> int:
         """Forget revocations of tokens that expired long enough ago; returns how many."""
@@ -170,6 +195,11 @@ class RevocationStore:
         with self._lock:
             self._expiry = {k: e for k, e in self._expiry.items() if e > cutoff}
         return purged
+
+    @property
+    def known(self) -> int:
+        """Revocations in the in-memory set (what every check consults)."""
+        return len(self._expiry)
 
     def count(self) -> int:
         """Revocations currently in force (read from the database, not the cache)."""

@@ -114,6 +114,12 @@ class AuthFailureThrottle:
                 return None
             return until - now
 
+    def blocked_count(self) -> int:
+        """How many clients are blocked right now (for the metrics)."""
+        now = self._clock()
+        with self._lock:
+            return sum(1 for until in self._blocked_until.values() if until > now)
+
     def record_failure(self, client: str) -> bool:
         """Count one bad credential from ``client``; True when this one starts a block.
 

@@ -32,7 +32,7 @@ ALGORITHM = "HS256"
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_IDENTITY_LENGTH = 256
 ACCESS_TYPE = "access"
-RESERVED_CLAIMS = frozenset({"user_id", "exp", "iat", "nbf", "jti", "type"})
+RESERVED_CLAIMS = frozenset({"user_id", "sub", "exp", "iat", "nbf", "jti", "type"})
 
 # Three unpadded base64url segments; an HS256 signature is exactly 32 bytes = 43 characters.
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
@@ -73,11 +73,17 @@ def _prepared_mac(key: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class TokenPolicy:
-    """What an acceptable token looks like, apart from the keys."""
+    """What an acceptable token looks like, apart from the keys.
+
+    ``audience``: a token whose ``aud`` is (or, as a list, contains) it is accepted, any
+    other ``aud`` refused; a token without ``aud`` is accepted unless ``require_audience``.
+    ``None`` (no audience of our own) refuses every token that carries an ``aud``.
+    """
 
     leeway_seconds: float = 0
     allowed_issuers: tuple[str, ...] = ()
     audience: str | None = None
+    require_audience: bool = False
     max_token_bytes: int = MAX_TOKEN_BYTES
 
 
@@ -203,21 +209,25 @@ def check_registered_claims(payload: Mapping[str, Any], policy: TokenPolicy, now
             raise errors.InvalidIssuerError("iss is missing")
         if not isinstance(iss, str) or iss not in policy.allowed_issuers:
             raise errors.InvalidIssuerError("iss is not in the allow-list")
-    _check_audience(payload, policy.audience)
+    _check_audience(payload, policy)
     if "sub" in payload and not isinstance(payload["sub"], str):
         raise errors.InvalidClaimError("sub is not a string")
     if "jti" in payload and not isinstance(payload["jti"], str):
         raise errors.InvalidClaimError("jti is not a string")
 
 
-def _check_audience(payload: Mapping[str, Any], audience: str | None) -> None:
+def _check_audience(payload: Mapping[str, Any], policy: TokenPolicy) -> None:
+    # PyJWT's notion of "no aud": absent, or any falsy value ("", [], null).
     aud = payload.get("aud")
+    audience = policy.audience
     if audience is None:
         if aud:
             raise errors.InvalidAudienceError("token has aud but no audience is configured")
         return
     if not aud:
-        raise errors.InvalidAudienceError("aud is missing")
+        if policy.require_audience:
+            raise errors.InvalidAudienceError("aud is missing (SESSION_BUDDY_REQUIRE_AUDIENCE)")
+        return
     claims = [aud] if isinstance(aud, str) else aud
     if not isinstance(claims, list) or any(not isinstance(c, str) for c in claims):
         raise errors.InvalidAudienceError("aud is not a string or list of strings")
@@ -335,10 +345,12 @@ def issue_token(
 ) -> str:
     """Sign a new HS256 access token with PyJWT.
 
-    ``additional_claims`` may not set a reserved claim (``user_id``, ``exp``, ``iat``,
-    ``nbf``, ``jti``, ``type``): that raises :class:`~session_buddy.auth.errors.
-    ReservedClaimError` (a ``ValueError``) rather than silently minting a token for
-    someone else or one that never expires.
+    The token names its holder twice: ``user_id`` (what Mahavishnu's tokens and ours have
+    always carried) and ``sub`` (what mcp-common's released verifiers read), both
+    ``user_id``. ``additional_claims`` may not set a reserved claim (``user_id``, ``sub``,
+    ``exp``, ``iat``, ``nbf``, ``jti``, ``type``): that raises :class:`~session_buddy.
+    auth.errors.ReservedClaimError` (a ``ValueError``) rather than silently minting a
+    token for someone else or one that never expires.
     """
     if not isinstance(user_id, str) or not user_id.strip():
         raise errors.InvalidUserIdError("user_id must be a non-empty string")
@@ -351,6 +363,7 @@ def issue_token(
     base: dict[str, Any] = {"iss": issuer} if issuer else {}
     base.update(extra)
     base["user_id"] = user_id
+    base["sub"] = user_id
     issued_at = int(now)
     claims = access_claims(base, issued_at=issued_at, expires_at=issued_at + int(expire_seconds))
     return sign_claims(claims, secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from session_buddy.cli import auth_status, message, secret, serve, sessions, token
+from session_buddy.cli import audit, auth_status, message, secret, serve, sessions, token
 
 app = typer.Typer(
     name="session-buddy",
@@ -21,6 +21,7 @@ app.add_typer(auth_status.app, name="auth")
 app.add_typer(message.message_app, name="message")
 app.add_typer(message.envelope_app, name="envelope")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

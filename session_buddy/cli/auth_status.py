@@ -26,8 +26,15 @@ _SOURCES = {
     "env": "environment (SESSION_BUDDY_SECRET)",
     ".env": ".env file in the current directory",
     "file": "file (SESSION_BUDDY_SECRET_FILE={path})",
+    "shared": "BODAI_SHARED_SECRET (the ecosystem's shared fallback; "
+    "set SESSION_BUDDY_SECRET for a secret of session-buddy's own)",
     "unset": "not set",
 }
+NO_AUD_ACCEPTED = (
+    "accepted (Mahavishnu's older tokens have none). Serving HTTP beyond loopback? A token "
+    "minted without aud for another service sharing the secret works here too: "
+    "set SESSION_BUDDY_REQUIRE_AUDIENCE=true once your clients send aud"
+)
 
 
 def _writable_ancestor(path: Path) -> bool:
@@ -112,7 +119,24 @@ def status() -> None:
         else "no (migration mode: calls without a token run as 'anonymous')",
     )
     table.add_row("Issuer allow-list", escape(", ".join(config.allowed_issuers)) or "any issuer")
-    table.add_row("Audience", escape(config.audience or "none (tokens carrying aud are refused)"))
+    table.add_row("Audience", escape(config.audience))
+    table.add_row(
+        "Tokens without aud",
+        "refused (SESSION_BUDDY_REQUIRE_AUDIENCE)" if config.require_audience else NO_AUD_ACCEPTED,
+    )
+    table.add_row(
+        "Tokens without scopes",
+        "grant no scope (SESSION_BUDDY_REQUIRE_SCOPES)"
+        if config.require_scopes
+        else "full access (read: session_status, list_sessions; write or execute: "
+        "start_session, checkpoint, end_session; admin: all)",
+    )
+    table.add_row(
+        "HTTP token argument",
+        "refused: Authorization header only (SESSION_BUDDY_BEARER_ONLY)"
+        if settings.bearer_only
+        else "accepted (SESSION_BUDDY_BEARER_ONLY=true keeps tokens out of the model's context)",
+    )
     table.add_row("Token lifetime", f"{config.expire_minutes} min (token create default)")
     table.add_row("Maximum lifetime", f"{config.max_token_lifetime_hours:g} h (refresh limit)")
     table.add_row("Clock leeway", f"{config.leeway_seconds} s")

@@ -25,7 +25,7 @@ from session_buddy.auth.errors import (
 )
 from session_buddy.cli.config import cli_runtime, cli_settings, fail_closed
 from session_buddy.cli.output import emit, fail, success
-from session_buddy.config import secret_from_variable
+from session_buddy.config import secret_from_variable, variables_for
 from session_buddy.store import StorageError
 from session_buddy.store.nonces import NonceRepository
 
@@ -44,7 +44,11 @@ SecretEnv = Annotated[
     typer.Option(
         "--secret-env",
         metavar="NAME",
-        help="Environment variable holding the shared secret, e.g. MAHAVISHNU_AUTH_SECRET.",
+        help="Environment variable holding the shared secret. SESSION_BUDDY_SECRET (the "
+        "default) also reads SESSION_BUDDY_SECRET_FILE, .env and BODAI_SHARED_SECRET; "
+        "MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET is what Mahavishnu signs cross-project "
+        "messages with; MAHAVISHNU_AUTH__SECRET or MAHAVISHNU_AUTH_SECRET reads both, in "
+        "that order (Mahavishnu's JWT secret).",
     ),
 ]
 
@@ -62,7 +66,8 @@ def shared_secret(variable: str, nonces: NonceStore | None = None) -> CrossProje
     else:
         secret = secret_from_variable(variable)
     if secret is None:
-        fail(f"{variable} is not set", f"export {variable}=<shared secret>, or {GENERATE_FIX}")
+        names = " or ".join(variables_for(variable))
+        fail(f"{names} is not set", f"export {variable}=<shared secret>, or {GENERATE_FIX}")
     try:
         return CrossProjectAuth(secret, nonces=nonces)
     except ValueError:
@@ -105,7 +110,7 @@ def message_sign(
 @message_app.command(
     "verify",
     epilog='Example:  session-buddy message verify \'{"action": "sync", "id": 7}\' "$SIG" '
-    "--secret-env MAHAVISHNU_AUTH_SECRET",
+    "--secret-env MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET",
 )
 def message_verify(
     message: Annotated[str, typer.Argument(help="The JSON object, or '-' to read stdin.")],

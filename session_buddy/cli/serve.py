@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,8 @@ from session_buddy.mcp.logs import configure_logging, parse_level
 from session_buddy.runtime import Runtime
 from session_buddy.store import StorageError
 from session_buddy.store.urls import password_of
+
+logger = logging.getLogger("session_buddy.serve")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8678
@@ -74,12 +77,25 @@ def serve(
             "platform's user data dir). Sessions and revocations both live there.",
         ),
     ] = None,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="Serve over HTTP beyond loopback even with authentication disabled "
+            "(also SESSION_BUDDY_ALLOW_UNAUTHENTICATED=true). Without it, such a server "
+            "refuses to start.",
+        ),
+    ] = False,
 ) -> None:
     """Run the session-buddy MCP server.
 
     Examples: `session-buddy serve` (stdio, what Claude Code starts);
     `session-buddy serve --transport http --port 8678` (streamable HTTP at
-    http://127.0.0.1:8678/mcp, health check at /healthz).
+    http://127.0.0.1:8678/mcp, health check at /healthz);
+    `SESSION_BUDDY_BEARER_ONLY=true SESSION_BUDDY_ALLOWED_HOSTS=sb.example.com:*
+    session-buddy serve --transport http --host 0.0.0.0` (beyond loopback: tokens only in
+    the Authorization header, Host checked). Beyond loopback an HTTP server without a
+    secret refuses to start unless --allow-unauthenticated.
     """
     overrides: dict[str, object] = {}
     if log_level:
@@ -91,24 +107,56 @@ def serve(
         parse_level(settings.log_level)
     except ValueError as exc:
         fail(f"Invalid configuration: SESSION_BUDDY_LOG_LEVEL: {exc}")
-    configure_logging(settings.log_level, secrets=_known_secrets(settings))
-    # Imported here: the MCP SDK and uvicorn take a second to import, which the other
-    # commands should not pay for.
-    from session_buddy.mcp import auth as mcp_auth
-    from session_buddy.mcp import server as mcp_server
-
+    configure_logging(
+        settings.log_level, secrets=_known_secrets(settings), log_format=settings.log_format
+    )
     try:
-        runtime = Runtime.build(settings)  # StorageError: a malformed database URL
-        mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
-        mcp_server.check_auth_config(runtime.auth)
-        server = mcp_server.build_server(runtime)
-    except mcp_server.StartupError as exc:
+        runtime = Runtime.build(settings)
+    except StorageError as exc:  # a malformed database URL
         fail(str(exc), exc.fix)
+    # A configuration or database that cannot work stops here, before the MCP SDK and
+    # uvicorn are imported (they take a second, which a failing start should not pay).
+    problem = runtime.auth.problem() if runtime.auth.enabled else None
+    if problem is not None:
+        fail(str(problem), problem.fix)
+    http = transport is Transport.http
+    if http:
+        from session_buddy.mcp.exposure import UNAUTHENTICATED_FIX, review_http_exposure
+
+        review = review_http_exposure(
+            host,
+            settings,
+            auth_enabled=runtime.auth.enabled,
+            allow_unauthenticated=allow_unauthenticated,
+        )
+        if review.refusal is not None:
+            fail(review.refusal, UNAUTHENTICATED_FIX)
+        for warning in review.warnings:
+            logger.warning(warning)
+    try:
+        runtime.open()
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    if transport is Transport.stdio:
-        mcp_server.run_stdio(server)
-    else:
-        app = mcp_server.build_http_app(server, runtime, host=host)
-        runtime.share_throttle()
-        mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+    from session_buddy.mcp import auth as mcp_auth
+    from session_buddy.mcp import server as mcp_server
+    from session_buddy.mcp.metrics import ServerMetrics
+
+    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
+    metrics = (
+        ServerMetrics() if http and mcp_server.metrics_enabled(settings.metrics, host) else None
+    )
+    try:
+        server = mcp_server.build_server(
+            runtime, bearer_only=http and settings.bearer_only, metrics=metrics
+        )
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    runtime.start_serving(http=http)
+    try:
+        if not http:
+            mcp_server.run_stdio(server)
+        else:
+            app = mcp_server.build_http_app(server, runtime, host=host)
+            mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+    finally:
+        runtime.stop_serving()

@@ -1,8 +1,10 @@
-"""``session-buddy token create|verify|refresh|revoke``: tokens from the command line.
+"""``session-buddy token create|header|verify|refresh|revoke``: tokens from the command line.
 
-Only ``create`` and ``refresh`` print a token, and they print nothing else on stdout, so
-``TOKEN=$(session-buddy token create mahavishnu)`` works. Revocations go to the database
-under ``SESSION_BUDDY_DATA_DIR``, which running servers on the same data dir re-read.
+Only ``create``, ``header`` and ``refresh`` print a token, and they print nothing else on
+stdout, so ``TOKEN=$(session-buddy token create mahavishnu)`` works and ``header`` can be
+Claude Code's ``headersHelper``. Revocations go to the database configured
+(``SESSION_BUDDY_DATABASE_URL``, else the SQLite file under ``SESSION_BUDDY_DATA_DIR``),
+which every running server on it honours within a second.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import EllipsisType
 from typing import Annotated, Any
 
 import typer
@@ -19,9 +23,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth import errors
+from session_buddy.auth.scopes import RELEASED_VOCABULARY, granted_scopes, is_scope_name
 from session_buddy.cli.config import cli_runtime, cli_settings, usable_auth_config, usable_manager
 from session_buddy.cli.output import console, emit, fail, note, success, warn
-from session_buddy.store import StorageError
+from session_buddy.store import Database, StorageError
 from session_buddy.text import format_duration
 
 app = typer.Typer(
@@ -44,6 +49,21 @@ def describe_rejection(error: errors.AuthError) -> str:
     ):
         return f"{error.user_message} ({error.detail})"
     return error.user_message
+
+
+def describe_scopes(scopes: frozenset[str] | None) -> str:
+    """``"scopes: read, write"``, or what a token without a scope claim may do."""
+    if scopes is None:
+        return "no scope claim (every tool, unless SESSION_BUDDY_REQUIRE_SCOPES)"
+    return f"scopes: {', '.join(sorted(scopes)) or '(none)'}"
+
+
+def describe_database(database: Database) -> str:
+    """Where revocations went, for the operator: a file, or ``PostgreSQL at host:port/db``
+    (never the password)."""
+    if database.dialect.name == "postgresql":
+        return f"PostgreSQL at {database.display}"
+    return f"the SQLite file {database.display}"
 
 
 def read_token(token: str | None) -> str:
@@ -104,27 +124,139 @@ def _show_value(claim: str, value: Any, now: float) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+Minutes = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=MAX_MINUTES,
+        help="Lifetime in minutes (default SESSION_BUDDY_TOKEN_EXPIRE_MINUTES, 60).",
+    ),
+]
+Role = Annotated[
+    str | None, typer.Option(help="Claim role, e.g. orchestrator or admin (see all sessions).")
+]
+Scopes = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        metavar="SCOPE",
+        help="A scope the token grants (claim scopes); repeatable: read (session_status, "
+        "list_sessions), write (start_session, checkpoint, end_session), admin (all). "
+        "Without --scope the token has no scope claim: full access.",
+    ),
+]
+Audience = Annotated[
+    str | None,
+    typer.Option(
+        metavar="SERVICE",
+        help="Claim aud: the service the token is for (default SESSION_BUDDY_AUDIENCE, "
+        "session-buddy; e.g. mahavishnu to call it).",
+    ),
+]
+NoAudience = Annotated[
+    bool,
+    typer.Option(
+        "--no-audience",
+        help="No aud claim at all, for older verifiers that refuse any (Mahavishnu's "
+        "JWTAuth and permissions.JWTManager decode with PyJWT and no audience).",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What ``token create`` and ``token header`` were asked for."""
+
+    user_id: str
+    minutes: int | None = None
+    role: str | None = None
+    issuer: str | None = None
+    scopes: tuple[str, ...] = ()
+    audience: str | None = None
+    no_audience: bool = False
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+def _checked_scopes(scopes: list[str] | None) -> tuple[str, ...]:
+    for scope in scopes or ():
+        if not is_scope_name(scope):
+            raise typer.BadParameter(
+                f"{scope[:40]!r} is not a scope name (printable, no spaces or quotes)",
+                param_hint="--scope",
+            )
+    return tuple(dict.fromkeys(scopes or ()))
+
+
+def mint_requested(request: TokenRequest, *, quiet: bool = False) -> str:
+    """The token asked for, signed with the configured secret; exit 1 with the reason
+    (on stderr) when it cannot be minted. ``quiet``: no advisory warnings."""
+    if request.audience is not None and request.no_audience:
+        raise typer.BadParameter("give --audience or --no-audience, not both")
+    extra = dict(request.claims)
+    overrides: dict[str, object] = {}
+    if request.minutes is not None:
+        overrides["token_expire_minutes"] = request.minutes
+    manager = usable_manager(cli_settings(**overrides))
+    config = manager.config
+    if request.role is not None:
+        extra["role"] = request.role
+    if request.scopes:
+        extra["scopes"] = list(request.scopes)
+    extra["iss"] = request.issuer or extra.get("iss", DEFAULT_ISSUER)
+    audience: str | EllipsisType | None = ...
+    if request.no_audience:
+        audience = None
+    elif request.audience is not None:
+        audience = request.audience
+    if not quiet:
+        _advise(extra, audience, config.allowed_issuers, config.audience)
+    try:
+        return manager.create_token(request.user_id, extra, audience=audience)
+    except errors.TokenRequestError as exc:
+        fail(str(exc), exc.fix)
+
+
+def _advise(
+    claims: dict[str, Any],
+    audience: str | EllipsisType | None,
+    allowed_issuers: tuple[str, ...],
+    own_audience: str,
+) -> None:
+    if allowed_issuers and claims["iss"] not in allowed_issuers:
+        warn(
+            f"issuer {claims['iss']!r} is not in SESSION_BUDDY_ALLOWED_ISSUERS; "
+            "this server will reject the token"
+        )
+    if isinstance(audience, str) and audience != own_audience and "aud" not in claims:
+        note(f"A token for {audience!r}: this server (audience {own_audience!r}) refuses it.")
+    unknown = sorted(set(claims.get("scopes", ())) - RELEASED_VOCABULARY)
+    if unknown:
+        note(
+            f"Scope {', '.join(map(repr, unknown))} is not in mcp-common's vocabulary "
+            f"({', '.join(sorted(RELEASED_VOCABULARY))}): its released verifiers grant such "
+            "a token no permissions at all."
+        )
+
+
 @app.command(
     epilog="Examples:  TOKEN=$(session-buddy token create mahavishnu)   |   "
     "session-buddy token create mahavishnu --role orchestrator --issuer mahavishnu "
-    "--minutes 30 --claim team=core"
+    "--minutes 30 --claim team=core   |   "
+    "session-buddy token create claude --scope read --scope write   |   "
+    "session-buddy token create session-buddy --audience mahavishnu (to call Mahavishnu)"
 )
 def create(
-    user_id: Annotated[str, typer.Argument(help="Who the token identifies (claim user_id).")],
-    minutes: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=MAX_MINUTES,
-            help="Lifetime in minutes (default SESSION_BUDDY_TOKEN_EXPIRE_MINUTES, 60).",
-        ),
-    ] = None,
-    role: Annotated[
-        str | None, typer.Option(help="Claim role, e.g. orchestrator or admin (see all sessions).")
-    ] = None,
+    user_id: Annotated[
+        str, typer.Argument(help="Who the token identifies (claims user_id and sub).")
+    ],
+    minutes: Minutes = None,
+    role: Role = None,
     issuer: Annotated[
         str | None, typer.Option(help=f"Claim iss (default {DEFAULT_ISSUER}).")
     ] = None,
+    scope: Scopes = None,
+    audience: Audience = None,
+    no_audience: NoAudience = False,
     claim: Annotated[
         list[str] | None,
         typer.Option(
@@ -134,26 +266,52 @@ def create(
         ),
     ] = None,
 ) -> None:
-    """Print a new signed access token (and nothing else) on stdout."""
-    extra = _parse_claims(claim or [])
-    overrides: dict[str, object] = {} if minutes is None else {"token_expire_minutes": minutes}
-    manager = usable_manager(cli_settings(**overrides))
-    config = manager.config
-    if role is not None:
-        extra["role"] = role
-    extra["iss"] = issuer or extra.get("iss", DEFAULT_ISSUER)
-    if config.audience is not None:
-        extra.setdefault("aud", config.audience)
-    if config.allowed_issuers and extra["iss"] not in config.allowed_issuers:
-        warn(
-            f"issuer {extra['iss']!r} is not in SESSION_BUDDY_ALLOWED_ISSUERS; "
-            "this server will reject the token"
-        )
-    try:
-        token = manager.create_token(user_id, extra)
-    except errors.TokenRequestError as exc:
-        fail(str(exc), exc.fix)
-    emit(token)
+    """Print a new signed access token (and nothing else) on stdout.
+
+    The token carries user_id and sub (USER_ID), iss, aud (this server's audience unless
+    --audience or --no-audience), iat, exp, jti, type, and scopes when --scope is given.
+    """
+    request = TokenRequest(
+        user_id=user_id,
+        minutes=minutes,
+        role=role,
+        issuer=issuer,
+        scopes=_checked_scopes(scope),
+        audience=audience,
+        no_audience=no_audience,
+        claims=_parse_claims(claim or []),
+    )
+    emit(mint_requested(request))
+
+
+@app.command(
+    epilog='Example (.mcp.json):  "headersHelper": "session-buddy token header claude '
+    '--scope read --scope write"   |   session-buddy token header mahavishnu --role orchestrator'
+)
+def header(
+    user_id: Annotated[
+        str, typer.Argument(help="Who the token identifies (claims user_id and sub).")
+    ],
+    minutes: Minutes = None,
+    role: Role = None,
+    scope: Scopes = None,
+    audience: Audience = None,
+) -> None:
+    """Print {"Authorization": "Bearer <fresh token>"} and nothing else on stdout.
+
+    For Claude Code's headersHelper: it runs this command whenever it connects, so the
+    header always carries a fresh token and an expired one never sends Claude Code into
+    OAuth discovery. When no token can be minted: exit 1, the reason on stderr.
+    """
+    request = TokenRequest(
+        user_id=user_id,
+        minutes=minutes,
+        role=role,
+        scopes=_checked_scopes(scope),
+        audience=audience,
+    )
+    token = mint_requested(request, quiet=True)
+    emit(json.dumps({"Authorization": f"Bearer {token}"}))
 
 
 @app.command(
@@ -186,12 +344,14 @@ def verify(
         fail(describe_rejection(exc), exc.fix)
     exp = float(claims["exp"])
     user = claims.get("user_id", claims.get("sub"))
+    scopes = granted_scopes(claims)
     if as_json:
         emit(
             json.dumps(
                 {
                     "valid": True,
                     "user_id": user,
+                    "scopes": None if scopes is None else sorted(scopes),
                     "claims": claims,
                     "expires_at": _when(exp),
                     "expires_in_seconds": int(exp - now),
@@ -199,7 +359,7 @@ def verify(
             )
         )
         return
-    title = escape(f"Token for {user}: valid, {human_expiry(exp, now)}")
+    title = escape(f"Token for {user}: valid, {human_expiry(exp, now)}; {describe_scopes(scopes)}")
     table = Table(title=title, title_justify="left")
     table.add_column("claim", style="bold")
     table.add_column("value")
@@ -229,8 +389,8 @@ def refresh(
 def revoke(
     token: TokenArgument = None,
 ) -> None:
-    """Revoke a token for every server on this database (SESSION_BUDDY_DATABASE_URL, else
-    the SQLite file in SESSION_BUDDY_DATA_DIR)."""
+    """Revoke a token for every server that shares this database (SESSION_BUDDY_DATABASE_URL,
+    else the SQLite file in SESSION_BUDDY_DATA_DIR)."""
     raw = read_token(token)
     runtime = cli_runtime()
     usable_auth_config(runtime.auth)
@@ -244,8 +404,7 @@ def revoke(
         fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    if runtime.database.dialect.name == "postgresql":
-        reach = f"PostgreSQL at {runtime.database.display} (running servers are told at once)"
-    else:
-        reach = f"{runtime.settings.data_dir} (running servers notice within a second)"
-    success(f"Token revoked for every server using {reach}.")
+    success(
+        f"Token revoked for every server using {describe_database(runtime.database)} "
+        "(running servers notice within a second)."
+    )

@@ -46,7 +46,7 @@ from session_buddy.client.errors import (
     SessionBuddyError,
     SessionBuddyToolError,
 )
-from session_buddy.config import child_environment
+from session_buddy.config import DEFAULT_AUDIENCE, child_environment
 from session_buddy.mcp.identity import Identity
 from session_buddy.sessions.models import (
     CheckpointInfo,
@@ -83,6 +83,7 @@ def _credentials(
     role: str | None,
     issuer: str | None,
     audience: str | None,
+    scopes: Sequence[str] | None,
     token_minutes: float,
 ) -> tuple[TokenSource, str | None]:
     """The token source, and the secret it signs with (None unless minting)."""
@@ -90,7 +91,7 @@ def _credentials(
         return NoToken(), None
     if token is not None:
         return StaticToken(token), None
-    settings_audience = None
+    settings_audience = DEFAULT_AUDIENCE
     if secret is None:
         secret, settings = secret_from_environment()
         settings_audience = settings.audience
@@ -102,6 +103,7 @@ def _credentials(
         role=role,
         issuer=issuer,
         audience=audience if audience is not None else settings_audience,
+        scopes=scopes,
         lifetime_minutes=token_minutes,
     )
     return source, secret
@@ -150,9 +152,15 @@ class SessionBuddyClient:
 
     Build it with :meth:`stdio` or :meth:`http`. Credentials, in order: ``anonymous=True``
     (none), ``token=`` (sent as is), ``secret=`` (tokens minted and renewed here), else
-    the environment's ``MAHAVISHNU_AUTH_SECRET`` or ``SESSION_BUDDY_SECRET``; with none
-    of these the client sends no token, which only a server without authentication
-    (or in migration mode) accepts.
+    the environment's ``MAHAVISHNU_AUTH__SECRET``, ``MAHAVISHNU_AUTH_SECRET`` or
+    ``SESSION_BUDDY_SECRET`` (its file, ``.env``, ``BODAI_SHARED_SECRET``); with none of
+    these the client sends no token, which only a server without authentication (or in
+    migration mode) accepts.
+
+    Minted tokens name ``user_id`` (claims ``user_id`` and ``sub``), carry ``aud``
+    (``audience=``, else ``SESSION_BUDDY_AUDIENCE``, else ``session-buddy``), and
+    ``role=`` and ``scopes=`` when given (``scopes=["read"]`` for a client that only
+    reads).
     """
 
     def __init__(
@@ -184,6 +192,7 @@ class SessionBuddyClient:
         role: str | None = None,
         issuer: str | None = None,
         audience: str | None = None,
+        scopes: Sequence[str] | None = None,
         token_minutes: float = 60,
         command: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -200,7 +209,7 @@ class SessionBuddyClient:
         """
         tokens, signing_secret = _credentials(
             token, secret, anonymous=anonymous, user_id=user_id, role=role, issuer=issuer,
-            audience=audience, token_minutes=token_minutes,
+            audience=audience, scopes=scopes, token_minutes=token_minutes,
         )  # fmt: skip
         child_env = child_environment()
         child_env.update(env or {})
@@ -224,13 +233,14 @@ class SessionBuddyClient:
         role: str | None = None,
         issuer: str | None = None,
         audience: str | None = None,
+        scopes: Sequence[str] | None = None,
         token_minutes: float = 60,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> SessionBuddyClient:
         """A client for a running ``session-buddy serve --transport http`` at ``url``."""
         tokens, _ = _credentials(
             token, secret, anonymous=anonymous, user_id=user_id, role=role, issuer=issuer,
-            audience=audience, token_minutes=token_minutes,
+            audience=audience, scopes=scopes, token_minutes=token_minutes,
         )  # fmt: skip
         return cls(url, tokens, timeout=timeout)
 

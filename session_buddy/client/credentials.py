@@ -1,15 +1,16 @@
 """Where the client's token comes from: a fixed token, or tokens minted from a shared secret.
 
-Minted tokens are what Mahavishnu sends: HS256, ``user_id``, ``iss``, ``iat``, ``exp``,
-``type="access"`` (plus ``role`` and ``aud`` when given). A new one is minted when less
-than a fifth of the lifetime is left, so a token never expires in flight.
+Minted tokens are what Mahavishnu sends: HS256, ``user_id`` and ``sub``, ``iss``, ``iat``,
+``exp``, ``type="access"``, plus ``aud`` (the server's audience), and ``role`` and
+``scopes`` when given. A new one is minted when less than a fifth of the lifetime is
+left, so a token never expires in flight.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -17,9 +18,14 @@ from pydantic import ValidationError
 from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_TOO_SHORT
 from session_buddy.auth.tokens import issue_token
 from session_buddy.client.errors import SessionBuddyAuthError
-from session_buddy.config import Settings, load_settings, secret_from_variable
+from session_buddy.config import (
+    MAHAVISHNU_SECRET_VARIABLES,
+    Settings,
+    load_settings,
+    mahavishnu_secret,
+)
 
-MAHAVISHNU_SECRET_VARIABLE = "MAHAVISHNU_AUTH_SECRET"
+MAHAVISHNU_SECRET_VARIABLE = MAHAVISHNU_SECRET_VARIABLES[-1]  # the name Mahavishnu's docs use
 RENEW_FRACTION = 0.2
 
 
@@ -60,6 +66,7 @@ class MintedTokens:
         role: str | None = None,
         issuer: str | None = None,
         audience: str | None = None,
+        scopes: Sequence[str] | None = None,
         lifetime_minutes: float = 60,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -69,11 +76,13 @@ class MintedTokens:
             )
         self._secret = secret
         self.user_id = user_id
-        self._claims: dict[str, str] = {}
+        self._claims: dict[str, str | list[str]] = {}
         if role is not None:
             self._claims["role"] = role
         if audience is not None:
             self._claims["aud"] = audience
+        if scopes is not None:
+            self._claims["scopes"] = list(scopes)
         self._issuer = issuer if issuer is not None else user_id
         self._lifetime = lifetime_minutes * 60
         self._clock = clock
@@ -115,13 +124,16 @@ def _settings() -> Settings:
 
 
 def secret_from_environment() -> tuple[str | None, Settings]:
-    """``MAHAVISHNU_AUTH_SECRET``, else ``SESSION_BUDDY_SECRET`` (or its file / ``.env``).
+    """The secret to mint with, first found of: ``MAHAVISHNU_AUTH__SECRET`` (what
+    Mahavishnu's settings read), ``MAHAVISHNU_AUTH_SECRET`` (what its docs and its
+    mcp-common service auth use), then session-buddy's own (``SESSION_BUDDY_SECRET``, its
+    file, ``.env``, and last ``BODAI_SHARED_SECRET``).
 
     The client runs in the caller's process (Mahavishnu), whose shared secret has its
-    own variable; that one name is read here, everything else through the settings.
+    own variables; :mod:`session_buddy.config` reads them all.
     """
     settings = _settings()
-    mahavishnu = secret_from_variable(MAHAVISHNU_SECRET_VARIABLE)
+    mahavishnu = mahavishnu_secret()
     if mahavishnu:
         return mahavishnu, settings
     try:

@@ -32,11 +32,12 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Annotated, Any, ParamSpec, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from session_buddy.auth import (
     ANONYMOUS,
@@ -48,6 +49,7 @@ from session_buddy.auth import (
     errors,
 )
 from session_buddy.auth.context import current_principal, last_auth_error
+from session_buddy.auth.scopes import ImpliedBy
 from session_buddy.config import ENV_PREFIX, load_settings
 from session_buddy.mcp.request import (
     bearer_principal_of,
@@ -111,10 +113,17 @@ class AuthenticationError(ToolError):
 
 
 def _warn_if_disabled(runtime: Runtime) -> None:
+    """The process's one warning about where its secret stands: none at all, or the
+    ecosystem's shared fallback (``BODAI_SHARED_SECRET``)."""
     global _disabled_warning_logged
-    if not runtime.auth.enabled and not _disabled_warning_logged:
+    if _disabled_warning_logged:
+        return
+    if not runtime.auth.enabled:
         _disabled_warning_logged = True
         logger.warning(errors.AUTH_DISABLED_WARNING)
+    elif runtime.auth.secret_source == "shared":
+        _disabled_warning_logged = True
+        logger.warning(errors.SHARED_SECRET_WARNING)
 
 
 def default_runtime() -> Runtime:
@@ -249,11 +258,31 @@ def _with_hidden_context(signature: inspect.Signature) -> inspect.Signature:
     return signature.replace(parameters=[*parameters[:at], hidden, *parameters[at:]])
 
 
+def _without_token_in_schema(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` with its ``token`` parameter still accepted but left out of the JSON
+    schema (pydantic's ``SkipJsonSchema``), so a bearer-only server can refuse it clearly."""
+    parameter = signature.parameters.get("token")
+    if parameter is None:
+        return signature
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        annotation = Any
+    # SkipJsonSchema is a class at run time, a generic alias to type checkers.
+    marker = SkipJsonSchema()  # type: ignore[type-arg]
+    hidden = parameter.replace(annotation=Annotated[annotation, marker])
+    return signature.replace(
+        parameters=[hidden if p.name == "token" else p for p in signature.parameters.values()]
+    )
+
+
 def require_auth(
     optional: bool = False,
     roles: Collection[str] | None = None,
     *,
+    scopes: Collection[str] = (),
+    implied_by: ImpliedBy | None = None,
     manager: JWTManager | None = None,
+    bearer_only: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Protect a sync or async callable (typically an MCP tool) with JWT authentication.
 
@@ -262,7 +291,13 @@ def require_auth(
       ``optional=True`` (or ``SESSION_BUDDY_AUTH_REQUIRED=false``), then ``anonymous``.
     * A token that is present but invalid is always rejected, optional or not.
     * ``roles``: the token's ``role`` claim must be one of them.
+    * ``scopes``: the token must grant each of them (``admin`` grants all; a token with
+      no scope claim grants all unless ``SESSION_BUDDY_REQUIRE_SCOPES=true``), else
+      ``❌ Authorization failed: missing scope 'write'``. ``implied_by`` maps a required
+      scope to others that satisfy it too (``{"write": ["execute"]}``).
     * ``manager``: whose rules and revocations apply (default: the process's).
+    * ``bearer_only``: a ``token`` argument is refused (it travels through the model's
+      context; the HTTP header does not) and left out of the published input schema.
 
     The token comes from a ``token`` argument or, over HTTP, from the request's verified
     ``Authorization: Bearer`` header, found through the tool's MCP ``Context``: a
@@ -273,6 +308,7 @@ def require_auth(
     returns the :class:`Principal`; a ``user_id`` parameter, if declared, receives its id.
     """
     allowed_roles = frozenset(roles) if roles is not None else None
+    required_scopes = tuple(scopes)
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         signature = _evaluated_signature(func)
@@ -285,6 +321,8 @@ def require_auth(
         )
         hidden_context = context_name is None
         visible = _with_hidden_context(own) if hidden_context else own
+        if bearer_only:
+            visible = _without_token_in_schema(visible)
         by_keyword = all(
             p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in own.parameters.values()
         )
@@ -299,6 +337,9 @@ def require_auth(
                     bearer=bearer_principal_of(request),
                     optional=optional,
                     roles=allowed_roles,
+                    scopes=required_scopes,
+                    implied_by=implied_by,
+                    bearer_only=bearer_only,
                     tool=tool,
                     client=client_of(request),
                 )

@@ -8,7 +8,7 @@
   well must name the same user (``JWTManager.authenticate`` enforces that).
 * A header that is present but not a valid bearer token (malformed, expired, revoked,
   wrong secret, another scheme): ``401`` with ``WWW-Authenticate: Bearer
-  error="invalid_token"`` before any tool runs.
+  realm="session-buddy", error="invalid_token"`` before any tool runs.
 * A client blocked by the :class:`~session_buddy.auth.throttle.AuthFailureThrottle` gets
   ``429`` with ``Retry-After`` for requests that present a bad credential: a bad header,
   or — read from the JSON-RPC body of ``tools/call`` (at most ``max_body_bytes``, only
@@ -27,20 +27,21 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Any
 
 import anyio.to_thread
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from session_buddy.auth.errors import AuthError, MalformedTokenError
+from session_buddy.auth.errors import AuthError, MalformedTokenError, ThrottledError
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.auth.trail import AuthDecision
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 
 MAX_INSPECTED_BODY_BYTES = 4 * 1024 * 1024  # the SDK's own request body limit
 HEADER_SOURCE = "Authorization header"
+REALM = "session-buddy"
 
 
 class BearerAuthMiddleware:
@@ -76,6 +77,9 @@ class BearerAuthMiddleware:
                 too_many = self._too_many(client)
                 if too_many is None:
                     self._count_failure(client, error)
+                body = await _read_body(receive, self.max_body_bytes)
+                token = header.strip().partition(" ")[2].strip()
+                self._audit(ThrottledError() if too_many else error, client, token, body)
                 await (too_many or _unauthorized(error))(scope, receive, send)
                 return
             await self.app(scope, receive, send)
@@ -84,12 +88,24 @@ class BearerAuthMiddleware:
         too_many = self._too_many(client)
         if too_many is not None:
             body = await _read_body(receive, self.max_body_bytes)
-            if body is None or await self._has_bad_token_argument(body, client):
+            bad = None if body is None else await self._bad_token_argument(body, client)
+            if body is None or bad is not None:
+                self._audit(ThrottledError(), client, bad, body)
                 await too_many(scope, receive, send)
                 return
             receive = _replay(body, receive)
 
         await self.app(scope, receive, send)
+
+    def _audit(self, error: AuthError, client: str, token: object, body: bytes | None) -> None:
+        """A refusal before any tool ran, as an audit decision (action: the tool asked for)."""
+        decisions = self.manager.decisions
+        if decisions is not None:
+            decisions.record(
+                AuthDecision.denied(
+                    error, action=_action_of(body), permission=None, source_ip=client, token=token
+                )
+            )
 
     async def _verify_header(self, header: str, client: str) -> Principal:
         scheme, _, token = header.strip().partition(" ")
@@ -106,7 +122,8 @@ class BearerAuthMiddleware:
             self.manager.failure_log.record(error, token=token, tool=HEADER_SOURCE, client=client)
             raise
 
-    async def _has_bad_token_argument(self, body: bytes, client: str) -> bool:
+    async def _bad_token_argument(self, body: bytes, client: str) -> object | None:
+        """The first ``token`` argument in a JSON-RPC body that does not verify, if any."""
         for token in _token_arguments(body):
             try:
                 await anyio.to_thread.run_sync(self.manager.verifier.verify, token)
@@ -114,8 +131,8 @@ class BearerAuthMiddleware:
                 self.manager.failure_log.record(
                     error, token=token, tool="tools/call", client=client
                 )
-                return True
-        return False
+                return token
+        return None
 
     def _count_failure(self, client: str, error: AuthError) -> None:
         if is_bad_credential(error):
@@ -161,7 +178,9 @@ def _unauthorized(error: AuthError) -> JSONResponse:
         },
         status_code=401,
         headers={
-            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
+            "WWW-Authenticate": (
+                f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+            )
         },
     )
 
@@ -197,7 +216,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _token_arguments(body: bytes) -> list[Any]:
+def _token_arguments(body: bytes) -> list[object]:
     """The non-empty ``token`` arguments of the ``tools/call`` requests in a JSON-RPC body."""
     try:
         parsed = json.loads(body)
@@ -214,3 +233,19 @@ def _token_arguments(body: bytes) -> list[Any]:
         if token is not None and token != "":
             tokens.append(token)
     return tokens
+
+
+def _action_of(body: bytes | None) -> str:
+    """The tool a JSON-RPC body calls (or its method): what a refused request asked for."""
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        parsed = None
+    message = parsed[0] if isinstance(parsed, list) and parsed else parsed
+    if not isinstance(message, dict):
+        return "http"
+    method = message.get("method")
+    params = message.get("params")
+    if method == "tools/call" and isinstance(params, dict) and isinstance(params.get("name"), str):
+        return str(params["name"])[:100]
+    return str(method)[:100] if isinstance(method, str) else "http"

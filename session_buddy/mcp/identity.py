@@ -20,6 +20,8 @@ class Identity(BaseModel):
     role: str | None = None
     expires_at: str | None = None
     privileged: bool = False
+    scopes: list[str] | None = None
+    """What the token grants (sorted), or None when it carries no scope claim."""
 
     @classmethod
     def of(cls, principal: Principal, *, auth_enabled: bool) -> Identity:
@@ -31,6 +33,7 @@ class Identity(BaseModel):
             role=principal.role,
             expires_at=None if principal.expires_at is None else iso_time(principal.expires_at),
             privileged=principal.is_privileged,
+            scopes=None if principal.scopes is None else sorted(principal.scopes),
         )
 
     def summary_text(self) -> str:
@@ -45,6 +48,10 @@ class Identity(BaseModel):
                 f"it ran as {self.user_id}."
             )
         details = [f"issuer {self.issuer or '(none)'}", f"role {self.role or '(none)'}"]
+        if self.scopes is None:
+            details.append("no scope claim")
+        else:
+            details.append(f"scopes {' '.join(self.scopes) or '(none)'}")
         if self.expires_at:
             details.append(f"token expires {self.expires_at}")
         scope = "any user's sessions" if self.privileged else "only their own sessions"

@@ -16,12 +16,17 @@ level. The filter rewrites the formatted message (after ``%`` formatting, so tok
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 REDACTED = "[REDACTED]"
+FIELDS_ATTRIBUTE = "fields"  # logger.warning(..., extra={"fields": {...}})
+LOG_FORMATS = ("text", "json")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -69,7 +74,38 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, self._secrets)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self._secrets)
+        fields = getattr(record, FIELDS_ATTRIBUTE, None)
+        if isinstance(fields, dict):
+            setattr(record, FIELDS_ATTRIBUTE, self._redact_fields(fields))
         return True
+
+    def _redact_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: redact(value, self._secrets) if isinstance(value, str) else value
+            for key, value in fields.items()
+        }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's structured
+    fields (``extra={"fields": {...}}``, e.g. an auth event's reason, tool and client).
+    The redacting filter has already run, so nothing here can carry a token or secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, FIELDS_ATTRIBUTE, None)
+        if isinstance(fields, dict):
+            line.update({key: value for key, value in fields.items() if key not in line})
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def parse_level(name: str) -> int:
@@ -80,25 +116,27 @@ def parse_level(name: str) -> int:
     return int(logging.getLevelName(upper))
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> logging.Handler:
-    """Send every logger's records to stderr through a redacting handler, at ``level``.
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), *, log_format: str = "text"
+) -> logging.Handler:
+    """Send every logger's records to stderr through a redacting handler, at ``level``,
+    as text lines or (``log_format="json"``) one JSON object per line.
 
     Replaces the root logger's handlers, so the MCP SDK's own ``basicConfig`` call later
     is a no-op. Returns the handler (tests attach it to their own streams).
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    quiet = parse_level(level) > logging.DEBUG
-    # The pool logs every failed reconnection; our own lines report an outage once.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR if quiet else logging.NOTSET)
-    # Alembic narrates a migration (plugins, dialect, each revision) at INFO; a start that
-    # fails while migrating must still be the one line that says why.
-    logging.getLogger("alembic").setLevel(logging.WARNING if quiet else logging.NOTSET)
+    if parse_level(level) > logging.DEBUG:
+        # The pool logs every failed reconnection, Alembic every step of a migration; our
+        # own lines report an outage, or a migration, once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     root.setLevel(parse_level(level))
     logging.captureWarnings(True)
     return handler

@@ -4,9 +4,10 @@
 :func:`build_http_app` wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET
 /healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve.
 ``session-buddy serve`` (in :mod:`session_buddy.cli.serve`) builds one
-:class:`~session_buddy.runtime.Runtime` from its settings and strings them together after
-:func:`check_auth_config`: the tools, the middleware and the throttle all get their parts
-from that runtime, so sessions and revocations share one database.
+:class:`~session_buddy.runtime.Runtime` from its settings, checks that its configuration
+and database can work, and strings these together: the tools, the middleware and the
+throttle all get their parts from that runtime, so sessions and revocations share one
+database.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from starlette.types import ASGIApp
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.mcp.bearer import BearerAuthMiddleware
+from session_buddy.mcp.exposure import is_loopback, transport_security
+from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
@@ -35,13 +38,18 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
-INSTRUCTIONS = """\
+_ABOUT = """\
 session-buddy keeps track of coding sessions per project directory.
 Call start_session with the absolute path of the project when you begin work,
 checkpoint as you reach milestones, and end_session (with a summary) to get a Markdown
 hand-off for whoever continues. session_status and list_sessions report; whoami says
-who the server thinks you are. When authentication is enabled, pass your JWT as the
+who the server thinks you are.\
+"""
+INSTRUCTIONS = f"""{_ABOUT} When authentication is enabled, pass your JWT as the
 `token` argument of every call (or, over HTTP, send `Authorization: Bearer <jwt>`).\
+"""
+BEARER_ONLY_INSTRUCTIONS = f"""{_ABOUT} Your client sends the JWT in the
+`Authorization: Bearer` header; never pass a `token` argument.\
 """
 
 
@@ -55,44 +63,67 @@ def _package_version() -> str:
 VERSION = _package_version()
 
 
-class StartupError(Exception):
-    """The server cannot start; the message says why, ``fix`` what to do."""
-
-    def __init__(self, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
-def check_auth_config(config: AuthConfig) -> AuthConfig:
-    """``config``, or :class:`StartupError` when authentication would fail closed."""
-    problem = config.problem() if config.enabled else None
-    if problem is not None:
-        raise StartupError(str(problem), problem.fix)
-    return config
-
-
-def build_server(runtime: Runtime) -> MCPServer:
+def build_server(
+    runtime: Runtime, *, bearer_only: bool = False, metrics: ServerMetrics | None = None
+) -> MCPServer:
     """The MCP server with every tool, on the runtime's database (opened here).
 
-    Raises :class:`StorageError` (naming the file) when the database cannot be used.
+    ``bearer_only`` (an HTTP server with ``SESSION_BUDDY_BEARER_ONLY``): the tools refuse
+    a ``token`` argument and do not publish it. ``metrics``: count and time every tool
+    call and decision, and serve them at ``/metrics``. Raises :class:`StorageError`
+    (naming the file) when the database cannot be used.
     """
     database = runtime.open().database
-    server = MCPServer(SERVER_NAME, version=VERSION, instructions=INSTRUCTIONS)
+    instructions = BEARER_ONLY_INSTRUCTIONS if bearer_only else INSTRUCTIONS
+    server = MCPServer(SERVER_NAME, version=VERSION, instructions=instructions)
     envelopes = runtime.envelopes if runtime.auth.problem() is None else None
-    SessionTools(runtime.sessions, runtime.manager, envelopes).register(server)
+    SessionTools(
+        runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only, metrics=metrics
+    ).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
         _health_endpoint(database, runtime.auth)
     )
+    if metrics is not None:
+        _attach_metrics(metrics, runtime)
+        server.custom_route(METRICS_PATH, methods=["GET"], include_in_schema=False)(
+            metrics.endpoint
+        )
     return server
+
+
+def _attach_metrics(metrics: ServerMetrics, runtime: Runtime) -> None:
+    """Feed ``metrics`` from the runtime: decisions, gauges, revocation propagation."""
+    runtime.decisions.add(metrics)
+    revocations = runtime.manager.revocations if runtime.auth.problem() is None else None
+    if revocations is not None:
+        revocations.on_learned = metrics.observe_propagation
+    metrics.watch(
+        throttled_clients=runtime.throttle.blocked_count,
+        revoked_tokens=(lambda: revocations.known) if revocations is not None else (lambda: 0),
+        audit_dropped=lambda: runtime.audit.dropped,
+    )
+
+
+def metrics_enabled(setting: bool | None, host: str) -> bool:
+    """``SESSION_BUDDY_METRICS``, or by default: on when bound to a loopback address."""
+    if setting is not None:
+        return setting
+    return is_loopback(host)
 
 
 def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
 
     ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
-    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted).
+    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted);
+    ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` keep it on for any host
+    (:func:`~session_buddy.mcp.exposure.transport_security`).
     """
-    app = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        host=host,
+        transport_security=transport_security(host, runtime.settings),
+    )
     return BearerAuthMiddleware(app, manager=runtime.manager, throttle=runtime.throttle)
 
 

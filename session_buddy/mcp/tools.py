@@ -21,9 +21,11 @@ from pydantic import Field
 from session_buddy.auth.crossproject import CrossProjectAuth
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
+from session_buddy.auth.scopes import EXECUTE, READ, WRITE, ImpliedBy
 from session_buddy.mcp.auth import get_current_user, require_auth
 from session_buddy.mcp.envelope import EnvelopeVerdict
 from session_buddy.mcp.identity import Identity
+from session_buddy.mcp.metrics import ServerMetrics
 from session_buddy.mcp.results import structured, verbatim_errors
 from session_buddy.sessions.errors import InputTooLargeError, SessionError
 from session_buddy.sessions.models import (
@@ -87,49 +89,86 @@ def _caller() -> Principal:
     return principal
 
 
+# Mahavishnu's JWTAuth mints ["read", "execute"] by default, and its orchestrator starts,
+# checkpoints and ends sessions as part of executing the work it runs: for the session
+# tools, "execute" is that same permission, so it satisfies "write".
+SESSION_SCOPES_IMPLIED_BY: ImpliedBy = {WRITE: (EXECUTE,)}
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """How a tool is published and protected."""
+    """How a tool is published and protected: ``scope`` is the one it needs (None: any
+    verified caller; :data:`SESSION_SCOPES_IMPLIED_BY` says what else satisfies it)."""
 
     title: str
     read_only: bool
     idempotent: bool
     optional_auth: bool = False
+    scope: str | None = None
 
 
 class SessionTools:
     """The session-buddy MCP tools, bound to one :class:`SessionService` and one
-    :class:`JWTManager` (whose configuration, rules and revocations protect them)."""
+    :class:`JWTManager` (whose configuration, rules and revocations protect them).
+
+    ``bearer_only`` (HTTP with ``SESSION_BUDDY_BEARER_ONLY``): the tools refuse a
+    ``token`` argument and leave it out of their input schemas. ``envelopes`` checks
+    cross-project envelopes for ``verify_envelope`` (None: no shared secret configured).
+    """
 
     def __init__(
         self,
         service: SessionService,
         manager: JWTManager,
         envelopes: CrossProjectAuth | None = None,
+        *,
+        bearer_only: bool = False,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self._service = service
         self._manager = manager
         self._envelopes = envelopes
+        self._bearer_only = bearer_only
+        self._metrics = metrics
 
     def specs(self) -> dict[Callable[..., CallToolResult], ToolSpec]:
         return {
-            self.start_session: ToolSpec("Start session", read_only=False, idempotent=True),
-            self.checkpoint: ToolSpec("Checkpoint session", read_only=False, idempotent=False),
-            self.end_session: ToolSpec("End session", read_only=False, idempotent=False),
-            self.session_status: ToolSpec("Session status", read_only=True, idempotent=True),
-            self.list_sessions: ToolSpec("List sessions", read_only=True, idempotent=True),
+            self.start_session: ToolSpec(
+                "Start session", read_only=False, idempotent=True, scope=WRITE
+            ),
+            self.checkpoint: ToolSpec(
+                "Checkpoint session", read_only=False, idempotent=False, scope=WRITE
+            ),
+            self.end_session: ToolSpec(
+                "End session", read_only=False, idempotent=False, scope=WRITE
+            ),
+            self.session_status: ToolSpec(
+                "Session status", read_only=True, idempotent=True, scope=READ
+            ),
+            self.list_sessions: ToolSpec(
+                "List sessions", read_only=True, idempotent=True, scope=READ
+            ),
             self.whoami: ToolSpec("Who am I", read_only=True, idempotent=True, optional_auth=True),
             self.verify_envelope: ToolSpec(
-                "Verify a cross-project envelope", read_only=False, idempotent=False
+                "Verify a cross-project envelope", read_only=False, idempotent=False, scope=READ
             ),
         }
 
     def register(self, server: MCPServer) -> None:
         """Add every tool to ``server``, protected, with titles and behaviour hints."""
         for method, spec in self.specs().items():
-            guarded = require_auth(optional=spec.optional_auth, manager=self._manager)(method)
+            guarded = require_auth(
+                optional=spec.optional_auth,
+                scopes=() if spec.scope is None else (spec.scope,),
+                implied_by=SESSION_SCOPES_IMPLIED_BY,
+                manager=self._manager,
+                bearer_only=self._bearer_only,
+            )(method)
+            tool = verbatim_errors(guarded)
+            if self._metrics is not None:
+                tool = self._metrics.measured(method.__name__, tool)
             server.add_tool(
-                verbatim_errors(guarded),
+                tool,
                 title=spec.title,
                 annotations=ToolAnnotations(
                     title=spec.title,

@@ -199,20 +199,29 @@ class SessionService:
     # -- reports --------------------------------------------------------------------
 
     def status(self, principal: Principal, working_directory: str) -> SessionStatus:
-        """Whether the caller (or, for privileged callers, anyone) has a session here."""
+        """Whether the caller (or, for privileged callers, anyone) has a session here.
+
+        The caller's own session is read with its last checkpoint in one query: status is
+        the call clients poll, and on PostgreSQL each query is a round trip.
+        """
         path = self._resolve(working_directory)
-        session = self._find_target(principal, path)
-        if session is None:
+        found = self._repo.active_with_last_checkpoint(principal.user_id, str(path))
+        if found is None and principal.is_privileged:
+            anyone = self._repo.latest_active_for_project(str(path))
+            if anyone is not None:
+                found = anyone, self._repo.last_checkpoint(anyone.id)
+        if found is None:
             return SessionStatus(
                 active=False,
                 session=None,
                 message=f"No active session for {path}; call start_session to begin one.",
             )
-        last = self._repo.last_checkpoint(session.id)
+        session, last = found
         owner = "" if session.user_id == principal.user_id else f" of user {session.user_id}"
         return SessionStatus(
             active=True,
-            session=self._session_info(session),
+            # The last checkpoint's number is its session's checkpoint count.
+            session=self._session_info(session, checkpoint_count=last.number if last else 0),
             last_checkpoint=None if last is None else _checkpoint_info(last, session),
             message=f"Session{owner} active in '{session.project_name}'.",
         )

@@ -26,11 +26,16 @@ class Dialect:
     greatest: str  # the two-argument maximum: MAX(a, b) / GREATEST(a, b)
     insertion_order: str  # a column that increases with every inserted session
     lock_row: str  # appended to a SELECT to lock the rows it reads until commit
+    same: str  # equality that holds for two NULLs too: a IS b / a IS NOT DISTINCT FROM b
 
 
-SQLITE = Dialect("sqlite", greatest="MAX", insertion_order="rowid", lock_row="")
+SQLITE = Dialect("sqlite", greatest="MAX", insertion_order="rowid", lock_row="", same="IS")
 POSTGRESQL = Dialect(
-    "postgresql", greatest="GREATEST", insertion_order="seq", lock_row=" FOR UPDATE"
+    "postgresql",
+    greatest="GREATEST",
+    insertion_order="seq",
+    lock_row=" FOR UPDATE",
+    same="IS NOT DISTINCT FROM",
 )
 
 
@@ -63,7 +68,8 @@ class Watch(Protocol):
 
     @property
     def confirmed_at(self) -> float:
-        """``time.monotonic()`` when the connection last proved alive (0: never)."""
+        """``time.monotonic()`` when the connection last proved alive with every change
+        notified before delivered (0: never); kept while the connection is lost."""
         ...
 
 

@@ -1,11 +1,11 @@
 """The PostgreSQL backend: one database shared by several instances on several machines.
 
 Connections come from a ``psycopg_pool`` pool (checked on checkout, so a connection broken
-by a restart of the server is replaced, not used). SQL keeps the repositories' ``?``
-placeholders; they become psycopg's ``%s`` here. :meth:`PostgresDatabase.watch` runs one
-listener thread per process (``LISTEN`` on its own connection) that calls back on every
-``NOTIFY`` and after every reconnect, so a revocation reaches every instance at once and
-one missed while disconnected is re-read.
+by a restart of the server is replaced, not used; see :func:`check_idle_connection`). SQL
+keeps the repositories' ``?`` placeholders; they become psycopg's ``%s`` here.
+:meth:`PostgresDatabase.watch` runs one listener thread per process (``LISTEN`` on its own
+connection) that calls back on every ``NOTIFY`` and after every reconnect, so a revocation
+reaches every instance at once and one missed while disconnected is re-read.
 
 Failures become :class:`StorageError` naming ``host:port/db`` — never the password — with
 a kind per cause: unreachable, wrong password, missing database, permission denied.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -86,6 +87,25 @@ def _first_line(message: str) -> str:
     return " ".join(text.split())[:200]
 
 
+def check_idle_connection(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check on checkout: raise if ``conn`` is broken, without a round trip
+    when its socket shows it is not.
+
+    An idle connection in the pool has nothing to read. When the server ends it (a
+    restart, a crash, ``pg_terminate_backend``) the socket becomes readable — an error
+    message or end of file — and only then is the full check run (a round trip, which
+    raises, so the pool replaces the connection). The pool's own check makes that round
+    trip on every checkout, which on a fast local database doubled the round trips of
+    every query.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        psycopg_pool.ConnectionPool.check_connection(conn)
+
+
 class PostgresDatabase:
     """One PostgreSQL database, through a connection pool opened by :meth:`open`."""
 
@@ -147,7 +167,7 @@ class PostgresDatabase:
                 max_size=self._max_size,
                 timeout=self._pool_timeout,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-                check=psycopg_pool.ConnectionPool.check_connection,
+                check=check_idle_connection,
                 # Give up a background reconnection quickly: the next request starts a
                 # fresh one at once, so a database that comes back is used within a
                 # moment instead of after an ever longer backoff.
@@ -220,10 +240,12 @@ class PostgresDatabase:
 
     def watch(self, channel: str, on_change: Callable[[], None]) -> Watch:
         with self._lock:
-            if self._listener is None:
-                self._listener = _Listener(self)
-                self._listener.start()
             listener = self._listener
+            if listener is None:
+                listener = self._listener = _Listener(self)
+                listener.add(channel, on_change)  # before it connects: told on connect
+                listener.start()
+                return listener
         listener.add(channel, on_change)
         return listener
 
@@ -286,8 +308,10 @@ class _Listener:
     """``LISTEN`` on a dedicated connection in a daemon thread; reconnects forever.
 
     ``healthy`` is true while the connection is up and was confirmed alive within the
-    last ``3 × LISTEN_POLL_SECONDS``; every (re)connect calls every callback once, so a
-    subscriber re-reads whatever it may have missed.
+    last ``3 × LISTEN_POLL_SECONDS``; every (re)connect calls every callback once, and so
+    does subscribing a channel added later, so a subscriber re-reads whatever it may have
+    missed. A notification is delivered as soon as it arrives; the wait for the next one
+    ends every ``LISTEN_POLL_SECONDS`` to check the connection and subscribe new channels.
     """
 
     def __init__(self, database: PostgresDatabase) -> None:
@@ -307,7 +331,9 @@ class _Listener:
 
     @property
     def confirmed_at(self) -> float:
-        return self._alive_at if self._connected else 0.0
+        """When the connection last proved alive, everything notified before delivered;
+        kept while disconnected, so a subscriber can tell how stale it may be."""
+        return self._alive_at
 
     def start(self) -> None:
         self._thread.start()
@@ -352,21 +378,25 @@ class _Listener:
         reconnected = True
         while not self._stopping.is_set():
             channels = self._channels()
-            for channel in channels.keys() - self._subscribed:
+            new = channels.keys() - self._subscribed
+            for channel in new:
                 conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                 self._subscribed.add(channel)
             conn.execute("SELECT 1")
-            self._alive_at = time.monotonic()
+            alive_at = time.monotonic()
             if reconnected:
-                # Up and listening: anything before this moment is read by the callbacks.
+                # Up and listening: what happened before is read by the callbacks now.
+                self._deliver(list(channels))
                 self._connected = True
                 reconnected = False
-                self._deliver(list(channels))
                 logger.info("listening for changes on %s", self._database.display)
-            # stop_after: return with the first notification (and any that came with it)
-            # rather than collect until the timeout — that would delay every push by it.
-            notified = conn.notifies(timeout=LISTEN_POLL_SECONDS, stop_after=1)
-            changed = {n.channel for n in notified}
+            elif new:
+                self._deliver(new)
+            self._alive_at = alive_at
+            # stop_after=1: return with the first notification (and any that came with it)
+            # instead of collecting until the window ends.
+            notifies = conn.notifies(timeout=LISTEN_POLL_SECONDS, stop_after=1)
+            changed = {n.channel for n in notifies}
             if changed:
                 self._deliver(changed)
 

@@ -28,6 +28,7 @@ class Revocation:
 
     token_key: str
     expires_at: float
+    revoked_at: float = 0.0
 
 
 class RevocationRepository:
@@ -80,13 +81,13 @@ class RevocationRepository:
         if self._db.dialect.name == "postgresql":
             since += f" OR l.logged_at > clock_timestamp() - interval '{LOOK_BACK_SECONDS} seconds'"
         rows = self._db.query(
-            "SELECT l.seq, l.token_key, r.expires_at FROM revocation_log l "
+            "SELECT l.seq, l.token_key, r.expires_at, r.revoked_at FROM revocation_log l "
             f"JOIN revoked_tokens r ON r.token_key = l.token_key WHERE {since} "
             "ORDER BY l.seq",
             (seq,),
         )
         position = max((int(row[0]) for row in rows), default=seq)
-        return [Revocation(row[1], float(row[2])) for row in rows], position
+        return [Revocation(row[1], float(row[2]), float(row[3])) for row in rows], position
 
     def purge(self, cutoff: float) -> int:
         """Delete revocations of tokens that expired by ``cutoff``; returns how many."""

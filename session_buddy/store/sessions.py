@@ -33,6 +33,22 @@ _CHECKPOINT_COLUMNS = (
 )
 
 
+def _qualified(columns: str, table: str) -> str:
+    return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
+
+
+# The caller's active session, its last checkpoint (NULLs when none) and how many it has:
+# what a status call needs, in one round trip.
+_ACTIVE_WITH_LAST_CHECKPOINT = (
+    f"SELECT {_qualified(_SESSION_COLUMNS, 's')}, {_qualified(_CHECKPOINT_COLUMNS, 'c')}, "
+    "(SELECT COUNT(*) FROM checkpoints n WHERE n.session_id = s.id) "
+    "FROM sessions s LEFT JOIN checkpoints c "
+    "ON c.id = (SELECT MAX(m.id) FROM checkpoints m WHERE m.session_id = s.id) "
+    "WHERE s.user_id = ? AND s.project_path = ? AND s.ended_at IS NULL"
+)
+_SESSION_WIDTH = len(_SESSION_COLUMNS.split(","))
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     """One row of ``sessions``; ``ended_at`` None means the session is active."""
@@ -125,6 +141,21 @@ class SessionRepository:
     def active_for_user(self, user_id: str, project_path: str) -> SessionRecord | None:
         rows = self._db.query(_ACTIVE_FOR_USER, (user_id, project_path))
         return SessionRecord.from_row(rows[0]) if rows else None
+
+    def active_with_last_checkpoint(
+        self, user_id: str, project_path: str
+    ) -> tuple[SessionRecord, CheckpointRecord | None] | None:
+        """:meth:`active_for_user` and that session's :meth:`last_checkpoint`, in one query
+        (a status call on PostgreSQL then costs one round trip)."""
+        rows = self._db.query(_ACTIVE_WITH_LAST_CHECKPOINT, (user_id, project_path))
+        if not rows:
+            return None
+        row = tuple(rows[0])
+        session = SessionRecord.from_row(row[:_SESSION_WIDTH])
+        checkpoint = row[_SESSION_WIDTH:-1]
+        if checkpoint[0] is None:
+            return session, None
+        return session, _checkpoint(checkpoint, int(row[-1]))
 
     def latest_active_for_project(self, project_path: str) -> SessionRecord | None:
         """The most recently started active session of any user in the project."""

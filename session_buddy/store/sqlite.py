@@ -49,8 +49,7 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
         blocker = _blocking_file(path)
         if blocker is not None:
             return StorageError(
-                f"cannot use data directory for database {path}: {blocker} is not a "
-                "directory; move that file aside or choose another SESSION_BUDDY_DATA_DIR",
+                f"cannot use data directory for database {path}: {blocker} is not a directory",
                 kind="not_a_directory",
                 fix="move that file aside or choose another SESSION_BUDDY_DATA_DIR",
             )
@@ -61,22 +60,21 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
         )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StorageError(
-            f"database {path} is corrupted or is not a session-buddy database ({text}); "
-            "move it aside to start fresh, or restore it from a backup",
+            f"database {path} is corrupted or is not a session-buddy database ({text})",
             kind="corrupted",
             fix="move the file aside to start fresh, or restore it from a backup",
         )
     if "readonly" in text or "read-only" in text:
         return StorageError(
-            f"database {path} is read-only ({text}); check the file and its directory",
+            f"database {path} is read-only ({text})",
             kind="read_only",
             fix="make the database file and its directory writable",
         )
     if "unable to open" in text:
         return StorageError(
-            f"database {path} cannot be opened ({text}); "
-            "check that its directory exists and is writable",
+            f"database {path} cannot be opened ({text})",
             kind="cannot_open",
+            fix="check that its directory exists and is writable",
         )
     return StorageError(f"database {path}: {text}")
 
@@ -140,8 +138,7 @@ class SqliteDatabase:
             raise self._error(exc) from None
         if row is None or row[0] != "ok":
             raise StorageError(
-                f"database {self.path} failed its integrity check ({row[0] if row else '?'}); "
-                "move it aside to start fresh, or restore it from a backup",
+                f"database {self.path} failed its integrity check ({row[0] if row else '?'})",
                 kind="corrupted",
                 fix="move the file aside to start fresh, or restore it from a backup",
             )

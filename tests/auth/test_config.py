@@ -146,3 +146,99 @@ def test_malformed_setting_makes_validation_fail_closed_without_raising(
     monkeypatch.setattr(auth, "_runtime", None)  # the next call re-reads the environment
     assert auth.validate_token(mint(auth_enabled)) is None
     assert auth.get_auth_error() == "Invalid configuration: SESSION_BUDDY_LEEWAY_SECONDS"
+
+
+# -- the ecosystem's shared secret ----------------------------------------------------------
+
+
+def test_bodai_shared_secret_is_the_last_fallback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, secret: str
+) -> None:
+    shared = "b" * 40
+    monkeypatch.setenv("BODAI_SHARED_SECRET", shared)
+    assert (AuthConfig().secret, AuthConfig().secret_source) == (shared, "shared")
+    path = tmp_path / "secret"
+    path.write_text(secret)
+    monkeypatch.setenv("SESSION_BUDDY_SECRET_FILE", str(path))
+    assert (AuthConfig().secret, AuthConfig().secret_source) == (secret, "file")
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", "e" * 40)
+    assert (AuthConfig().secret, AuthConfig().secret_source) == ("e" * 40, "env")
+
+
+def test_a_short_bodai_shared_secret_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BODAI_SHARED_SECRET", SHORT)
+    config = AuthConfig()
+    assert config.enabled and config.problem() is not None
+
+
+def test_the_shared_secret_warning_is_logged_once_naming_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = "b" * 40
+    monkeypatch.setenv("BODAI_SHARED_SECRET", shared)
+    auth._disabled_warning_logged = False
+    with caplog.at_level(logging.WARNING, logger="session_buddy.auth"):
+        auth.reload_auth_config()
+        auth.reload_auth_config()
+    lines = [r.getMessage() for r in caplog.records if "BODAI_SHARED_SECRET" in r.getMessage()]
+    assert len(lines) == 1
+    assert "SESSION_BUDDY_SECRET" in lines[0] and shared not in lines[0]
+
+
+# -- Mahavishnu's variables ----------------------------------------------------------------
+
+
+def test_mahavishnus_secret_is_read_settings_name_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from session_buddy.config import mahavishnu_secret, secret_from_variable
+
+    assert mahavishnu_secret() is None
+    monkeypatch.setenv("MAHAVISHNU_AUTH_SECRET", "docs-name")
+    assert mahavishnu_secret() == "docs-name"
+    monkeypatch.setenv("MAHAVISHNU_AUTH__SECRET", "settings-name")
+    assert mahavishnu_secret() == "settings-name"
+    assert secret_from_variable("MAHAVISHNU_AUTH_SECRET") == "settings-name"
+    monkeypatch.setenv("MAHAVISHNU_AUTH__SECRET", "")  # empty counts as unset
+    assert secret_from_variable("MAHAVISHNU_AUTH__SECRET") == "docs-name"
+
+
+def test_the_cross_project_secret_is_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from session_buddy.config import MAHAVISHNU_CROSS_PROJECT_VARIABLE, secret_from_variable
+
+    monkeypatch.setenv("MAHAVISHNU_AUTH__SECRET", "jwt")
+    monkeypatch.setenv("CROSS_PROJECT_AUTH_SECRET", "never-read")
+    assert secret_from_variable(MAHAVISHNU_CROSS_PROJECT_VARIABLE) is None
+    monkeypatch.setenv(MAHAVISHNU_CROSS_PROJECT_VARIABLE, "messages")
+    assert secret_from_variable(MAHAVISHNU_CROSS_PROJECT_VARIABLE) == "messages"
+
+
+# -- audience, scopes, HTTP ------------------------------------------------------------------
+
+
+def test_the_audience_defaults_to_session_buddy_and_empty_means_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert AuthConfig().audience == "session-buddy"
+    monkeypatch.setenv("SESSION_BUDDY_AUDIENCE", " ")
+    assert AuthConfig().audience == "session-buddy"
+    monkeypatch.setenv("SESSION_BUDDY_AUDIENCE", "sessions")
+    assert AuthConfig().token_policy().audience == "sessions"
+
+
+def test_the_new_switches_default_to_todays_behaviour() -> None:
+    settings = load_settings()
+    assert not settings.require_audience and not settings.require_scopes
+    assert not settings.bearer_only and not settings.allow_unauthenticated
+    assert settings.allowed_hosts == [] and settings.allowed_origins == []
+
+
+def test_the_new_switches_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REQUIRE_AUDIENCE", "REQUIRE_SCOPES", "BEARER_ONLY", "ALLOW_UNAUTHENTICATED"):
+        monkeypatch.setenv(f"SESSION_BUDDY_{name}", "true")
+    monkeypatch.setenv("SESSION_BUDDY_ALLOWED_HOSTS", "sb.example.com:*, 10.0.0.5:8678")
+    monkeypatch.setenv("SESSION_BUDDY_ALLOWED_ORIGINS", "https://sb.example.com")
+    settings = load_settings()
+    assert settings.require_audience and settings.require_scopes
+    assert settings.bearer_only and settings.allow_unauthenticated
+    assert settings.allowed_hosts == ["sb.example.com:*", "10.0.0.5:8678"]
+    assert settings.allowed_origins == ["https://sb.example.com"]
+    assert AuthConfig(settings).token_policy().require_audience

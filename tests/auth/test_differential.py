@@ -102,7 +102,7 @@ def plausible_recipes(draw: st.DrawFn) -> dict[str, Any]:
         payload["type"] = "access"
     if issuers or draw(st.booleans()):
         payload["iss"] = draw(st.sampled_from(["mahavishnu", "session-buddy"]))
-    if audience:
+    if audience and draw(st.integers(0, 3)) > 0:  # some without aud: older Mahavishnu shapes
         payload["aud"] = draw(st.sampled_from([audience, [audience, "other"]]))
     if draw(st.booleans()):
         payload["role"] = draw(st.sampled_from(["admin", "orchestrator", "dev"]))
@@ -116,6 +116,7 @@ def plausible_recipes(draw: st.DrawFn) -> dict[str, Any]:
             leeway_seconds=draw(st.sampled_from([0, 30])),
             allowed_issuers=issuers,
             audience=audience,
+            require_audience=draw(st.booleans()),
         ),
     }
 
@@ -167,7 +168,8 @@ def wild_recipes(draw: st.DrawFn) -> dict[str, Any]:
         "policy": TokenPolicy(
             leeway_seconds=draw(st.sampled_from([0, 0, 30])),
             allowed_issuers=draw(st.sampled_from([(), (), ("mahavishnu", "session-buddy")])),
-            audience=draw(st.sampled_from([None, None, "session-buddy"])),
+            audience=draw(st.sampled_from([None, "session-buddy", "session-buddy"])),
+            require_audience=draw(st.booleans()),
         ),
     }
 

@@ -42,10 +42,13 @@ def test_created_token_carries_the_standard_claims(auth_enabled: str) -> None:
         token,
         auth_enabled,
         algorithms=["HS256"],
+        audience="session-buddy",
         options={"verify_exp": False, "verify_iat": False},
     )
     assert header["alg"] == "HS256"
     assert claims["user_id"] == "user123"
+    assert claims["sub"] == "user123"
+    assert claims["aud"] == "session-buddy"
     assert claims["role"] == "admin"
     assert claims["type"] == "access"
     assert claims["iss"] == "session-buddy"
@@ -222,7 +225,20 @@ def test_configured_audience_must_match(secret: str) -> None:
     assert v.verify(mint(secret, now=NOW, aud="session-buddy"))
     assert v.verify(mint(secret, now=NOW, aud=["other", "session-buddy"]))
     assert isinstance(rejected(v, mint(secret, now=NOW, aud="other")), errors.InvalidAudienceError)
-    assert isinstance(rejected(v, mint(secret, now=NOW)), errors.InvalidAudienceError)
+    assert isinstance(
+        rejected(v, mint(secret, now=NOW, aud=["a", "b"])), errors.InvalidAudienceError
+    )
+
+
+@pytest.mark.parametrize("aud", [DROP, "", [], None], ids=["absent", "empty", "[]", "null"])
+def test_a_token_without_aud_is_accepted_unless_the_audience_is_required(
+    secret: str, aud: object
+) -> None:
+    token = mint(secret, now=NOW, aud=aud)
+    assert verifier(secret, audience="session-buddy").verify(token)
+    refused = rejected(verifier(secret, audience="session-buddy", require_audience=True), token)
+    assert isinstance(refused, errors.InvalidAudienceError)
+    assert refused.public_message == "Invalid token" and refused.reason == "bad_audience"
 
 
 # -- shape, size and input types -----------------------------------------------------
@@ -285,9 +301,9 @@ def test_previous_secret_still_verifies_and_new_tokens_use_the_current(
     auth.reload_auth_config()
     assert auth.validate_token(mint(old)) is not None
     new = auth.generate_test_token("rotated")
-    jwt.decode(new, secret, algorithms=["HS256"])
+    jwt.decode(new, secret, algorithms=["HS256"], audience="session-buddy")
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(new, old, algorithms=["HS256"])
+        jwt.decode(new, old, algorithms=["HS256"], audience="session-buddy")
 
 
 def test_tampered_payload_is_rejected(secret: str) -> None:

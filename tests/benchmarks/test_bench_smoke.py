@@ -5,6 +5,11 @@ subprocess, to prove the harness works and its JSON has the shape RESULTS.md rel
 every row present, every figure a positive finite number consistent with the
 measurements it came from, every verdict the one its value and target imply. How fast
 anything is, is never asserted here.
+
+The quick propagation part (PostgreSQL and SQLite instances) has its own smoke test,
+``test_bench_propagation_smoke.py``. The e2e part — PostgreSQL/SQLite calls/s included —
+is left to ``make bench``: even quick, it starts seven servers and takes about 20 s, and
+its rows are computed by the same code whatever the backend.
 """
 
 from __future__ import annotations

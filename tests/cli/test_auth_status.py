@@ -113,3 +113,34 @@ def test_unusable_data_dir_fails_closed(cli: CliEnv) -> None:
     result = cli.run("auth", "status")
     assert result.exit_code == 1
     assert "cannot be created" in result.stderr
+
+
+def test_the_shared_fallback_is_shown_as_the_secret_source(cli: CliEnv) -> None:
+    cli.unset("SESSION_BUDDY_SECRET")
+    cli.set("BODAI_SHARED_SECRET", cli.secret)
+    result = cli.run("auth", "status")
+    assert result.exit_code == 0
+    assert flat(row(result.stdout, "Secret source")).startswith("BODAI_SHARED_SECRET")
+    assert "SESSION_BUDDY_SECRET" in flat(result.stdout)
+    assert cli.secret not in result.output
+
+
+def test_audience_and_aud_less_tokens_are_shown_with_the_fix(cli: CliEnv) -> None:
+    result = cli.run("auth", "status")
+    assert row(result.stdout, "Audience") == "session-buddy"
+    assert row(result.stdout, "Tokens without aud").startswith("accepted")
+    assert "SESSION_BUDDY_REQUIRE_AUDIENCE=true" in flat(result.stdout)
+    cli.set("SESSION_BUDDY_REQUIRE_AUDIENCE", "true")
+    required = cli.run("auth", "status")
+    assert row(required.stdout, "Tokens without aud").startswith("refused")
+
+
+def test_scopes_and_bearer_only_are_shown(cli: CliEnv) -> None:
+    result = cli.run("auth", "status")
+    assert row(result.stdout, "Tokens without scopes").startswith("full access")
+    assert row(result.stdout, "HTTP token argument").startswith("accepted")
+    cli.set("SESSION_BUDDY_REQUIRE_SCOPES", "true")
+    cli.set("SESSION_BUDDY_BEARER_ONLY", "true")
+    result = cli.run("auth", "status")
+    assert row(result.stdout, "Tokens without scopes").startswith("grant no scope")
+    assert row(result.stdout, "HTTP token argument").startswith("refused")

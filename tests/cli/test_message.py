@@ -101,3 +101,38 @@ def test_stale_envelope_is_rejected(cli: CliEnv) -> None:
     result = cli.run("envelope", "verify", json.dumps(envelope))
     assert result.exit_code == 1
     assert "stale" in result.stderr
+
+
+def test_either_name_of_mahavishnus_secret_reads_both_settings_name_first(cli: CliEnv) -> None:
+    settings_name, docs_name = "s" * 40, "d" * 40
+    cli.set("MAHAVISHNU_AUTH_SECRET", docs_name)
+    for name in ("MAHAVISHNU_AUTH__SECRET", "MAHAVISHNU_AUTH_SECRET"):
+        signed = cli.run("message", "sign", json.dumps(MESSAGE), "--secret-env", name)
+        assert signed.stdout.strip() == mahavishnu_signature(MESSAGE, docs_name)
+    cli.set("MAHAVISHNU_AUTH__SECRET", settings_name)
+    for name in ("MAHAVISHNU_AUTH__SECRET", "MAHAVISHNU_AUTH_SECRET"):
+        signed = cli.run("message", "sign", json.dumps(MESSAGE), "--secret-env", name)
+        assert signed.stdout.strip() == mahavishnu_signature(MESSAGE, settings_name)
+
+
+def test_mahavishnus_cross_project_secret_signs_and_verifies_envelopes(cli: CliEnv) -> None:
+    cross = "c" * 40
+    cli.set("MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET", cross)
+    args = ("--secret-env", "MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET")
+    signature = mahavishnu_signature(MESSAGE, cross)
+    assert cli.run("message", "verify", json.dumps(MESSAGE), signature, *args).exit_code == 0
+    envelope = cli.run("envelope", "sign", "mahavishnu", "session-buddy", "{}", *args).stdout
+    assert CrossProjectAuth(cross).verify_envelope(json.loads(envelope))
+
+
+def test_an_unset_mahavishnu_secret_names_both_variables(cli: CliEnv) -> None:
+    result = cli.run("message", "sign", "{}", "--secret-env", "MAHAVISHNU_AUTH_SECRET")
+    assert result.exit_code == 1
+    assert "MAHAVISHNU_AUTH__SECRET or MAHAVISHNU_AUTH_SECRET is not set" in result.stderr
+
+
+def test_the_default_secret_falls_back_to_bodai_shared_secret(cli: CliEnv) -> None:
+    cli.unset("SESSION_BUDDY_SECRET")
+    cli.set("BODAI_SHARED_SECRET", "b" * 40)
+    result = cli.run("message", "sign", json.dumps(MESSAGE))
+    assert result.stdout.strip() == mahavishnu_signature(MESSAGE, "b" * 40)

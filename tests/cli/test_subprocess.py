@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -34,6 +35,33 @@ def test_token_pipes_from_create_into_verify(cli: CliEnv) -> None:
     result = run("token", "verify", "-", "--json", input=token)
     assert result.returncode == 0
     assert '"valid": true' in result.stdout
+
+
+def test_token_header_as_a_headers_helper_prints_one_json_object(cli: CliEnv) -> None:
+    """As Claude Code runs it: a shell command with the secret in a file."""
+    secret_file = cli.cwd / "secret"
+    secret_file.write_text(cli.secret + "\n")
+    cli.unset("SESSION_BUDDY_SECRET")
+    command = f"SESSION_BUDDY_SECRET_FILE={secret_file} {SCRIPT} token header claude --scope read"
+    result = subprocess.run(
+        command, shell=True, capture_output=True, text=True, env=os.environ, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    headers = json.loads(result.stdout)
+    assert list(headers) == ["Authorization"]
+    assert run("token", "verify", headers["Authorization"]).returncode == 1  # no secret here
+    cli.set("SESSION_BUDDY_SECRET", cli.secret)
+    assert run("token", "verify", headers["Authorization"]).returncode == 0
+
+
+def test_token_header_that_cannot_mint_exits_1_with_one_line_on_stderr(cli: CliEnv) -> None:
+    cli.unset("SESSION_BUDDY_SECRET")
+    result = run("token", "header", "claude")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "SESSION_BUDDY_SECRET" in result.stderr
 
 
 def test_user_errors_exit_1_with_one_line_and_no_traceback(cli: CliEnv) -> None:

@@ -9,6 +9,7 @@ import time
 import jwt
 
 from testkit.cli import CliEnv
+from testkit.pytest_postgres import PostgresDatabase
 
 JWT_LINE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n")
 
@@ -225,6 +226,25 @@ def test_revoke_is_recorded_in_the_data_dir(cli: CliEnv) -> None:
     cli.run("token", "revoke", create(cli, "alice"))
     status = cli.run("auth", "status")
     assert re.search(r"Revoked tokens\s*│\s*1\b", status.stdout)
+
+
+def test_revoke_names_the_sqlite_file_it_wrote_to(cli: CliEnv) -> None:
+    result = cli.run("token", "revoke", create(cli, "alice"))
+    assert result.exit_code == 0
+    assert str(cli.data_dir / "session-buddy.db") in result.stdout
+
+
+def test_revoke_names_the_shared_postgresql_database_not_the_data_dir(
+    cli: CliEnv, postgres_database: PostgresDatabase
+) -> None:
+    cli.set("SESSION_BUDDY_DATABASE_URL", postgres_database.url)
+    result = cli.run("token", "revoke", create(cli, "alice"))
+    assert result.exit_code == 0, result.output
+    server = postgres_database.server
+    where = f"PostgreSQL at {server.host}:{server.port}/{postgres_database.dbname}"
+    assert where in result.stdout
+    assert str(cli.data_dir) not in result.output
+    assert postgres_database.password not in result.output
 
 
 def test_revoke_of_expired_token_needs_nothing(cli: CliEnv) -> None:

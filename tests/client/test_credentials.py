@@ -65,3 +65,38 @@ def test_session_buddy_secret_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_no_secret_anywhere_means_no_token() -> None:
     assert secret_from_environment()[0] is None
+
+
+def test_minted_tokens_carry_sub_and_the_requested_scopes(secret: str) -> None:
+    tokens = MintedTokens(secret, user_id="mahavishnu", scopes=["read", "write"])
+    claims = jwt.decode(tokens.current(), options={"verify_signature": False})
+    assert claims["sub"] == claims["user_id"] == "mahavishnu"
+    assert claims["scopes"] == ["read", "write"]
+
+
+def test_mahavishnus_settings_name_wins_over_its_docs_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", "s" * 40)
+    monkeypatch.setenv("MAHAVISHNU_AUTH_SECRET", "d" * 40)
+    monkeypatch.setenv("MAHAVISHNU_AUTH__SECRET", "n" * 40)
+    assert secret_from_environment()[0] == "n" * 40
+
+
+def test_bodai_shared_secret_is_the_last_resort(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BODAI_SHARED_SECRET", "b" * 40)
+    assert secret_from_environment()[0] == "b" * 40
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", "s" * 40)
+    assert secret_from_environment()[0] == "s" * 40
+
+
+def test_minted_tokens_are_for_the_configured_audience(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("SESSION_BUDDY_AUDIENCE", "sessions")
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", secret)
+    client = SessionBuddyClient.http("http://127.0.0.1:1/mcp", scopes=["read"])
+    token = client._tokens.current()
+    assert token is not None
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["aud"], claims["scopes"]) == ("sessions", ["read"])

@@ -120,3 +120,17 @@ async def test_throttled_client_gets_auth_error_with_retry_after(tmp_path: Path)
     assert throttled_error is not None, "the server never throttled the client"
     assert throttled_error.retry_after >= 1
     assert "Too many authentication failures" in throttled_error.reason
+
+
+async def test_a_read_only_client_lists_but_may_not_start(
+    server: ServerProcess, project: Path
+) -> None:
+    async with SessionBuddyClient.http(server.url, secret=server.secret, scopes=["read"]) as sb:
+        listed = await sb.list_sessions()
+        with pytest.raises(SessionBuddyAuthError) as refused:
+            await sb.start(project)
+        me = await sb.whoami()
+    assert listed.sessions == [] or all(s.user_id == "mahavishnu" for s in listed.sessions)
+    assert refused.value.reason == "missing scope 'write'"
+    assert str(refused.value) == "❌ Authorization failed: missing scope 'write'"
+    assert me.scopes == ["read"]

@@ -180,3 +180,23 @@ async def test_a_server_that_dies_mid_session_raises_connection_error(
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(SessionBuddyConnectionError):
             await sb.whoami()
+
+
+async def test_a_client_with_mahavishnus_default_scopes_changes_sessions(
+    project: Path, secret: str, server_log: TextIO
+) -> None:
+    client = SessionBuddyClient.stdio(
+        secret=secret, scopes=["read", "execute"], server_log=server_log
+    )
+    async with client as sb:
+        started = await sb.start(project)
+        assert (await sb.whoami()).scopes == ["execute", "read"]
+    assert started.user_id == "mahavishnu"
+
+
+async def test_secret_is_taken_from_mahavishnus_settings_variable(
+    secret: str, server_log: TextIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAHAVISHNU_AUTH__SECRET", secret)
+    async with SessionBuddyClient.stdio(server_log=server_log) as sb:
+        assert (await sb.whoami()).user_id == "mahavishnu"

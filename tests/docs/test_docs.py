@@ -71,7 +71,11 @@ def _all_text() -> str:
 
 def test_every_variable_named_exists_and_every_setting_is_documented() -> None:
     named = set(re.findall(r"\bSESSION_BUDDY_[A-Z_]+[A-Z]\b", _all_text()))
-    settings = {f"SESSION_BUDDY_{name.upper()}" for name in Settings.model_fields}
+    variables = {
+        name: field.validation_alias if isinstance(field.validation_alias, str) else None
+        for name, field in Settings.model_fields.items()
+    }
+    settings = {alias or f"SESSION_BUDDY_{name.upper()}" for name, alias in variables.items()}
     assert named - settings == set(), "documented variables that do not exist"
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")

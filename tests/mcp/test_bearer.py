@@ -129,7 +129,7 @@ def test_bad_header_gets_401_and_never_reaches_the_app(
     response = harness.post(authorization=authorization)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == (
-        f'Bearer error="invalid_token", error_description="{description}"'
+        f'Bearer realm="session-buddy", error="invalid_token", error_description="{description}"'
     )
     assert response.json() == {
         "error": "invalid_token",

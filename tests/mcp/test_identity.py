@@ -26,3 +26,14 @@ def test_anonymous_when_disabled() -> None:
     identity = Identity.of(ANONYMOUS, auth_enabled=False)
     assert identity.user_id == "anonymous"
     assert "disabled" in identity.summary_text()
+
+
+def test_scopes_are_shown_sorted_or_as_no_claim() -> None:
+    scoped = Identity.of(
+        Principal.from_claims({"user_id": "m", "exp": 2**31, "scopes": ["read", "execute"]}),
+        auth_enabled=True,
+    )
+    assert scoped.scopes == ["execute", "read"]
+    assert "scopes execute read" in scoped.summary_text()
+    unscoped = Identity.of(Principal.from_claims({"user_id": "m", "exp": 2**31}), auth_enabled=True)
+    assert unscoped.scopes is None and "no scope claim" in unscoped.summary_text()

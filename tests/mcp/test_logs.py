@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -126,3 +127,30 @@ def test_log_levels_are_validated() -> None:
     assert parse_level("debug") == logging.DEBUG
     with pytest.raises(ValueError, match="'LOUD' is not one of DEBUG, INFO"):
         parse_level("LOUD")
+
+
+# -- JSON lines ------------------------------------------------------------------------------
+
+
+def test_json_format_is_one_object_per_line_with_redacted_fields(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", secrets=[SECRET], log_format="json")
+    logger = logging.getLogger("session_buddy.auth")
+    logger.warning(
+        "refused %s", TOKEN, extra={"fields": {"reason": "expired", "leak": f"x {SECRET} y"}}
+    )
+    logger.info("plain line")
+
+    lines = capsys.readouterr().err.splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert first["level"] == "WARNING" and first["logger"] == "session_buddy.auth"
+    assert first["message"] == f"refused {REDACTED}"
+    assert (first["reason"], first["leak"]) == ("expired", f"x {REDACTED} y")
+    assert second["message"] == "plain line" and "reason" not in second
+    assert TOKEN not in "\n".join(lines) and SECRET not in "\n".join(lines)
+
+
+def test_a_database_url_password_is_redacted_anywhere() -> None:
+    text = "connect postgresql://sb:s3cr%40t@db:5432/x failed"
+    assert redact(text) == f"connect postgresql://sb:{REDACTED}@db:5432/x failed"

@@ -114,7 +114,7 @@ def stdio_server(
         transport = stdio_transport(deployment.env, tmp_path, errlog, "--log-level", "DEBUG")
         client = connect(portal, transport)
         try:
-            (pid,) = children_of(os.getpid(), "serve")
+            (pid,) = children_of(os.getpid(), "session_buddy serve")
             yield client, pid, lambda: log_path.read_text(errors="replace")
             ok(client.call("whoami"))  # alive and answering after everything
         finally:

@@ -2,8 +2,9 @@
 
 Each fault is the real command as a subprocess against the session's PostgreSQL server (or
 a port where nothing listens), one per way a start can fail: connecting, migrating,
-building the runtime, reading the URL. The one line names ``host:port/dbname`` and says what is
-wrong and what to do; there is no traceback, and the password — plain or URL-escaped —
+building the runtime, reading the URL. The one line names ``host:port/dbname`` and says
+what is wrong and what to do; before it, only the log lines of what the server was doing
+(a migration announces itself); no traceback, and the password — plain or URL-escaped —
 appears nowhere in the output.
 """
 
@@ -18,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
+from session_buddy.store.migrations import HEAD
 from testkit.environment import new_secret, server_environment
 from testkit.postgres import PostgresServer
 from testkit.pytest_postgres import PostgresDatabase as PgFixture
@@ -33,10 +35,12 @@ URL_FILE_FIX = "make the file readable and put the postgresql:// URL in it"
 
 @dataclass(frozen=True)
 class Fault:
-    """A configuration that cannot work, and the one line ``serve`` must answer."""
+    """A configuration that cannot work, the one line ``serve`` must answer, and the log
+    lines (``LEVEL logger: message``) it may write first, at the default level."""
 
     settings: dict[str, str]
     line: str
+    logged: tuple[str, ...] = ()
 
 
 def unreachable(pg: PgFixture, tmp_path: Path) -> Fault:
@@ -65,6 +69,7 @@ def no_create(pg: PgFixture, tmp_path: Path) -> Fault:
         f"❌ {where(pg)}: permission denied creating the schema (permission denied for schema "
         "public) — fix: GRANT CREATE ON SCHEMA public (or make the URL's user own the "
         "database) so session-buddy can create its tables",
+        (f"INFO session_buddy.store.migrations: migrating the database schema to revision {HEAD}",),
     )
 
 
@@ -152,13 +157,16 @@ def startups(
 
 
 @pytest.mark.parametrize("fault", [f.__name__ for f in FAULTS])
-def test_serve_stops_with_one_line_naming_the_database_and_never_the_password(
+def test_serve_stops_with_a_line_naming_the_database_and_never_the_password(
     fault: str, startups: dict[str, Startup]
 ) -> None:
     startup = startups[fault]
 
+    *logged, last = startup.stderr.splitlines()
+
     assert startup.returncode == 1
-    assert startup.stderr.splitlines() == [startup.fault.line]
+    assert last == startup.fault.line
+    assert [line.split(" ", 2)[2] for line in logged] == list(startup.fault.logged)
     assert startup.stdout == ""
     for spelling in (NASTY_PASSWORD, quote(NASTY_PASSWORD, safe="")):
         assert spelling not in startup.stderr

@@ -74,7 +74,9 @@ class Deployment:
     def database(self) -> str:
         """How the CLI names the database the servers share."""
         url = self.settings.get("SESSION_BUDDY_DATABASE_URL")
-        return str(self.data_dir) if url is None else f"PostgreSQL at {describe_url(url)}"
+        if url is None:
+            return f"the SQLite file {self.data_dir / 'session-buddy.db'}"
+        return f"PostgreSQL at {describe_url(url)}"
 
     @property
     def secret(self) -> str:

@@ -94,6 +94,23 @@ def test_status_reports_the_active_session_and_its_last_checkpoint(
     assert status.last_checkpoint.note == "wrote the parser"
 
 
+def test_status_counts_only_the_active_sessions_checkpoints(
+    service: SessionService, alice: Principal, project: Path
+) -> None:
+    service.start(alice, str(project))
+    service.checkpoint(alice, str(project), "in an earlier session")
+    service.end(alice, str(project))
+    service.start(alice, str(project))
+    for note in ("one", "two", "three"):
+        service.checkpoint(alice, str(project), note)
+
+    status = service.status(alice, str(project))
+
+    assert status.session is not None and status.last_checkpoint is not None
+    assert status.session.checkpoint_count == 3
+    assert (status.last_checkpoint.number, status.last_checkpoint.note) == (3, "three")
+
+
 def test_checkpoint_records_note_elapsed_time_and_number(
     service: SessionService, alice: Principal, project: Path, clock
 ) -> None:

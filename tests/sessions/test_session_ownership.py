@@ -122,6 +122,20 @@ def test_privileged_status_falls_back_to_the_latest_active_session_of_any_user(
     assert "bob" in status.message
 
 
+def test_privileged_status_of_another_users_session_shows_its_checkpoints(
+    service: SessionService, bob: Principal, orchestrator: Principal, project: Path
+) -> None:
+    service.start(bob, str(project))
+    service.checkpoint(bob, str(project), "first")
+    service.checkpoint(bob, str(project), "second")
+
+    status = service.status(orchestrator, str(project))
+
+    assert status.session is not None and status.last_checkpoint is not None
+    assert status.session.checkpoint_count == 2
+    assert (status.last_checkpoint.number, status.last_checkpoint.note) == (2, "second")
+
+
 def test_privileged_caller_prefers_its_own_active_session(
     service: SessionService,
     alice: Principal,

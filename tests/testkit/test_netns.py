@@ -7,6 +7,7 @@ still a failure.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import os
 import pwd
 import subprocess
@@ -28,6 +29,19 @@ conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)
 conn.request("GET", "/hello.txt")
 response = conn.getresponse()
 print(response.status, response.read().decode())
+"""
+ECHO_PEER = """\
+import http.server, sys
+class Peer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Peer).serve_forever()
 """
 
 
@@ -77,6 +91,37 @@ def test_http_server_in_a_host_is_reachable_from_the_root_and_from_another_host(
     finally:
         server.terminate()
         server.wait(5)
+
+
+def test_a_root_address_of_one_host_is_the_same_client_for_every_host(
+    hosts: tuple[Host, Host],
+) -> None:
+    a, _ = hosts
+    source = a.add_root_address()
+    servers = {
+        host: host.popen(
+            [sys.executable, "-c", ECHO_PEER, host.address, "8081"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for host in hosts
+    }
+    try:
+        seen = []
+        for host in hosts:
+            host.wait_for_port(8081)
+            conn = http.client.HTTPConnection(
+                host.address, 8081, timeout=5, source_address=(source, 0)
+            )
+            conn.request("GET", "/")
+            seen.append(conn.getresponse().read().decode())
+        assert ipaddress.IPv4Address(source) in a.network
+        assert seen == [source, source]
+        assert a.add_root_address() != source
+    finally:
+        for server in servers.values():
+            server.kill()
+            server.wait(5)
 
 
 def test_postgres_on_the_gateway_is_reachable_from_inside_a_host(

@@ -17,6 +17,7 @@ newer one: :func:`check_revision` refuses it rather than guess.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +25,12 @@ from typing import Any
 
 from session_buddy.store.errors import StorageError
 
-HEAD = "0003"
-REVISIONS = ("0001", "0002", "0003")
+HEAD = "0004"
+REVISIONS = ("0001", "0002", "0003", "0004")
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key: any constant shared by every session-buddy version.
 MIGRATION_LOCK_KEY = 0x5E55_10B0_DD1E
+logger = logging.getLogger(__name__)
 SCRIPT_LOCATION = Path(__file__).parent
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 # Alembic's `context` and `op` are process-wide proxies: one upgrade at a time per process.
@@ -59,6 +61,7 @@ def upgrade(url: str, *, creator: Callable[[], Any] | None = None) -> None:
     from alembic import command
     from alembic.config import Config
 
+    logger.info("migrating the database schema to revision %s", HEAD)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **_engine_options(url, creator))
     if engine.dialect.name == "sqlite":
         _begin_exclusive(engine)

@@ -32,14 +32,16 @@ def test_the_first_record_of_a_token_revokes_it_and_later_ones_do_not(
     ]
 
 
-def test_a_token_recorded_again_keeps_the_latest_expiry(repo: RevocationRepository) -> None:
+def test_a_token_recorded_again_keeps_the_latest_expiry_and_when_it_was_first_revoked(
+    repo: RevocationRepository,
+) -> None:
     repo.record("jti:a", expires_at=500.0, now=100.0)
 
     repo.record("jti:a", expires_at=900.0, now=101.0)
     repo.record("jti:a", expires_at=300.0, now=102.0)
 
     assert repo.in_force(0.0) == [Revocation("jti:a", 900.0)]
-    assert repo.since(0)[0][-1] == Revocation("jti:a", 900.0)
+    assert repo.since(0)[0][-1] == Revocation("jti:a", 900.0, revoked_at=100.0)
 
 
 def test_in_force_and_count_see_only_tokens_expiring_after_the_cutoff(
@@ -64,14 +66,14 @@ def test_the_feed_gives_every_revocation_after_a_position_and_the_position_it_re
 
     first, position = repo.since(0)
     assert position == repo.log_position() > 0
-    repo.record("jti:c", expires_at=700.0, now=100.0)
+    repo.record("jti:c", expires_at=700.0, now=110.0)
     later, later_position = repo.since(position)
 
-    assert first == [Revocation("jti:a", 500.0), Revocation("jti:b", 600.0)]
+    assert first == [Revocation("jti:a", 500.0, 100.0), Revocation("jti:b", 600.0, 100.0)]
     # At least once: everything after the position, possibly earlier ones again (PostgreSQL
     # also looks back in time, as sequence numbers may commit out of order there).
-    assert Revocation("jti:c", 700.0) in later
-    assert set(later) <= {*first, Revocation("jti:c", 700.0)}
+    assert Revocation("jti:c", 700.0, 110.0) in later
+    assert set(later) <= {*first, Revocation("jti:c", 700.0, 110.0)}
     assert later_position == repo.log_position() > position
 
 

@@ -1,0 +1,72 @@
+"""Scopes: what a verified token allows, and whether that covers what a tool needs.
+
+A token grants scopes through ``scopes`` (a list of strings: mcp-common's ``read``,
+``write``, ``delete``, ``admin``; Mahavishnu's ``JWTAuth`` mints ``["read", "execute"]``)
+or, per RFC 9068, ``scope`` (one space-separated string); both are read. ``admin`` allows
+everything. A claim of the wrong shape grants nothing (it never means "no claim").
+
+A token with neither claim (Mahavishnu's other token shape, and every token minted before
+scopes existed) keeps full access, unless the server requires scopes
+(``SESSION_BUDDY_REQUIRE_SCOPES=true``): then it grants none.
+
+Pure functions: claims in, verdict out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+READ = "read"
+WRITE = "write"
+DELETE = "delete"
+ADMIN = "admin"
+EXECUTE = "execute"
+RELEASED_VOCABULARY = frozenset({READ, WRITE, DELETE, ADMIN})
+"""The scopes mcp-common's released verifiers know; any other makes them grant nothing."""
+
+ImpliedBy = Mapping[str, Collection[str]]
+"""For a required scope, other scopes that satisfy it too (``{"write": ["execute"]}``)."""
+
+
+def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str] | None:
+    """The scopes a token's claims grant, or None when it has no scope claim at all."""
+    if "scopes" not in claims and "scope" not in claims:
+        return None
+    granted: set[str] = set()
+    listed = claims.get("scopes")
+    if isinstance(listed, list) and all(isinstance(item, str) for item in listed):
+        granted.update(item for item in listed if item)
+    spaced = claims.get("scope")
+    if isinstance(spaced, str):
+        granted.update(spaced.split())
+    return frozenset(granted)
+
+
+def missing_scope(
+    granted: frozenset[str] | None,
+    required: Collection[str],
+    *,
+    require_claim: bool = False,
+    implied_by: ImpliedBy | None = None,
+) -> str | None:
+    """The first scope of ``required`` that ``granted`` does not cover, or None.
+
+    ``granted`` None (no scope claim) covers everything unless ``require_claim``; ``admin``
+    covers everything; a scope is covered by itself or by one of ``implied_by[scope]``.
+    """
+    if granted is None:
+        granted = frozenset() if require_claim else None
+    if granted is None or ADMIN in granted:
+        return None
+    alternatives = implied_by or {}
+    for scope in required:
+        if scope in granted or granted.intersection(alternatives.get(scope, ())):
+            continue
+        return scope
+    return None
+
+
+def is_scope_name(value: str) -> bool:
+    """A scope token as RFC 6749 allows it: printable ASCII, no space, quote or backslash."""
+    return bool(value) and all(0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in value)
