@@ -246,6 +246,43 @@ def test_checkpoints_are_numbered_from_one_within_their_session(
     assert repo.checkpoint_counts([]) == {}
 
 
+def test_the_status_read_is_the_active_session_its_last_checkpoint_and_their_count(
+    repo: SessionRepository,
+) -> None:
+    mine, _ = repo.create_or_get_active(record("a" * 32, path="/p"))
+    other, _ = repo.create_or_get_active(record("b" * 32, path="/other"))
+    for note in ("1", "2", "3"):
+        add(repo, mine.id, note)
+    add(repo, other.id, "elsewhere")
+
+    found = repo.active_with_last_checkpoint("alice", "/p")
+
+    assert found is not None
+    session, last = found
+    assert session == mine
+    assert last == repo.last_checkpoint(mine.id)
+    assert last is not None and (last.note, last.number) == ("3", 3)
+
+
+def test_the_status_read_of_a_session_without_checkpoints_has_none(
+    repo: SessionRepository,
+) -> None:
+    stored, _ = repo.create_or_get_active(record())
+
+    assert repo.active_with_last_checkpoint("alice", "/p") == (stored, None)
+
+
+def test_the_status_read_ignores_ended_sessions_and_other_users(
+    repo: SessionRepository,
+) -> None:
+    ended, _ = repo.create_or_get_active(record("a" * 32))
+    add(repo, ended.id, "before the end")
+    end(repo, ended.id)
+    repo.create_or_get_active(record("b" * 32, user="bob"))
+
+    assert repo.active_with_last_checkpoint("alice", "/p") is None
+
+
 def test_a_checkpoint_of_an_ended_or_unknown_session_is_not_recorded(
     database: Database, repo: SessionRepository
 ) -> None:
