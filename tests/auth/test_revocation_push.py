@@ -1,5 +1,6 @@
-"""Revocations pushed by PostgreSQL: NOTIFY at once, polling while the push is down, and
-a re-read of what was missed when the listener reconnects.
+"""Revocations while PostgreSQL's push is down: polling keeps them flowing, and the
+listener re-reads what it missed when it reconnects. (That a NOTIFY arrives at once is
+tests/store/test_postgres_notifications.)
 
 Two "instances" in one test process: each a :class:`PostgresDatabase` of its own (its own
 pool and listener). The revoking one is the superuser, whom a revoked CONNECT does not
@@ -15,7 +16,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from session_buddy.auth.revocation import RevocationStore
-from session_buddy.store import postgres
 from session_buddy.store.base import Watch
 from session_buddy.store.postgres import LISTENER_NAME, PostgresDatabase
 from session_buddy.store.revocations import RevocationRepository
@@ -71,27 +71,6 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> 
             pytest.fail(f"waited {timeout:g} s for {what}")
         time.sleep(0.01)
     return time.monotonic() - started
-
-
-def test_a_revocation_by_another_instance_arrives_by_notify_at_once(
-    postgres_database: PgFixture,
-    open_databases: Callable[[str], PostgresDatabase],
-    revoker: RevocationRepository,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Neither the poller (an hour away) nor the end of the listener's wait (made 2 s
-    long here) brings it: the notification itself wakes the listener."""
-    monkeypatch.setattr(postgres, "LISTEN_POLL_SECONDS", 2.0)
-    store = store_on(postgres_database, open_databases, sync_interval=NEVER_POLL)
-
-    latencies = []
-    for n in range(3):
-        revoker.record(f"jti:pushed-{n}", expires_at=time.time() + 600, now=time.time())
-        latencies.append(
-            wait_for(lambda n=n: store.is_revoked(f"jti:pushed-{n}"), "the NOTIFY", 5.0)
-        )
-
-    assert max(latencies) < 1.0, latencies
 
 
 def test_while_the_listener_is_down_polling_keeps_revocations_flowing(
