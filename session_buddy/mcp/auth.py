@@ -32,12 +32,11 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Collection
-from typing import Annotated, Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import ValidationError
-from pydantic.json_schema import SkipJsonSchema
+from pydantic import ValidationError, json_schema
 
 from session_buddy.auth import (
     ANONYMOUS,
@@ -267,9 +266,10 @@ def _without_token_in_schema(signature: inspect.Signature) -> inspect.Signature:
     annotation = parameter.annotation
     if annotation is inspect.Parameter.empty:
         annotation = Any
-    # SkipJsonSchema is a class at run time, a generic alias to type checkers.
-    marker = SkipJsonSchema()  # type: ignore[type-arg]
-    hidden = parameter.replace(annotation=Annotated[annotation, marker])
+    # At run time SkipJsonSchema[X] is Annotated[X, SkipJsonSchema()]; to a type checker
+    # it is a generic alias, so it is applied to a value through an untyped name.
+    skip: Any = json_schema.SkipJsonSchema
+    hidden = parameter.replace(annotation=skip[annotation])
     return signature.replace(
         parameters=[hidden if p.name == "token" else p for p in signature.parameters.values()]
     )

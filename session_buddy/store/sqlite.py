@@ -37,15 +37,20 @@ def _blocking_file(path: Path) -> Path | None:
     return None
 
 
-def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
-    """A :class:`StorageError` for what SQLite (or the file system) said about ``path``.
+def _result_code(exc: BaseException) -> int | None:
+    """SQLite's primary result code of an error (``SQLITE_BUSY``, …), or None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
 
-    SQLite reports most problems only as text; this is the one place that reads it.
-    """
+
+def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
+    """A :class:`StorageError` for what SQLite (by its result code) or the file system said
+    about ``path``; the message keeps SQLite's own words for the operator."""
     text = str(exc)
+    code = _result_code(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         return StorageError(f"database {path}: {text}", kind="constraint")
-    if isinstance(exc, OSError) or "unable to open" in text:
+    if isinstance(exc, OSError) or code == sqlite3.SQLITE_CANTOPEN:
         blocker = _blocking_file(path)
         if blocker is not None:
             return StorageError(
@@ -58,19 +63,19 @@ def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
             f"cannot use data directory for database {path}: {exc.strerror or text}",
             kind="unusable_directory",
         )
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return StorageError(
             f"database {path} is corrupted or is not a session-buddy database ({text})",
             kind="corrupted",
             fix="move the file aside to start fresh, or restore it from a backup",
         )
-    if "readonly" in text or "read-only" in text:
+    if code == sqlite3.SQLITE_READONLY:
         return StorageError(
             f"database {path} is read-only ({text})",
             kind="read_only",
             fix="make the database file and its directory writable",
         )
-    if "unable to open" in text:
+    if code == sqlite3.SQLITE_CANTOPEN:
         return StorageError(
             f"database {path} cannot be opened ({text})",
             kind="cannot_open",
@@ -92,7 +97,8 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
+            busy = _result_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
                 raise
             time.sleep(WAL_RETRY_SECONDS)
 
