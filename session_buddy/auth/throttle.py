@@ -21,14 +21,15 @@ only (its port changes with every connection); behind a reverse proxy every clie
 shares the proxy's address.
 
 Several instances count together once :meth:`AuthFailureThrottle.share` is started with
-the database's :class:`~session_buddy.store.failures.FailureRepository`: every
-``sync_interval`` (0.1 s) one background thread adds this instance's new refusals (one
-transaction for all of them, none when there were none), reads the other instances'
-recent counts and every block any instance decided. A request never waits for the
-database. A client spreading bad credentials over N instances is therefore blocked after
-at most ``limit`` refusals plus what the other instances refused in the last interval or
-two before they heard of it (measured by ``make stress``); while the database is
-unreachable each instance keeps counting on its own.
+the database's :class:`~session_buddy.store.failures.FailureRepository`: one background
+thread adds this instance's new refusals (one transaction for all of them) as soon as a
+refusal wakes it — but never within ``SYNC_SPACING_SECONDS`` (20 ms) of its last round —
+and otherwise every ``sync_interval`` (0.1 s) reads the other instances' recent counts and
+every block any instance decided. A request never waits for the database. A client
+spreading bad credentials over N instances is therefore blocked after at most ``limit``
+refusals plus what the other instances refused in the last round or two before they
+heard of it (measured by ``make stress``); while the database is unreachable each
+instance keeps counting on its own.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ FAILURE_WINDOW_SECONDS = 60.0
 BLOCK_SECONDS = 60.0
 MAX_TRACKED_CLIENTS = 10_000
 SYNC_INTERVAL_SECONDS = 0.1
+# A refusal wakes the sync at once, but syncs are never closer than this: under a flood an
+# instance writes at most 1 / SYNC_SPACING_SECONDS transactions a second.
+SYNC_SPACING_SECONDS = 0.02
 PURGE_INTERVAL_SECONDS = 60.0
 
 _BAD_CREDENTIALS = (
@@ -97,6 +101,7 @@ class AuthFailureThrottle:
         self._written: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._others: dict[str, int] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_purge = 0.0
         self.sync_failures = 0
@@ -139,6 +144,7 @@ class AuthFailureThrottle:
             times.append(now)
             if self._shared is not None:
                 self._pending[(client, bucket_of(now))] += 1
+                self._wake.set()
             if len(times) + self._others.get(client, 0) < self._limit:
                 return False
             self._start_block(client, now)
@@ -171,13 +177,23 @@ class AuthFailureThrottle:
     def stop_sharing(self) -> None:
         thread = self._thread
         self._stop.set()
+        self._wake.set()
         if thread is not None:
             thread.join(timeout=2.0)
         with self._lock:
             self._thread = None
 
     def _sync_loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        last = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(interval)  # a new refusal, or the next round of reading
+            self._wake.clear()
+            wait = SYNC_SPACING_SECONDS - (time.monotonic() - last)
+            if wait > 0 and self._stop.wait(wait):
+                break
+            if self._stop.is_set():
+                break
+            last = time.monotonic()
             try:
                 self.sync()
             except StorageError as exc:
