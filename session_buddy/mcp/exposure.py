@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-
-from mcp.server.transport_security import TransportSecuritySettings
+from typing import TYPE_CHECKING
 
 from session_buddy.config import Settings
+
+if TYPE_CHECKING:  # the SDK is imported only when a server is built, not to review a bind
+    from mcp.server.transport_security import TransportSecuritySettings
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 # What the SDK allows by itself when bound to 127.0.0.1, localhost or ::1.
@@ -63,6 +65,8 @@ def transport_security(host: str, settings: Settings) -> TransportSecuritySettin
     if not settings.allowed_hosts:
         return None
     loopback = is_loopback(host)
+    from mcp.server.transport_security import TransportSecuritySettings
+
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[*(LOOPBACK_HOSTS if loopback else ()), *settings.allowed_hosts],
