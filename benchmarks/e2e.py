@@ -7,7 +7,7 @@ every call reads a real row). Configurations:
 
 * stdio, auth off / auth on with the ``token`` argument;
 * HTTP, auth off / auth on with the ``token`` argument / auth on with an
-  ``Authorization: Bearer`` header (same auth-on server for both);
+  ``Authorization: Bearer`` header;
 * the baseline: :mod:`benchmarks.baseline_server` — the SDK's ``AuthSettings`` +
   ``TokenVerifier`` (PyJWT) — over HTTP with a bearer header;
 * the PostgreSQL backend: stdio with the ``token`` argument and HTTP with a bearer header,
@@ -16,9 +16,12 @@ every call reads a real row). Configurations:
 
 Every round runs a fixed number of sequential calls per configuration; configurations
 that are compared take turns call by call (rotated order), so both sides of a ratio see
-the same load from the rest of the machine. A configuration's calls/s in a round is its
-calls over the time they took; figures are medians over rounds, ratios are taken per
-round, then the median.
+the same load from the rest of the machine. Every configuration has a server process of
+its own: a server that has just answered the previous call answers the next one faster
+(awake, caches warm), which would favour whichever of two configurations sharing a server
+follows the other in the rotation. A configuration's calls/s in a round is its calls over
+the time they took; figures are medians over rounds, ratios are taken per round, then
+the median.
 All servers log at WARNING, so no configuration pays for per-request log lines.
 """
 
@@ -140,7 +143,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     token = setup.token
     enter: Callable[[Any], Awaitable[Client]] = stack.enter_async_context
 
-    progress("e2e: starting servers (stdio ×3, HTTP ×3, SDK baseline; 2 on PostgreSQL)")
+    progress("e2e: starting servers (stdio ×3, HTTP ×4, SDK baseline; 2 on PostgreSQL)")
     stdio_off = await enter(stdio_client(setup, "stdio_off", auth=False))
     stdio_on = await enter(stdio_client(setup, "stdio_on", auth=True))
     stdio_pg = await enter(stdio_client(setup, "stdio_pg", auth=True, postgres=True))
@@ -162,7 +165,11 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
         return stack.enter_context(server)
 
     off_server = serve("http_off", auth=False)
-    on_server = serve("http_on", auth=True)
+    # One server per configuration: a server that has just answered the previous call
+    # answers faster (its process is awake, its caches warm), so two configurations
+    # sharing a server would favour whichever follows the other in the rotation.
+    token_server = serve("http_on_token", auth=True)
+    bearer_server = serve("http_on_bearer", auth=True)
     pg_server = serve("http_pg", auth=True, postgres=True)
     baseline_dir = setup.data_dir("http_sdk_baseline")
     SessionService(SqliteDatabase(baseline_dir / "session-buddy.db").open()).start(
@@ -176,8 +183,8 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
         command=BASELINE,
     )
     http_off = await enter(mcp_http(off_server.url))
-    http_token = await enter(mcp_http(on_server.url))
-    http_bearer = await enter(mcp_http(on_server.url, bearer=token))
+    http_token = await enter(mcp_http(token_server.url))
+    http_bearer = await enter(mcp_http(bearer_server.url, bearer=token))
     baseline = await enter(mcp_http(baseline_server.url, bearer=token))
     http_pg = await enter(mcp_http(pg_server.url, bearer=token))
 
