@@ -74,6 +74,12 @@ class JWTManager:
         return self._revocations
 
     @property
+    def built_verifier(self) -> TokenVerifier | None:
+        """The verifier if :attr:`verifier` has built it (building it may read the
+        database or raise; this never does)."""
+        return self._verifier
+
+    @property
     def verifier(self) -> TokenVerifier:
         if self._verifier is None:
             keys = self.config.signing_keys()  # SecretConfigError: fail closed
