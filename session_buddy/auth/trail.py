@@ -139,6 +139,11 @@ class Recorders:
     def add(self, recorder: DecisionRecorder) -> None:
         self._recorders = (*self._recorders, recorder)
 
+    def __bool__(self) -> bool:
+        """Whether any recorder listens: with none (audit and metrics off), callers need
+        not build the decision at all."""
+        return bool(self._recorders)
+
     def record(self, decision: AuthDecision) -> None:
         for recorder in self._recorders:
             recorder.record(decision)

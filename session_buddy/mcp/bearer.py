@@ -100,7 +100,7 @@ class BearerAuthMiddleware:
     def _audit(self, error: AuthError, client: str, token: object, body: bytes | None) -> None:
         """A refusal before any tool ran, as an audit decision (action: the tool asked for)."""
         decisions = self.manager.decisions
-        if decisions is not None:
+        if decisions:
             decisions.record(
                 AuthDecision.denied(
                     error, action=_action_of(body), permission=None, source_ip=client, token=token
