@@ -11,6 +11,7 @@ from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
+from session_buddy.auth.tokens import token_fingerprint
 from session_buddy.auth.trail import AuditTrail, AuthDecision, Recorders, as_event
 from session_buddy.config import load_settings
 from session_buddy.store import SqliteDatabase
@@ -217,3 +218,19 @@ def test_no_decision_is_built_while_nobody_records_them(
     with pytest.raises(errors.AuthError):
         manager.authenticate("not-a-token", tool="whoami")
     assert [d.result for d in collected.decisions] == ["allowed", "denied"]
+
+
+def test_an_accepted_token_without_jti_is_named_by_its_fingerprint_every_time() -> None:
+    principal = Principal.from_claims({"user_id": "alice", "exp": 2_000_000_000})
+    token = mint(new_secret(), "alice")  # Mahavishnu's tokens carry no jti
+
+    def token_id() -> str | None:
+        return AuthDecision.allowed(
+            principal, action="whoami", permission=None, source_ip="local", token=token
+        ).token_id
+
+    assert token_id() == token_id() == token_fingerprint(token)
+    refused = AuthDecision.denied(
+        errors.ExpiredTokenError(), action="whoami", permission=None, source_ip="x", token=token
+    )
+    assert refused.token_id == token_fingerprint(token)
