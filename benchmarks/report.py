@@ -43,8 +43,23 @@ METHOD = """\
   `jwt.decode`, same `SessionService` read, same structured result; `benchmarks/
   baseline_server.py`). Configurations that are compared take turns call by call within
   each round (rotated order); a configuration's calls/s in a round is its calls over the
-  time they took; ratios per round, then the median. All servers log at WARNING. The
-  client's own garbage collector runs between rounds only. *PostgreSQL/SQLite*: the same
+  time they took; ratios per round, then the median. Every configuration has a server
+  process of its own: a server that has just answered the previous call answers the next
+  faster (awake, caches warm), and the rotation keeps the configurations' cyclic order,
+  so a configuration sharing a server with the one before it would be favoured. All
+  servers log at WARNING. The client's own garbage collector runs between rounds only.
+  *Audit + metrics on/off* (issue 12): the auth-on configurations above (stdio with the
+  token argument, HTTP with the bearer header) run with the defaults — the audit trail,
+  and over loopback HTTP the metrics (`/metrics`, the per-tool wrapper timing and
+  counting each call, the decision counters) — against twins started with
+  `SESSION_BUDDY_AUDIT=false` and `SESSION_BUDDY_METRICS=false`, in the same rotation.
+  Over stdio only the audit applies: metrics exist on HTTP servers only (the row says
+  so). After the rounds each side is checked to be what it claims, or the part fails:
+  a server with the defaults audited every call it answered (the summed counts of
+  allowed `session_status` decisions in its `audit_events`) and, over HTTP, counted each
+  on `/metrics` (`session_buddy_tool_calls_total{tool="session_status",outcome="ok"}`);
+  a quiet one audited none and serves no `/metrics` (the counts are in `last.json`,
+  `details.recorded`). *PostgreSQL/SQLite*: the same
   auth-on configuration (stdio with the token argument; HTTP with the bearer header) with
   `SESSION_BUDDY_DATABASE_URL` set, each server on a fresh database of a PostgreSQL 15 the
   run starts with the test kit (`testkit.postgres`: `initdb` in a temporary directory,
@@ -68,15 +83,44 @@ METHOD = """\
   127.0.0.x source address every 8 revocations rather than be answered 429.
 * No timing assertion is part of `make test`: `tests/benchmarks/test_bench_smoke.py` and
   `test_bench_propagation_smoke.py` check that quick micro and propagation runs produce
-  every row, consistent with the measurements they came from (e2e is left to
-  `make bench`: seven servers, about 20 s even when quick).
+  every row, consistent with the measurements they came from. The e2e part is left to
+  `make bench` (ten servers and a PostgreSQL, about 25 s even when quick, for figures no
+  test may assert); `test_bench_e2e_rows.py` checks without servers what it computes for
+  the audit + metrics rows: the quiet servers' switches as the product reads them, each
+  row from its rounds, and the check that fails the part when a side was not what it
+  claims.
 
 ## Reading them
 
 * Validation costs microseconds; a tool call costs milliseconds (over stdio or HTTP on
   this machine). The e2e auth on/off ratios therefore measure noise around 1.0 — the
-  method above is what keeps that noise small — and the SDK-baseline comparison shows
-  the per-request PyJWT decode the SDK's verifier pays and our cached verifier does not.
+  method above is what keeps that noise small; identical servers measured this way
+  differ by 1–2 % (four identical quiet servers, 25 rounds; up to 6 % while the machine
+  was busy) — and the SDK-baseline comparison shows the per-request PyJWT decode the
+  SDK's verifier pays and our cached verifier does not.
+* Until this run the token argument and the bearer header shared one HTTP server, and
+  the bearer's call almost always came right after the token argument's, on a server
+  already awake: bearer/off read 1.12–1.14×, more than no authentication at all
+  (swapping the two in the order moved the advantage to the token argument, 1.117× vs
+  1.024× auth off). With a server each, bearer/SDK-auth read 0.987× in a full e2e run:
+  the bearer header was verified in a worker thread on every request, a trip of about
+  110 µs (middleware alone, in-process: 112.5 vs 4.4 µs) for a cache hit of about 1 µs.
+  A token the verifier has seen is now checked on the event loop (still in a thread when
+  a signature must be computed or the SQLite revocation poll is due). Before and after in
+  the same run (the previous package beside this one through `PYTHONPATH`, 40 rounds,
+  order shuffled per turn, twice): bearer/SDK-auth 0.973× → 1.001×, 0.984× → 1.001×;
+  server CPU per call 2.60 → 2.47 ms, 2.49 → 2.40 ms.
+* Audit + metrics cost a few microseconds of a call that takes milliseconds: building
+  an allowed decision and recording it in the trail (a tuple key, a lock, a dict) and
+  the metrics (one counter) takes 3.4 µs in-process; the tool wrapper adds two clock
+  reads, a histogram observation and a counter; the trail's writer one transaction per
+  0.5 s (about 0.06 ms). The two rows therefore measure noise around 1.0 (per-round ratios
+  0.94–1.05 over stdio, 0.77–1.28 over HTTP in this run). Two product changes made the
+  comparison fairer and the record path cheaper: a server with both off built every
+  decision anyway (a frozen dataclass and, for tokens without a `jti` such as
+  Mahavishnu's, a SHA-256 of the token) and now builds none (2.71 → 0.09 µs per
+  decision); with both on, accepted tokens' fingerprints are remembered and the decision
+  counters looked up once per result and reason (4.95 → 3.39 µs).
 * Where the micro figures come from: the verifier cache (same token) is a dict lookup
   plus the expiry and revocation rechecks; a miss checks size and shape, then the HMAC
   (prepared key, OpenSSL's HMAC object copied per check) before any JSON is parsed, then
@@ -96,6 +140,8 @@ METHOD = """\
   e2e run with the PostgreSQL rows, before the changes, read HTTP 0.656×, stdio 0.793×.
   What remains is that round trip (another process to schedule on two shared cores) and,
   over HTTP, the failure throttle's ten exchanges a second with the database (about 3 %).
+  The HTTP figure was compared with the favoured shared server until this run (0.826× in
+  the run before); against a server of its own it reads higher.
 * Propagation: the listener used to deliver notifications only when its 0.5 s wait for
   them ended (every revocation took ~0.5 s to reach the other instances, no better than
   SQLite's polling; `make stress` found the same); it now returns with the first one.

@@ -55,7 +55,8 @@ class JWTManager:
         self._verifier: TokenVerifier | None = None
         self._build_lock = threading.RLock()
         self.failure_log = failure_log or AuthFailureLog()
-        # Every decision of authenticate(), allowed or denied (the audit trail, metrics).
+        # Every decision of authenticate(), allowed or denied (the audit trail, metrics);
+        # none is built while it is empty (a falsy Recorders).
         self.decisions = decisions
 
     # -- plumbing -------------------------------------------------------------------
@@ -74,6 +75,12 @@ class JWTManager:
                         unavailable.fix = exc.fix  # what to do about this database
                         raise unavailable from None
         return self._revocations
+
+    @property
+    def built_verifier(self) -> TokenVerifier | None:
+        """The verifier if :attr:`verifier` has built it (building it may read the
+        database or raise; this never does)."""
+        return self._verifier
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -206,7 +213,7 @@ class JWTManager:
                     raise errors.MissingScopeError(lacking)
         except errors.AuthError as exc:
             self.failure_log.record(exc, token=token, tool=tool, client=client)
-            if self.decisions is not None:
+            if self.decisions:
                 self.decisions.record(
                     AuthDecision.denied(
                         exc,
@@ -220,7 +227,7 @@ class JWTManager:
                     )
                 )
             raise
-        if self.decisions is not None:
+        if self.decisions:
             self.decisions.record(
                 AuthDecision.allowed(
                     principal,

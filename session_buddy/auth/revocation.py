@@ -130,6 +130,12 @@ class RevocationStore:
             )
         return token_key in self._expiry
 
+    @property
+    def sync_due(self) -> bool:
+        """Whether the next :meth:`is_revoked` would read the database first (polling, its
+        interval over); never where the database pushes changes."""
+        return self._watch is None and self._monotonic() >= self._next_sync
+
     def _poll_while_unpushed(self) -> None:
         watch = self._watch
         while not self._closed.wait(self._sync_interval):

@@ -18,6 +18,7 @@ never more than :data:`MAX_PENDING` distinct rows. Rows older than the retention
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -75,7 +76,7 @@ class AuthDecision:
             caller_service=principal.issuer,
             caller_id=principal.user_id,
             source_ip=source_ip,
-            token_id=_token_id(principal, token),
+            token_id=_token_id(principal, token, verified=True),
         )
 
     @classmethod
@@ -116,12 +117,26 @@ class AuthDecision:
         )
 
 
-def _token_id(principal: Principal | None, token: object) -> str | None:
-    """The verified token's ``jti``, else the fingerprint of what was presented."""
+def _token_id(principal: Principal | None, token: object, *, verified: bool = False) -> str | None:
+    """The verified token's ``jti``, else the fingerprint of what was presented.
+
+    ``verified``: ``token`` was accepted, so it is one of the few a server keeps seeing
+    (as many as the verifier caches, not a flood's): its fingerprint is remembered.
+    """
     jti = principal.claims.get("jti") if principal is not None else None
     if isinstance(jti, str) and jti:
         return jti
-    return None if token is None or token == "" else token_fingerprint(token)
+    if token is None or token == "":
+        return None
+    if verified and isinstance(token, str):
+        return _verified_fingerprint(token)
+    return token_fingerprint(token)
+
+
+@functools.lru_cache(maxsize=1024)
+def _verified_fingerprint(token: str) -> str:
+    """:func:`token_fingerprint` of an accepted token, without a SHA-256 per call."""
+    return token_fingerprint(token)
 
 
 class DecisionRecorder(Protocol):
@@ -138,6 +153,11 @@ class Recorders:
 
     def add(self, recorder: DecisionRecorder) -> None:
         self._recorders = (*self._recorders, recorder)
+
+    def __bool__(self) -> bool:
+        """Whether any recorder listens: with none (audit and metrics off), callers need
+        not build the decision at all."""
+        return bool(self._recorders)
 
     def record(self, decision: AuthDecision) -> None:
         for recorder in self._recorders:

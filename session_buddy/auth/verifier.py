@@ -75,6 +75,16 @@ class TokenVerifier:
             self._remember(raw, claims, key)
         return claims
 
+    def answers_from_memory(self, raw: object) -> bool:
+        """Whether :meth:`verify` would answer ``raw`` without computing a signature or
+        reading the database: a cached token, and no revocation sync due. (An async
+        caller may then verify on its event loop rather than hand the work to a thread.)"""
+        return (
+            isinstance(raw, str)
+            and raw in self._cache
+            and (self.revocations is None or not self.revocations.sync_due)
+        )
+
     def _remember(self, raw: str, claims: dict[str, Any], key: str) -> None:
         if len(self._cache) >= self._cache_size:
             # Drop the oldest entry: bounded memory. popitem is one C call, so threads

@@ -100,7 +100,7 @@ class BearerAuthMiddleware:
     def _audit(self, error: AuthError, client: str, token: object, body: bytes | None) -> None:
         """A refusal before any tool ran, as an audit decision (action: the tool asked for)."""
         decisions = self.manager.decisions
-        if decisions is not None:
+        if decisions:
             decisions.record(
                 AuthDecision.denied(
                     error, action=_action_of(body), permission=None, source_ip=client, token=token
@@ -113,7 +113,14 @@ class BearerAuthMiddleware:
             error = MalformedTokenError("Authorization header does not use the Bearer scheme")
             self.manager.failure_log.record(error, tool=HEADER_SOURCE, client=client)
             raise error
-        return await anyio.to_thread.run_sync(self._verify_token, token.strip(), client)
+        token = token.strip()
+        verifier = self.manager.built_verifier
+        if verifier is not None and verifier.answers_from_memory(token):
+            # A client's token, verified before: a dict and a set lookup, far cheaper
+            # than a trip to a worker thread. Anything else may compute an HMAC or read
+            # the database, off the event loop.
+            return self._verify_token(token, client)
+        return await anyio.to_thread.run_sync(self._verify_token, token, client)
 
     def _verify_token(self, token: str, client: str) -> Principal:
         try:

@@ -56,6 +56,7 @@ class ServerMetrics:
             ["result", "reason"],
             registry=self.registry,
         )
+        self._decision_counters: dict[tuple[str, str], Counter] = {}
         self.tool_calls = Counter(
             "session_buddy_tool_calls",
             "Tool calls, by tool and outcome.",
@@ -99,7 +100,11 @@ class ServerMetrics:
     # -- sources ---------------------------------------------------------------------------
 
     def record(self, decision: AuthDecision) -> None:
-        self.decisions.labels(decision.result, decision.reason or "none").inc()
+        key = (decision.result, decision.reason or "none")
+        counter = self._decision_counters.get(key)
+        if counter is None:  # a few results x reasons: labels() (a lock, checks) once each
+            counter = self._decision_counters[key] = self.decisions.labels(*key)
+        counter.inc()
         if decision.reason == ThrottledError.reason:
             self.throttled.inc()
 

@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 
 from session_buddy.auth import errors
+from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
-from session_buddy.auth.trail import AuditTrail, AuthDecision, as_event
+from session_buddy.auth.tokens import token_fingerprint
+from session_buddy.auth.trail import AuditTrail, AuthDecision, Recorders, as_event
+from session_buddy.config import load_settings
 from session_buddy.store import SqliteDatabase
 from session_buddy.store.audit import AuditRepository
 from testkit.clock import FixedClock
+from testkit.environment import new_secret
+from testkit.tokens import mint
 
 ALICE = Principal(
     user_id="alice",
@@ -167,3 +173,64 @@ def test_a_closed_trail_has_written_everything(repository: AuditRepository) -> N
 
     assert repository.count() == 1
     assert trail.pending == 0
+
+
+# -- the record path -----------------------------------------------------------------------
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.decisions: list[AuthDecision] = []
+
+    def record(self, decision: AuthDecision) -> None:
+        self.decisions.append(decision)
+
+
+def test_recorders_are_falsy_until_one_listens() -> None:
+    recorders = Recorders()
+    assert not recorders
+    recorders.add(Collected())
+    assert recorders
+
+
+def test_no_decision_is_built_while_nobody_records_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = new_secret()
+    recorders = Recorders()
+    manager = JWTManager(
+        AuthConfig(load_settings(secret=secret, data_dir=tmp_path)), decisions=recorders
+    )
+
+    def refuse(*args: object, **kwargs: object) -> AuthDecision:
+        raise AssertionError("a decision was built for nobody")
+
+    with monkeypatch.context() as patched:  # audit and metrics off
+        patched.setattr(AuthDecision, "allowed", refuse)
+        patched.setattr(AuthDecision, "denied", refuse)
+        assert manager.authenticate(mint(secret, "alice"), tool="whoami").user_id == "alice"
+        with pytest.raises(errors.AuthError):
+            manager.authenticate("not-a-token", tool="whoami")
+
+    collected = Collected()
+    recorders.add(collected)  # a server started serving: every decision is recorded again
+    manager.authenticate(mint(secret, "alice"), tool="whoami")
+    with pytest.raises(errors.AuthError):
+        manager.authenticate("not-a-token", tool="whoami")
+    assert [d.result for d in collected.decisions] == ["allowed", "denied"]
+
+
+def test_an_accepted_token_without_jti_is_named_by_its_fingerprint_every_time() -> None:
+    principal = Principal.from_claims({"user_id": "alice", "exp": 2_000_000_000})
+    token = mint(new_secret(), "alice")  # Mahavishnu's tokens carry no jti
+
+    def token_id() -> str | None:
+        return AuthDecision.allowed(
+            principal, action="whoami", permission=None, source_ip="local", token=token
+        ).token_id
+
+    assert token_id() == token_id() == token_fingerprint(token)
+    refused = AuthDecision.denied(
+        errors.ExpiredTokenError(), action="whoami", permission=None, source_ip="x", token=token
+    )
+    assert refused.token_id == token_fingerprint(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import jwt
 import pytest
@@ -12,9 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.revocation import RevocationStore
 from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
 from session_buddy.auth.verifier import TokenVerifier
 from session_buddy.mcp import auth
+from session_buddy.store import SqliteDatabase
 from testkit.concurrency import run_in_threads
 from testkit.tokens import DROP, assemble, b64json, mint
 
@@ -346,6 +349,33 @@ def test_cached_token_is_rejected_once_it_expires(secret: str) -> None:
     assert v.verify(token)
     now[0] = NOW + 11
     assert isinstance(rejected(v, token), errors.ExpiredTokenError)
+
+
+def test_only_a_cached_token_is_answered_from_memory(secret: str) -> None:
+    v = verifier(secret)
+    token = mint(secret, now=NOW)
+    assert not v.answers_from_memory(token)  # never seen: a signature to compute
+    v.verify(token)
+    assert v.answers_from_memory(token)
+    assert not v.answers_from_memory(mint(secret, now=NOW, user_id="other"))
+    assert not v.answers_from_memory(token.encode())  # verify() would refuse it, not a hit
+
+
+def test_a_cached_token_is_not_answered_from_memory_while_a_revocation_sync_is_due(
+    secret: str, tmp_path: Path
+) -> None:
+    tick = [0.0]
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), monotonic=lambda: tick[0])
+    v = TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(), store, clock=lambda: NOW)
+    token = mint(secret, now=NOW)
+    v.verify(token)
+    assert v.answers_from_memory(token)
+    tick[0] += 0.6  # the 0.5 s interval is over: the next check reads the database
+    assert store.sync_due
+    assert not v.answers_from_memory(token)
+    v.verify(token)  # that read
+    assert not store.sync_due
+    assert v.answers_from_memory(token)
 
 
 def test_cache_is_bounded(secret: str) -> None:

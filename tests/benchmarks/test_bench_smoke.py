@@ -7,9 +7,12 @@ measurements it came from, every verdict the one its value and target imply. How
 anything is, is never asserted here.
 
 The quick propagation part (PostgreSQL and SQLite instances) has its own smoke test,
-``test_bench_propagation_smoke.py``. The e2e part — PostgreSQL/SQLite calls/s included —
-is left to ``make bench``: even quick, it starts seven servers and takes about 20 s, and
-its rows are computed by the same code whatever the backend.
+``test_bench_propagation_smoke.py``. The e2e part — PostgreSQL/SQLite calls/s and audit +
+metrics on/off included — is left to ``make bench``: even quick, it starts ten servers and
+a PostgreSQL and takes about 25 s of a shared 2-core machine, for figures no test may
+assert. What it computes is tested without servers in ``test_bench_e2e_rows.py``: the
+audit + metrics rows from their rounds, the quiet servers' switches as the product reads
+them, and the check that fails the part when a side was not what it claims.
 """
 
 from __future__ import annotations

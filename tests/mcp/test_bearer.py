@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
@@ -246,6 +247,62 @@ def test_blocked_client_with_an_oversized_body_gets_429(harness: Harness) -> Non
 def test_an_unblocked_client_is_never_asked_for_its_body(harness: Harness) -> None:
     payload = {"jsonrpc": "2.0", "padding": "x" * 100_000}
     assert harness.post(payload=payload).status_code == 200
+
+
+class ThreadHops:
+    """Counts the middleware's trips to a worker thread (and still makes them)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        run_sync = anyio.to_thread.run_sync
+
+        async def counting(func: Any, *args: Any) -> Any:
+            self.count += 1
+            return await run_sync(func, *args)
+
+        monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+
+
+def test_a_token_seen_before_is_verified_without_a_thread(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = ThreadHops(monkeypatch)
+    token = mint(SECRET, "alice")
+    assert harness.post(authorization=f"Bearer {token}").json()["user"] == "alice"
+    assert hops.count == 1  # first sight: the signature is computed off the event loop
+    for _ in range(3):
+        assert harness.post(authorization=f"Bearer {token}").json()["user"] == "alice"
+    assert hops.count == 1
+    assert harness.post(authorization=f"Bearer {mint(SECRET, 'bob')}").json()["user"] == "bob"
+    assert hops.count == 2
+
+
+def test_a_token_seen_before_and_revoked_since_is_refused_without_a_thread(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = ThreadHops(monkeypatch)
+    token = harness.manager.create_token("alice")
+    assert harness.post(authorization=f"Bearer {token}").status_code == 200
+    harness.manager.revoke_token(token)
+    response = harness.post(authorization=f"Bearer {token}")
+    assert response.status_code == 401
+    assert response.json()["error_description"] == "Token has been revoked"
+    assert hops.count == 1
+    for _ in range(19):  # counted like any bad header: it was the 20th
+        harness.throttle.record_failure("10.9.8.7")
+    assert harness.throttle.retry_after("10.9.8.7") is not None
+
+
+def test_a_token_seen_before_goes_to_a_thread_when_revocations_must_be_read(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = ThreadHops(monkeypatch)
+    token = mint(SECRET, "alice")
+    harness.post(authorization=f"Bearer {token}")
+    revocations = harness.manager.revocations
+    monkeypatch.setattr(type(revocations), "sync_due", property(lambda self: True))
+    assert harness.post(authorization=f"Bearer {token}").json()["user"] == "alice"
+    assert hops.count == 2
 
 
 def test_verification_of_a_valid_header_is_fast(harness: Harness) -> None:
