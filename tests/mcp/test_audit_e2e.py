@@ -274,3 +274,24 @@ def test_an_audit_switched_off_writes_nothing(tmp_path: Path, portal: BlockingPo
         result = run_python("-m", "session_buddy", "audit", "list", "--json",
                             cwd=tmp_path, env=env)  # fmt: skip
     assert json.loads(result.stdout) == []
+
+
+def test_another_process_revocation_shows_in_the_propagation_histogram(
+    deployment: Deployment, portal: BlockingPortal
+) -> None:
+    token = mint(deployment.secret, "grace", jti="grace-1")
+    call(deployment.url, portal, "whoami", bearer=token)  # the server knows the token
+    key = ("session_buddy_revocation_propagation_seconds_count", ())
+    before = deployment.metrics().get(key, 0.0)
+    revoked = run_python("-m", "session_buddy", "token", "revoke", token,
+                         cwd=deployment.root, env=deployment.env)  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+
+    # PostgreSQL pushes it; SQLite is read when a check is due, so keep checking.
+    deadline = time.monotonic() + FLUSH_DEADLINE_SECONDS
+    while deployment.metrics().get(key, 0.0) <= before and time.monotonic() < deadline:
+        post_json_rpc(deployment.url, tools_call("whoami", {}), authorization=f"Bearer {token}")
+        time.sleep(0.1)
+    after = deployment.metrics()
+    assert after.get(key, 0.0) == before + 1
+    assert after[("session_buddy_revocation_propagation_seconds_sum", ())] < 5.0
