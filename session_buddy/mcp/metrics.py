@@ -11,7 +11,8 @@ token, a secret or a user id (they would also explode the number of series).
 * ``session_buddy_revoked_tokens`` — revocations the process knows (its in-memory set);
 * ``session_buddy_revocation_propagation_seconds`` — from another instance's revocation to
   this process knowing it (PostgreSQL's push; on SQLite, the polling delay);
-* ``session_buddy_audit_events_dropped_total`` — decisions the audit trail could not keep.
+* ``session_buddy_audit_events_dropped`` — decisions the audit trail could not keep (a gauge
+  read from the trail at scrape time; it only grows).
 
 Each server has its own registry, so tests and several servers in one process never mix.
 """
