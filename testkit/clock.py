@@ -1,6 +1,10 @@
-"""A clock that moves only when told to, for rules that take ``clock=`` (no sleeping)."""
+"""Time in tests: a clock that moves only when told to, for rules that take ``clock=`` (no
+sleeping), and :func:`seconds_until` for behaviour that takes real time to show."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 
 class FixedClock:
@@ -14,3 +18,14 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def seconds_until(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> float:
+    """How long until ``condition()`` held, checked every ``interval``; an
+    ``AssertionError`` after ``timeout`` seconds without it."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"still not so after {timeout:g} s")
+        time.sleep(interval)
+    return time.monotonic() - started

@@ -18,9 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth.trail import as_event
-from session_buddy.cli.config import cli_settings
+from session_buddy.cli.config import existing_database
 from session_buddy.cli.output import console, emit, fail, note
-from session_buddy.store import SqliteDatabase, StorageError, database_for
+from session_buddy.store import StorageError
 from session_buddy.store.audit import AuditRecord, AuditRepository
 
 app = typer.Typer(help="Read the audit trail of authorization decisions.", no_args_is_help=True)
@@ -51,15 +51,9 @@ Since = Annotated[
 
 def _repository() -> AuditRepository | None:
     """The audit trail of the configured database; None when there is no database yet."""
-    settings = cli_settings()
-    try:
-        database = database_for(settings)
-    except StorageError as exc:
-        fail(str(exc), exc.fix)
-    if isinstance(database, SqliteDatabase):
-        if not settings.database_path.exists():
-            return None
-        database = SqliteDatabase(settings.database_path, create=False)
+    database = existing_database()
+    if database is None:
+        return None
     return AuditRepository(database)
 
 

@@ -20,7 +20,7 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.cli.output import fail
 from session_buddy.config import ENV_PREFIX, Settings, load_settings
 from session_buddy.runtime import Runtime
-from session_buddy.store import StorageError
+from session_buddy.store import Database, SqliteDatabase, StorageError, database_for
 
 
 def _describe(exc: ValidationError, overrides: dict[str, object]) -> str:
@@ -50,6 +50,22 @@ def cli_runtime(settings: Settings | None = None) -> Runtime:
         return Runtime.build(settings if settings is not None else cli_settings())
     except StorageError as exc:
         fail(str(exc), exc.fix)
+
+
+def existing_database(settings: Settings | None = None) -> Database | None:
+    """The configured database for a command that only reads (``sessions``, ``audit``):
+    None when it is a SQLite file that does not exist yet — reading creates nothing — or
+    exit 1 with the line saying why it is unusable."""
+    settings = settings if settings is not None else cli_settings()
+    try:
+        database = database_for(settings)
+    except StorageError as exc:
+        fail(str(exc), exc.fix)
+    if isinstance(database, SqliteDatabase):
+        if not settings.database_path.exists():
+            return None
+        database = SqliteDatabase(settings.database_path, create=False)
+    return database
 
 
 def fail_closed(problem: SecretConfigError, suffix: str = "") -> None:

@@ -15,11 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth.principal import Principal
-from session_buddy.cli.config import cli_settings
+from session_buddy.cli.config import existing_database
 from session_buddy.cli.output import console, emit, fail, note
 from session_buddy.sessions import SessionDetail, SessionError, SessionInfo, SessionService
 from session_buddy.sessions.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
-from session_buddy.store import SqliteDatabase, StorageError, database_for
+from session_buddy.store import StorageError
 from session_buddy.text import format_duration
 
 app = typer.Typer(help="List and inspect recorded coding sessions.", no_args_is_help=True)
@@ -31,15 +31,9 @@ MIN_PREFIX = 4
 
 def _service() -> SessionService | None:
     """The session service on the configured database; None when there is none yet."""
-    settings = cli_settings()
-    try:
-        database = database_for(settings)
-    except StorageError as exc:
-        fail(str(exc), exc.fix)
-    if isinstance(database, SqliteDatabase):
-        if not settings.database_path.exists():
-            return None
-        database = SqliteDatabase(settings.database_path, create=False)
+    database = existing_database()
+    if database is None:
+        return None
     return SessionService(database)
 
 

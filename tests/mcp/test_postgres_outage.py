@@ -29,6 +29,7 @@ from mcp_types import CallToolResult
 
 from session_buddy.mcp.auth import reload_auth_config, revoke_token, validate_token
 from session_buddy.store.postgres import LISTENER_NAME
+from testkit.clock import seconds_until
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import McpConnection, connect, http_transport, ok, stdio_transport, text_of
 from testkit.processes import children_of, cpu_seconds
@@ -125,16 +126,6 @@ def stdio_server(
 SERVERS = {"http": http_server, "stdio": stdio_server}
 
 
-def seconds_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
-    """How long until ``condition()`` held; fails the test after ``timeout``."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"still not so after {timeout:g} s")
-        time.sleep(interval)
-    return time.monotonic() - started
-
-
 def refused_with(client: McpConnection, token: str, text: str) -> Callable[[], bool]:
     def check() -> bool:
         result = client.call("whoami", token=token)
@@ -165,7 +156,7 @@ def test_a_database_outage_fails_closed_in_time_and_the_server_recovers_by_itsel
     token = deployment.token()
     with SERVERS[transport](deployment, portal, tmp_path) as (client, pid, log):
         ok(client.call("start_session", working_directory=str(deployment.project), token=token))
-        seconds_until(lambda: LISTENING in log(), BOUND)
+        seconds_until(lambda: LISTENING in log(), BOUND, 0.1)
 
         cpu_before = cpu_seconds(pid)
         down_at = time.monotonic()
@@ -180,10 +171,10 @@ def test_a_database_outage_fails_closed_in_time_and_the_server_recovers_by_itsel
 
         pg.server.start()
         up_at = time.monotonic()
-        seconds_until(lambda: not status(client, deployment, token).is_error, OUTAGE_SECONDS)
+        seconds_until(lambda: not status(client, deployment, token).is_error, OUTAGE_SECONDS, 0.1)
         recovered = time.monotonic() - up_at
         ok(client.call("whoami", token=token))
-        seconds_until(lambda: log().count(LISTENING) >= 2, BOUND)
+        seconds_until(lambda: log().count(LISTENING) >= 2, BOUND, 0.1)
         assert revoke_token(token), "the revoking instance could not revoke"
         revoked_at = time.monotonic()
         seconds_until(refused_with(client, token, REVOKED), BOUND, 0.02)
@@ -215,7 +206,7 @@ def test_a_lost_listener_keeps_revocations_flowing_and_rereads_what_it_missed(
     assert validate_token(witness) is not None  # this instance is up: revoking is a commit
     with http_server(deployment, portal, tmp_path) as (client, _pid, log):
         ok(client.call("whoami", token=missed))
-        seconds_until(lambda: LISTENING in log(), BOUND)
+        seconds_until(lambda: LISTENING in log(), BOUND, 0.1)
 
         assert deployment.pg.terminate(LISTENER_NAME)  # the server's and this process's
         assert revoke_token(missed)  # committed with no listener to tell
@@ -223,7 +214,7 @@ def test_a_lost_listener_keeps_revocations_flowing_and_rereads_what_it_missed(
         seconds_until(refused_with(client, missed, REVOKED), BOUND, 0.02)
         while_down = time.monotonic() - revoked_at
 
-        seconds_until(lambda: log().count(LISTENING) >= 2, BOUND)
+        seconds_until(lambda: log().count(LISTENING) >= 2, BOUND, 0.1)
         assert revoke_token(pushed)
         revoked_at = time.monotonic()
         seconds_until(refused_with(client, pushed, REVOKED), BOUND, 0.02)

@@ -29,6 +29,7 @@ from session_buddy.config import load_settings
 from session_buddy.mcp.auth import reload_auth_config, revoke_token, validate_token
 from session_buddy.runtime import forget_shared_state
 from session_buddy.store.urls import describe_url
+from testkit.clock import seconds_until
 from testkit.environment import new_secret, server_environment
 from testkit.git import make_git_repo
 from testkit.mcp import (
@@ -143,15 +144,6 @@ def clients(
     yield open_client
     for client in opened:
         client.close()
-
-
-def seconds_until(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"still not so after {timeout:g} s")
-        time.sleep(interval)
-    return time.monotonic() - started
 
 
 def refused(client: McpConnection, token: str) -> Callable[[], bool]:
