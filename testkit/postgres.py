@@ -48,6 +48,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from testkit.processes import children_of
+
 try:  # the shared helper, once testkit/net.py exists
     from testkit.net import free_port
 except ImportError:  # pragma: no cover - replaced by testkit.net.free_port
@@ -318,7 +320,7 @@ class PostgresServer:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        children = _children(process.pid)
+        children = children_of(process.pid)
         process.kill()
         process.wait()
         for pid in children:
@@ -574,20 +576,6 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def _remove_shared_memory(data_dir: Path) -> None:
