@@ -206,10 +206,8 @@ class SessionService:
         """
         path = self._resolve(working_directory)
         found = self._repo.active_with_last_checkpoint(principal.user_id, str(path))
-        if found is None and principal.is_privileged:
-            anyone = self._repo.latest_active_for_project(str(path))
-            if anyone is not None:
-                found = anyone, self._repo.last_checkpoint(anyone.id)
+        if found is None and (anyone := self._anyones(principal, path)) is not None:
+            found = anyone, self._repo.last_checkpoint(anyone.id)
         if found is None:
             return SessionStatus(
                 active=False,
@@ -270,8 +268,13 @@ class SessionService:
 
     def _find_target(self, principal: Principal, path: Path) -> SessionRecord | None:
         own = self._repo.active_for_user(principal.user_id, str(path))
-        if own is not None or not principal.is_privileged:
-            return own
+        return own if own is not None else self._anyones(principal, path)
+
+    def _anyones(self, principal: Principal, path: Path) -> SessionRecord | None:
+        """When the caller has no session here: the latest active one of any user, for a
+        privileged caller only."""
+        if not principal.is_privileged:
+            return None
         return self._repo.latest_active_for_project(str(path))
 
     def _target(self, principal: Principal, path: Path) -> SessionRecord:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_buddy.store.base import Database, Row
+from session_buddy.store.base import Database, Row, where_clause
 
 AGGREGATION_SECONDS = 60.0
 _COLUMNS = (
@@ -130,20 +130,12 @@ class AuditRepository:
         newest_first: bool = True,
     ) -> list[AuditRecord]:
         """Rows matching every filter given (``since``: last seen at or after it)."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            clauses.append("last_seen >= ?")
-            params.append(since)
-        if user is not None:
-            clauses.append("caller_id = ?")
-            params.append(user)
-        if tool is not None:
-            clauses.append("action = ?")
-            params.append(tool)
-        if denied_only:
-            clauses.append("result = 'denied'")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_clause(
+            ("last_seen >= ?", since),
+            ("caller_id = ?", user),
+            ("action = ?", tool),
+            ("result = ?", "denied" if denied_only else None),
+        )
         order = "DESC" if newest_first else "ASC"
         rows = self._db.query(
             f"SELECT {_COLUMNS} FROM audit_events {where} "

@@ -39,6 +39,15 @@ POSTGRESQL = Dialect(
 )
 
 
+def where_clause(*conditions: tuple[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """``WHERE a = ? AND …`` of the conditions whose value is not None (each condition one
+    ``?``), and their values in order; ``""`` and ``()`` when none applies."""
+    kept = [(condition, value) for condition, value in conditions if value is not None]
+    if not kept:
+        return "", ()
+    return "WHERE " + " AND ".join(c for c, _ in kept), tuple(v for _, v in kept)
+
+
 class Cursor(Protocol):
     """The part of a DB-API cursor the repositories use."""
 

@@ -31,7 +31,7 @@ import psycopg_pool
 from session_buddy.store import migrations
 from session_buddy.store.base import POSTGRESQL, Connection, Cursor, Params, Row, Watch
 from session_buddy.store.errors import StorageError, StorageProblem
-from session_buddy.store.urls import check_url, describe_url, user_of
+from session_buddy.store.urls import check_url, describe_url
 
 logger = logging.getLogger(__name__)
 
@@ -135,10 +135,6 @@ class PostgresDatabase:
     def display(self) -> str:
         return self._where
 
-    @property
-    def user(self) -> str | None:
-        return user_of(self._url)
-
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._where!r})"
 
@@ -216,24 +212,24 @@ class PostgresDatabase:
     # -- using ----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def _storage_errors(self) -> Iterator[None]:
+        """The driver's and the pool's errors as :class:`StorageError`."""
         try:
-            with self._connection() as conn, conn.transaction():
-                yield _Placeholders(conn)
+            yield
         except psycopg_pool.PoolTimeout:  # a psycopg.Error too: caught first
             raise self._unavailable() from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._storage_errors(), self._connection() as conn, conn.transaction():
+            yield _Placeholders(conn)
+
     def query(self, sql: str, params: Params = ()) -> list[Row]:
-        try:
-            with self._connection() as conn:
-                rows: list[Row] = conn.execute(_pg(sql), params).fetchall()
-                return rows
-        except psycopg_pool.PoolTimeout:  # a psycopg.Error too: caught first
-            raise self._unavailable() from None
-        except psycopg.Error as exc:
-            raise self._error(exc) from None
+        with self._storage_errors(), self._connection() as conn:
+            rows: list[Row] = conn.execute(_pg(sql), params).fetchall()
+            return rows
 
     def notify(self, conn: Connection, channel: str) -> None:
         conn.execute("SELECT pg_notify(?, '')", (channel,))

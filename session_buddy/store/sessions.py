@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_buddy.store.base import Connection, Database, Row
+from session_buddy.store.base import Connection, Database, Row, where_clause
 
 _SESSION_COLUMNS = (
     "id, user_id, project_path, project_name, started_at, ended_at, "
@@ -198,21 +198,13 @@ class SessionRepository:
         limit: int = 20,
     ) -> tuple[list[SessionRecord], int]:
         """Sessions newest first, filtered by user and/or project; also the total matched."""
-        clauses: list[str] = []
-        params: list[object] = []
-        if user_id is not None:
-            clauses.append("user_id = ?")
-            params.append(user_id)
-        if project_path is not None:
-            clauses.append("project_path = ?")
-            params.append(project_path)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_clause(("user_id = ?", user_id), ("project_path = ?", project_path))
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
             f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT ?",
             (*params, limit),
         )
-        total = self._db.query(f"SELECT COUNT(*) FROM sessions {where}", tuple(params))
+        total = self._db.query(f"SELECT COUNT(*) FROM sessions {where}", params)
         return [SessionRecord.from_row(row) for row in rows], int(total[0][0])
 
     # -- checkpoints ----------------------------------------------------------------
@@ -278,7 +270,7 @@ class SessionRepository:
             "FROM checkpoints WHERE session_id = ? ORDER BY id DESC LIMIT 1",
             (session_id,),
         )
-        return _checkpoint(rows[0][:7], int(rows[0][7])) if rows else None
+        return _checkpoint(rows[0][:-1], int(rows[0][-1])) if rows else None
 
     def checkpoint_counts(self, session_ids: Sequence[str]) -> dict[str, int]:
         """Number of checkpoints per session id (sessions without any are absent)."""

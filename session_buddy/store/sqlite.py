@@ -119,6 +119,7 @@ class SqliteDatabase:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._migrated = False
+        self._checked = False  # open() passed since the last close()
 
     @property
     def location(self) -> str:
@@ -135,8 +136,11 @@ class SqliteDatabase:
         """Open (creating the directory and schema if needed) and check the file now.
 
         Raises :class:`StorageError` with a precise message; call at startup so a broken
-        file stops the server before it accepts requests.
+        file stops the server before it accepts requests. The check reads the whole file,
+        so it runs once per object until :meth:`close` (as PostgreSQL's connects once).
         """
+        if self._checked:
+            return self
         conn = self.connection()
         try:
             row = conn.execute("PRAGMA quick_check").fetchone()
@@ -148,6 +152,7 @@ class SqliteDatabase:
                 kind="corrupted",
                 fix="move the file aside to start fresh, or restore it from a backup",
             )
+        self._checked = True
         return self
 
     def connection(self) -> sqlite3.Connection:
@@ -274,3 +279,4 @@ class SqliteDatabase:
             with suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
+        self._checked = False

@@ -25,8 +25,8 @@ from typing import Any
 
 from session_buddy.store.errors import StorageError
 
-HEAD = "0004"
 REVISIONS = ("0001", "0002", "0003", "0004")
+HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key: any constant shared by every session-buddy version.
 MIGRATION_LOCK_KEY = 0x5E55_10B0_DD1E
