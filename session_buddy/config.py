@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -31,20 +31,46 @@ MAHAVISHNU_CROSS_PROJECT_VARIABLE = "MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET"
 _VARIABLE_ALIASES = {name: MAHAVISHNU_SECRET_VARIABLES for name in MAHAVISHNU_SECRET_VARIABLES}
 
 
-class SecretFileError(ValueError):
-    """``SESSION_BUDDY_SECRET_FILE`` names a file that gives no secret.
+class SettingFileError(ValueError):
+    """A ``…_FILE`` setting names a file that gives no value.
 
-    ``str()`` names the file (never its content); ``kind`` is ``"unreadable"`` or
-    ``"empty"``; ``fix`` says what to do. Authentication then fails closed.
+    ``str()`` names the variable and the file (never its content); ``kind`` is
+    ``"unreadable"`` or ``"empty"``; ``fix`` says what to do.
     """
 
-    fix = "make the secret file readable, or set SESSION_BUDDY_SECRET instead"
+    variable: ClassVar[str]
+    fix: ClassVar[str]
 
     def __init__(self, path: Path, kind: SecretFileProblem, why: str = "") -> None:
         self.path = path
         self.kind = kind
         text = "is empty" if kind == "empty" else f"cannot be read: {why}"
-        super().__init__(f"SESSION_BUDDY_SECRET_FILE {path} {text}")
+        super().__init__(f"{self.variable} {path} {text}")
+
+
+class SecretFileError(SettingFileError):
+    """``SESSION_BUDDY_SECRET_FILE`` gives no secret; authentication then fails closed."""
+
+    variable = "SESSION_BUDDY_SECRET_FILE"
+    fix = "make the secret file readable, or set SESSION_BUDDY_SECRET instead"
+
+
+class DatabaseUrlFileError(SettingFileError):
+    """``SESSION_BUDDY_DATABASE_URL_FILE`` gives no URL (it is never taken as SQLite)."""
+
+    variable = "SESSION_BUDDY_DATABASE_URL_FILE"
+    fix = "make the file readable and put the postgresql:// URL in it"
+
+
+def _read_setting_file(path: Path, error: type[SettingFileError]) -> str:
+    """The stripped content of a ``…_FILE`` setting's file, or ``error`` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise error(path, "unreadable", str(exc.strerror or exc)) from None
+    if not text:
+        raise error(path, "empty")
+    return text
 
 
 def _split_commas(value: object) -> object:
@@ -129,16 +155,8 @@ class Settings(BaseSettings):
         if self.secret is not None and self.secret.get_secret_value():
             return self.secret.get_secret_value()
         if self.secret_file is not None:
-            try:
-                text = self.secret_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SecretFileError(
-                    self.secret_file, "unreadable", str(exc.strerror or exc)
-                ) from None
-            if not text:
-                # The operator asked for authentication by naming a file: fail closed.
-                raise SecretFileError(self.secret_file, "empty")
-            return text
+            # An empty file fails too: the operator asked for authentication by naming it.
+            return _read_setting_file(self.secret_file, SecretFileError)
         if self.shared_secret is not None and self.shared_secret.get_secret_value():
             return self.shared_secret.get_secret_value()
         return None
@@ -171,26 +189,8 @@ class Settings(BaseSettings):
         if self.database_url is not None and self.database_url.get_secret_value().strip():
             return self.database_url.get_secret_value().strip()
         if self.database_url_file is not None:
-            try:
-                text = self.database_url_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise DatabaseUrlFileError(
-                    self.database_url_file, f"cannot be read: {exc.strerror or exc}"
-                ) from None
-            if not text:
-                raise DatabaseUrlFileError(self.database_url_file, "is empty")
-            return text
+            return _read_setting_file(self.database_url_file, DatabaseUrlFileError)
         return None
-
-
-class DatabaseUrlFileError(ValueError):
-    """``SESSION_BUDDY_DATABASE_URL_FILE`` names a file that gives no URL."""
-
-    fix = "make the file readable and put the postgresql:// URL in it"
-
-    def __init__(self, path: Path, problem: str) -> None:
-        self.path = path
-        super().__init__(f"SESSION_BUDDY_DATABASE_URL_FILE {path} {problem}")
 
 
 def child_environment(without: Collection[str] = ()) -> dict[str, str]:

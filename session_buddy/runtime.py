@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from session_buddy.auth.audit import AuthFailureLog
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import CrossProjectAuth
 from session_buddy.auth.manager import JWTManager
@@ -41,7 +40,6 @@ class Runtime:
     database: Database
     auth: AuthConfig
     manager: JWTManager
-    failure_log: AuthFailureLog
     throttle: AuthFailureThrottle
     decisions: Recorders
     audit: AuditTrail
@@ -50,16 +48,14 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         database = database_for(settings)
         auth = AuthConfig(settings)
-        failure_log = AuthFailureLog()
         audit = AuditTrail(AuditRepository(database), retention_days=settings.audit_retention_days)
         decisions = Recorders()  # the audit trail joins when serving starts
-        manager = JWTManager(auth, database=database, failure_log=failure_log, decisions=decisions)
+        manager = JWTManager(auth, database=database, decisions=decisions)
         return cls(
             settings=settings,
             database=database,
             auth=auth,
             manager=manager,
-            failure_log=failure_log,
             throttle=AuthFailureThrottle(),
             decisions=decisions,
             audit=audit,

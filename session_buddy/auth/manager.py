@@ -20,7 +20,13 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.principal import ANONYMOUS, Principal
 from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.auth.scopes import ImpliedBy, missing_scope
-from session_buddy.auth.tokens import access_claims, issue_token, normalize_token, sign_claims
+from session_buddy.auth.tokens import (
+    access_claims,
+    issue_token,
+    normalize_token,
+    presented,
+    sign_claims,
+)
 from session_buddy.auth.trail import AuthDecision, DecisionRecorder
 from session_buddy.auth.verifier import TokenVerifier, revocation_key
 from session_buddy.store import Database, StorageError, database_for
@@ -195,7 +201,7 @@ class JWTManager:
         principal: Principal | None = None
         permission = next(iter(scopes), None)
         try:
-            if bearer_only and token is not None and token != "":
+            if bearer_only and presented(token):
                 raise errors.TokenArgumentRefusedError("token argument on a bearer-only server")
             principal = self._resolve(token, bearer, optional)
             if roles is not None and principal.authenticated and principal.role not in roles:
@@ -242,8 +248,7 @@ class JWTManager:
     def _resolve(self, token: object, bearer: Principal | None, optional: bool) -> Principal:
         if not self.config.enabled:
             return ANONYMOUS
-        has_token = token is not None and token != ""
-        if not has_token:
+        if not presented(token):
             if bearer is not None:
                 return bearer
             if optional or not self.config.auth_required:

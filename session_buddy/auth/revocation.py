@@ -72,8 +72,7 @@ class RevocationStore:
         # learning of it (the metrics' propagation lag).
         self.on_learned: Callable[[float], None] | None = None
         self._load()
-        self._watch: Watch | None = None
-        self._watch = db.watch(CHANNEL, self._pushed) if push else None
+        self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
         if self._watch is not None:
             # While the push is down, poll off the request path (never block a check).
             threading.Thread(

@@ -119,6 +119,11 @@ class SigningKeys:
         return cls(current.encode(), tuple(p.encode() for p in previous if p))
 
 
+def presented(token: object) -> bool:
+    """Whether a caller presented a token at all (an empty string is none)."""
+    return token is not None and token != ""
+
+
 def normalize_token(raw: object, max_bytes: int = MAX_TOKEN_BYTES) -> str:
     """Strip surrounding whitespace and one leading case-insensitive ``Bearer ``.
 

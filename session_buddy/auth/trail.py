@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from session_buddy.auth.errors import AuthError
 from session_buddy.auth.principal import Principal
-from session_buddy.auth.tokens import token_fingerprint
+from session_buddy.auth.tokens import presented, token_fingerprint
 from session_buddy.store.audit import AuditRecord, AuditRepository
 from session_buddy.store.errors import StorageError
 
@@ -126,7 +126,7 @@ def _token_id(principal: Principal | None, token: object, *, verified: bool = Fa
     jti = principal.claims.get("jti") if principal is not None else None
     if isinstance(jti, str) and jti:
         return jti
-    if token is None or token == "":
+    if not presented(token):
         return None
     if verified and isinstance(token, str):
         return _verified_fingerprint(token)

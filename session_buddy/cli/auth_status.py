@@ -16,7 +16,7 @@ from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
 from session_buddy.cli.config import cli_settings, fail_closed
 from session_buddy.cli.output import console, fail, success, warn
 from session_buddy.config import Settings
-from session_buddy.store import SqliteDatabase, StorageError, database_for
+from session_buddy.store import Database, SqliteDatabase, StorageError, database_for
 from session_buddy.store.revocations import RevocationRepository
 from session_buddy.store.urls import user_of
 
@@ -48,24 +48,25 @@ Problem = tuple[str, str]  # (what is wrong, how to fix it)
 REVOCATIONS_UNCHECKED = " (revocations cannot be checked, so every token is refused)"
 
 
-def database_row(settings: Settings) -> tuple[str, Problem | None]:
-    """(what to show, problem or None) for the configured backend; never a password."""
+def storage_rows(settings: Settings) -> tuple[str, str, Problem | None]:
+    """(the database row, the revoked tokens row, problem or None); never a password."""
     try:
         database = database_for(settings)
     except StorageError as exc:
-        return "unusable", (str(exc), exc.fix)
+        return "unusable", "unknown", (str(exc), exc.fix)
+    shown, problem = revoked_count(settings, database)
+    return _backend(database), shown, problem
+
+
+def _backend(database: Database) -> str:
     if database.dialect.name == "postgresql":
         user = user_of(database.location) or "default"
-        return f"PostgreSQL at {database.display} (user {user})", None
-    return f"SQLite file {database.display}", None
+        return f"PostgreSQL at {database.display} (user {user})"
+    return f"SQLite file {database.display}"
 
 
-def revoked_count(settings: Settings) -> tuple[str, Problem | None]:
+def revoked_count(settings: Settings, database: Database) -> tuple[str, Problem | None]:
     """(what to show, problem or None) for the revocation store, without creating it."""
-    try:
-        database = database_for(settings)
-    except StorageError as exc:
-        return "unknown", (f"{exc}{REVOCATIONS_UNCHECKED}", exc.fix)
     if isinstance(database, SqliteDatabase):
         path = settings.database_path
         if not path.exists():
@@ -141,10 +142,8 @@ def status() -> None:
     table.add_row("Maximum lifetime", f"{config.max_token_lifetime_hours:g} h (refresh limit)")
     table.add_row("Clock leeway", f"{config.leeway_seconds} s")
     table.add_row("Data dir", escape(str(config.data_dir)))
-    backend, backend_problem = database_row(settings)
+    backend, shown, storage_problem = storage_rows(settings)
     table.add_row("Database", escape(backend))
-    shown, storage_problem = revoked_count(settings)
-    storage_problem = backend_problem or storage_problem
     table.add_row("Revoked tokens", escape(shown))
     console().print(table)
 

@@ -83,8 +83,13 @@ def usable_auth_config(config: AuthConfig) -> AuthConfig:
     return config
 
 
-def usable_manager(settings: Settings | None = None) -> JWTManager:
-    """The command's :class:`JWTManager`, for a configuration that can sign and verify."""
+def usable_runtime(settings: Settings | None = None) -> Runtime:
+    """The command's runtime, for a configuration that can sign and verify."""
     runtime = cli_runtime(settings)
     usable_auth_config(runtime.auth)
-    return runtime.manager
+    return runtime
+
+
+def usable_manager(settings: Settings | None = None) -> JWTManager:
+    """The command's :class:`JWTManager`, for a configuration that can sign and verify."""
+    return usable_runtime(settings).manager

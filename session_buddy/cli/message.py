@@ -19,7 +19,6 @@ from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import CrossProjectAuth, NonceStore
 from session_buddy.auth.errors import (
     GENERATE_FIX,
-    MIN_SECRET_LENGTH,
     SECRET_TOO_SHORT,
     SecretConfigError,
 )
@@ -53,10 +52,13 @@ SecretEnv = Annotated[
 ]
 
 
-def shared_secret(variable: str, nonces: NonceStore | None = None) -> CrossProjectAuth:
-    """Signatures with the secret in ``variable`` (SESSION_BUDDY_SECRET: also its file/.env)."""
+def shared_secret(
+    variable: str, nonces: NonceStore | None = None, config: AuthConfig | None = None
+) -> CrossProjectAuth:
+    """Signatures with the secret in ``variable`` (SESSION_BUDDY_SECRET: also its file/.env,
+    from ``config`` when the command has read it already)."""
     if variable == DEFAULT_SECRET_ENV:
-        config = AuthConfig(cli_settings())
+        config = config if config is not None else AuthConfig(cli_settings())
         try:
             secret: str | None = config.secret
         except SecretConfigError as exc:
@@ -73,7 +75,7 @@ def shared_secret(variable: str, nonces: NonceStore | None = None) -> CrossProje
     except ValueError:
         fail(
             f"The secret in {variable} is unusable: {SECRET_TOO_SHORT.removeprefix('❌ ')}",
-            f"use a secret of {MIN_SECRET_LENGTH}+ characters; {GENERATE_FIX}",
+            SecretConfigError.fix,
         )
 
 
@@ -152,7 +154,7 @@ def envelope_verify(
     value = parse_object(envelope, "ENVELOPE")
     runtime = cli_runtime()
     try:
-        auth = shared_secret(secret_env, NonceRepository(runtime.database.open()))
+        auth = shared_secret(secret_env, NonceRepository(runtime.database.open()), runtime.auth)
         check = auth.check_envelope(value)
     except StorageError as exc:
         fail(str(exc), exc.fix)

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from session_buddy.auth import errors
 from session_buddy.auth.scopes import RELEASED_VOCABULARY, granted_scopes, is_scope_name
-from session_buddy.cli.config import cli_runtime, cli_settings, usable_auth_config, usable_manager
+from session_buddy.cli.config import cli_settings, usable_manager, usable_runtime
 from session_buddy.cli.output import console, emit, fail, note, success, warn
 from session_buddy.store import Database, StorageError
 from session_buddy.text import format_duration
@@ -392,8 +392,7 @@ def revoke(
     """Revoke a token for every server that shares this database (SESSION_BUDDY_DATABASE_URL,
     else the SQLite file in SESSION_BUDDY_DATA_DIR)."""
     raw = read_token(token)
-    runtime = cli_runtime()
-    usable_auth_config(runtime.auth)
+    runtime = usable_runtime()
     manager = runtime.manager
     try:
         manager.revoke_token(raw)

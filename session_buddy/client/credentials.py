@@ -19,13 +19,11 @@ from session_buddy.auth.errors import MIN_SECRET_LENGTH, SECRET_TOO_SHORT
 from session_buddy.auth.tokens import issue_token
 from session_buddy.client.errors import SessionBuddyAuthError
 from session_buddy.config import (
-    MAHAVISHNU_SECRET_VARIABLES,
     Settings,
     load_settings,
     mahavishnu_secret,
 )
 
-MAHAVISHNU_SECRET_VARIABLE = MAHAVISHNU_SECRET_VARIABLES[-1]  # the name Mahavishnu's docs use
 RENEW_FRACTION = 0.2
 
 

@@ -43,7 +43,7 @@ from session_buddy.auth.trail import AuthDecision
 P = ParamSpec("P")
 METRICS_PATH = "/metrics"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LAG_BUCKETS = LATENCY_BUCKETS  # the same scale: a millisecond to seconds
 
 
 class ServerMetrics:

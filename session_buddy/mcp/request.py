@@ -14,7 +14,7 @@ Over stdio there is no request: every function answers "nothing" (and ``client_o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -37,14 +37,6 @@ def request_of_context(context: object) -> Any:
         return context.request_context.request
     except (ValueError, AttributeError):
         return None
-
-
-def request_of(arguments: Mapping[str, Any]) -> Any:
-    """The HTTP request behind a tool call, found through its ``Context`` argument."""
-    for value in arguments.values():
-        if isinstance(value, Context):
-            return request_of_context(value)
-    return None
 
 
 def request_state(request: Any) -> dict[str, Any]:
