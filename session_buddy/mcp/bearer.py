@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from typing import Any
 
 import anyio.to_thread
 from starlette.responses import JSONResponse
@@ -36,6 +37,7 @@ from session_buddy.auth.errors import AuthError, MalformedTokenError, ThrottledE
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.auth.tokens import presented
 from session_buddy.auth.trail import AuthDecision
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 
@@ -77,9 +79,11 @@ class BearerAuthMiddleware:
                 too_many = self._too_many(client)
                 if too_many is None:
                     self._count_failure(client, error)
-                body = await _read_body(receive, self.max_body_bytes)
-                token = header.strip().partition(" ")[2].strip()
-                self._audit(ThrottledError() if too_many else error, client, token, body)
+                if self.manager.decisions:  # the body only names the tool for the audit
+                    body = await _read_body(receive, self.max_body_bytes)
+                    token = header.strip().partition(" ")[2].strip()
+                    refusal = ThrottledError() if too_many else error
+                    self._audit(refusal, client, token, _json_of(body))
                 await (too_many or _unauthorized(error))(scope, receive, send)
                 return
             await self.app(scope, receive, send)
@@ -88,22 +92,24 @@ class BearerAuthMiddleware:
         too_many = self._too_many(client)
         if too_many is not None:
             body = await _read_body(receive, self.max_body_bytes)
-            bad = None if body is None else await self._bad_token_argument(body, client)
+            parsed = _json_of(body)
+            bad = None if body is None else await self._bad_token_argument(parsed, client)
             if body is None or bad is not None:
-                self._audit(ThrottledError(), client, bad, body)
+                self._audit(ThrottledError(), client, bad, parsed)
                 await too_many(scope, receive, send)
                 return
             receive = _replay(body, receive)
 
         await self.app(scope, receive, send)
 
-    def _audit(self, error: AuthError, client: str, token: object, body: bytes | None) -> None:
-        """A refusal before any tool ran, as an audit decision (action: the tool asked for)."""
+    def _audit(self, error: AuthError, client: str, token: object, parsed: Any) -> None:
+        """A refusal before any tool ran, as an audit decision (action: the tool the parsed
+        JSON-RPC body asked for)."""
         decisions = self.manager.decisions
         if decisions:
             decisions.record(
                 AuthDecision.denied(
-                    error, action=_action_of(body), permission=None, source_ip=client, token=token
+                    error, action=_action_of(parsed), permission=None, source_ip=client, token=token
                 )
             )
 
@@ -129,9 +135,9 @@ class BearerAuthMiddleware:
             self.manager.failure_log.record(error, token=token, tool=HEADER_SOURCE, client=client)
             raise
 
-    async def _bad_token_argument(self, body: bytes, client: str) -> object | None:
-        """The first ``token`` argument in a JSON-RPC body that does not verify, if any."""
-        for token in _token_arguments(body):
+    async def _bad_token_argument(self, parsed: Any, client: str) -> object | None:
+        """The first ``token`` argument in a parsed JSON-RPC body that does not verify."""
+        for token in _token_arguments(parsed):
             try:
                 await anyio.to_thread.run_sync(self.manager.verifier.verify, token)
             except AuthError as error:
@@ -223,12 +229,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _token_arguments(body: bytes) -> list[object]:
-    """The non-empty ``token`` arguments of the ``tools/call`` requests in a JSON-RPC body."""
+def _json_of(body: bytes | None) -> Any:
+    """A request body parsed as JSON; None when there is none or it is not JSON."""
     try:
-        parsed = json.loads(body)
+        return json.loads(body) if body else None
     except (ValueError, RecursionError):
-        return []
+        return None
+
+
+def _token_arguments(parsed: Any) -> list[object]:
+    """The non-empty ``token`` arguments of the ``tools/call`` requests in a parsed JSON-RPC
+    body."""
     messages = parsed if isinstance(parsed, list) else [parsed]
     tokens = []
     for message in messages:
@@ -237,17 +248,14 @@ def _token_arguments(body: bytes) -> list[object]:
         params = message.get("params")
         arguments = params.get("arguments") if isinstance(params, dict) else None
         token = arguments.get("token") if isinstance(arguments, dict) else None
-        if token is not None and token != "":
+        if presented(token):
             tokens.append(token)
     return tokens
 
 
-def _action_of(body: bytes | None) -> str:
-    """The tool a JSON-RPC body calls (or its method): what a refused request asked for."""
-    try:
-        parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        parsed = None
+def _action_of(parsed: Any) -> str:
+    """The tool a parsed JSON-RPC body calls (or its method): what a refused request asked
+    for."""
     message = parsed[0] if isinstance(parsed, list) and parsed else parsed
     if not isinstance(message, dict):
         return "http"
