@@ -124,6 +124,7 @@ def _show_value(claim: str, value: Any, now: float) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+UserId = Annotated[str, typer.Argument(help="Who the token identifies (claims user_id and sub).")]
 Minutes = Annotated[
     int | None,
     typer.Option(
@@ -246,9 +247,7 @@ def _advise(
     "session-buddy token create session-buddy --audience mahavishnu (to call Mahavishnu)"
 )
 def create(
-    user_id: Annotated[
-        str, typer.Argument(help="Who the token identifies (claims user_id and sub).")
-    ],
+    user_id: UserId,
     minutes: Minutes = None,
     role: Role = None,
     issuer: Annotated[
@@ -289,9 +288,7 @@ def create(
     '--scope read --scope write"   |   session-buddy token header mahavishnu --role orchestrator'
 )
 def header(
-    user_id: Annotated[
-        str, typer.Argument(help="Who the token identifies (claims user_id and sub).")
-    ],
+    user_id: UserId,
     minutes: Minutes = None,
     role: Role = None,
     scope: Scopes = None,
