@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+
+import anyio
+from mcp_types import CallToolResult
+
 from session_buddy.auth import errors
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.trail import AuthDecision
@@ -53,3 +58,33 @@ def test_two_servers_never_share_a_count() -> None:
     decisions = "session_buddy_auth_decisions_total"
     assert count(first, decisions, result="allowed", reason="none") == 1
     assert count(second, decisions, result="allowed", reason="none") is None
+
+
+def test_sync_and_async_tools_are_counted_by_outcome_and_timed() -> None:
+    metrics = ServerMetrics()
+    ok = CallToolResult(content=[])
+    failed = CallToolResult(
+        content=[], is_error=True, structured_content={"error": {"kind": "session"}}
+    )
+
+    def sync_tool(result: CallToolResult) -> CallToolResult:
+        return result
+
+    async def async_tool(result: CallToolResult) -> CallToolResult:
+        return result
+
+    timed_sync = metrics.measured("status", sync_tool)
+    timed_async = metrics.measured("end", async_tool)
+    assert not inspect.iscoroutinefunction(timed_sync)
+    assert inspect.iscoroutinefunction(timed_async)
+    assert timed_sync(ok) is ok
+    assert anyio.run(timed_async, failed) is failed
+    assert anyio.run(timed_async, ok) is ok
+
+    calls = "session_buddy_tool_calls_total"
+    assert count(metrics, calls, tool="status", outcome="ok") == 1
+    assert count(metrics, calls, tool="end", outcome="session") == 1
+    assert count(metrics, calls, tool="end", outcome="ok") == 1
+    latency = "session_buddy_tool_call_duration_seconds_count"
+    assert count(metrics, latency, tool="status") == 1
+    assert count(metrics, latency, tool="end") == 2

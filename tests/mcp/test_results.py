@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+
+import anyio
 from mcp_types import CallToolResult
 
 from session_buddy.auth import errors
@@ -77,3 +80,18 @@ def test_success_passes_through_untouched() -> None:
         return structured(IDENTITY)
 
     assert tool().structured_content["user_id"] == "alice"
+
+
+def test_an_async_tool_stays_a_coroutine_function_and_its_errors_become_results() -> None:
+    @verbatim_errors
+    async def tool(fail: bool) -> CallToolResult:
+        if fail:
+            raise AuthenticationError(errors.ExpiredTokenError("exp in the past"))
+        return structured(IDENTITY)
+
+    assert inspect.iscoroutinefunction(tool)
+    assert tool.__name__ == "tool"
+    assert anyio.run(tool, False).structured_content["user_id"] == "alice"
+    refused = anyio.run(tool, True)
+    assert refused.is_error
+    assert refused.content[0].text == "❌ Authentication failed: Token has expired"
