@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.harness import clean_session_buddy_environment
+from testkit.environment import new_secret
 
 
 @dataclass
@@ -41,7 +41,7 @@ def auth_environment() -> Iterator[AuthEnvironment]:
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
         root = Path(tmp)
         clean_session_buddy_environment()
-        env = AuthEnvironment(secrets.token_urlsafe(32), root)
+        env = AuthEnvironment(new_secret(), root)
         os.environ["SESSION_BUDDY_SECRET"] = env.secret
         os.environ["SESSION_BUDDY_DATA_DIR"] = str(env.data_dir("data"))
         os.chdir(root)

@@ -14,7 +14,6 @@ rejecting the forged pool are shown for context.
 from __future__ import annotations
 
 import itertools
-import secrets
 from collections.abc import Iterator
 
 import jwt
@@ -39,6 +38,7 @@ from benchmarks.minting import FastMinter
 from session_buddy.auth.verifier import DEFAULT_CACHE_SIZE
 from session_buddy.config import DEFAULT_AUDIENCE
 from session_buddy.mcp import auth
+from testkit.environment import new_secret
 
 PART = "micro"
 TARGETS = {"same_token": 0.05, "distinct_tokens": 0.5, "forged_tokens": 0.15}
@@ -77,7 +77,7 @@ def run(profile: Profile) -> list[Row]:
 def _measure(profile: Profile, secret: str, log: CountingHandler) -> list[Row]:
     minter = FastMinter(secret)
     minter.check(secret)
-    forger = FastMinter(secrets.token_urlsafe(32))
+    forger = FastMinter(new_secret())
     key = OctKey.import_key(secret)
     token = auth.generate_test_token("bench-user")
     forged_one = forger.token(0)

@@ -10,7 +10,7 @@ logs; :func:`run_cli` runs the CLI the same way. Clients are in :mod:`stress.wir
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import logging
 import secrets
 import signal
@@ -25,21 +25,14 @@ from typing import Any
 
 import anyio
 
-from testkit.environment import clean_environment
+from testkit.environment import clean_environment, new_secret
+from testkit.processes import die_with_parent
 from testkit.server import LOOPBACK, SERVE_HTTP, ServerProcess, can_bind, launch_http_server
 
 FLOOD_ADDRESS = "127.0.0.2"
 CALL_TIMEOUT = 20.0
 AUTH_FAILED = "❌ Authentication failed"
 TRACEBACK = "Traceback (most recent call last)"
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Child-side: get SIGKILL when the harness dies, so nothing outlives a crash."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # -- results ------------------------------------------------------------------------
@@ -152,8 +145,8 @@ class Context:
         self.root = root
         self.verbose = verbose
         self.quick = quick
-        self.secret = secrets.token_urlsafe(32)
-        self.previous_secrets = [secrets.token_urlsafe(32), secrets.token_urlsafe(33)]
+        self.secret = new_secret()
+        self.previous_secrets = [new_secret(), secrets.token_urlsafe(33)]
         self.tokens = TokenRegistry()
         self.database_passwords: list[str] = []  # of every database URL used: never written
         self.addresses = SourceAddresses()
@@ -254,7 +247,7 @@ def launch_server(
         log_path=ctx.logs / f"{ctx.unique(f'server-{name}')}.log",
         args=("--log-level", "DEBUG"),
         command=(*prefix, *SERVE_HTTP),
-        preexec_fn=_die_with_parent,
+        preexec_fn=functools.partial(die_with_parent, signal.SIGKILL),
     )
     ctx.adopt(server.process)
     return server

@@ -23,12 +23,12 @@ from typing import Any
 
 import anyio
 
-import stress
 from stress.harness import FLOOD_ADDRESS, TRACEBACK, Context, Outcome, launch_server, ready
 from stress.tokens import forged_tokens
 from stress.wire import call
 from testkit.figures import percentile
 from testkit.mcp import mcp_http
+from testkit.processes import REPO_ROOT
 from testkit.server import ServerProcess
 from testkit.tokens import mint
 
@@ -107,7 +107,7 @@ async def _run_flood(
         "project": str(project),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BUDDY_")}
-    env["PYTHONPATH"] = str(Path(stress.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(REPO_ROOT)
     process = await anyio.open_process([sys.executable, "-m", "stress.flood"], env=env, cwd=ctx.cwd)
     lines: list[bytes] = []
     err = b""

@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 from hypothesis import strategies as st
 
+from testkit.environment import new_secret
 from testkit.tokens import DROP, HMAC_HASHES, RawJson, assemble, b64, b64json, claims, mint
 
 INVALID = "Invalid token"
@@ -57,7 +58,7 @@ def attack_corpus(secret: str) -> list[Attack]:
             assemble(good_header, base, key, alg="HS384"),
             INVALID,
         ),
-        Attack("wrong secret", mint(secrets.token_urlsafe(32), "attacker"), INVALID),
+        Attack("wrong secret", mint(new_secret(), "attacker"), INVALID),
     ]
     valid = mint(secret, "attacker")
     head_payload = valid.rsplit(".", 1)[0]
@@ -96,7 +97,7 @@ def attack_corpus(secret: str) -> list[Attack]:
 def forged_tokens(secret: str, count: int) -> list[str]:
     """``count`` distinct forgeries (wrong secret, alg none, resigned claims…) for a flood."""
     key = secret.encode()
-    wrong = secrets.token_urlsafe(32)
+    wrong = new_secret()
     makers = [
         lambda i: mint(wrong, f"flood-{i}"),
         lambda i: assemble({"alg": "none"}, claims(f"flood-{i}", role="admin"), None),

@@ -6,7 +6,8 @@ Each helper is defined once, here, and imported from the repository root (pytest
 * :mod:`testkit.environment` — a child's environment without inherited configuration.
 * :mod:`testkit.server` — a free port, ``serve --transport http`` started and waited for.
 * :mod:`testkit.processes` — this interpreter run to completion; the checkout's root; a
-  process's CPU time and children.
+  process's CPU time and children, whether it is alive, killing and waiting until gone,
+  dying with the parent (standard library only).
 * :mod:`testkit.mcp` — the official client's transports, JSON-RPC by hand, tool results.
 * :mod:`testkit.tokens` — tokens as Mahavishnu mints them, and hand-assembled hostile ones.
 * :mod:`testkit.reference` — PyJWT's verdict on a token, which production must match.

@@ -20,12 +20,17 @@ class FixedClock:
         self.now += seconds
 
 
-def seconds_until(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> float:
+def seconds_until(
+    condition: Callable[[], bool], timeout: float, interval: float = 0.01, *, what: str = ""
+) -> float:
     """How long until ``condition()`` held, checked every ``interval``; an
-    ``AssertionError`` after ``timeout`` seconds without it."""
+    ``AssertionError`` after ``timeout`` seconds without it, naming ``what`` was waited
+    for when given ("waited 5 s for the listener to connect")."""
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
+            if what:
+                raise AssertionError(f"waited {timeout:g} s for {what}")
             raise AssertionError(f"still not so after {timeout:g} s")
         time.sleep(interval)
     return time.monotonic() - started

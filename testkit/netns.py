@@ -37,7 +37,6 @@ import itertools
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +45,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from testkit.processes import alive, kill_and_wait  # the standard library only, like this module
 
 __all__ = [
     "BASE_NETWORK",
@@ -107,22 +108,9 @@ def _links() -> list[str]:
     return names
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _kill_namespace_processes(name: str) -> None:
     pids = [int(p) for p in _ip("netns", "pids", name, check=False).stdout.split() if p.isdigit()]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    kill_and_wait(pids, timeout=5)
 
 
 def _remove(name: str, veth: str | None) -> None:
@@ -189,12 +177,12 @@ def remove_stale() -> list[str]:
     removed = []
     for name in _namespaces():
         match = _NETNS_RE.fullmatch(name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not alive(int(match.group(1))):
             _remove(name, None)
             removed.append(name)
     for link in _links():
         match = _LINK_RE.fullmatch(link)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or alive(int(match.group(1))):
             continue
         # deleting one end of a veth deletes both, so the second end may be gone already
         if _ip("link", "del", link, check=False).returncode == 0:

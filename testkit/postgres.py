@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import grp
 import os
 import pwd
@@ -48,19 +49,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from testkit.processes import children_of
-
-try:  # the shared helper, once testkit/net.py exists
-    from testkit.net import free_port
-except ImportError:  # pragma: no cover - replaced by testkit.net.free_port
-
-    def free_port() -> int:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
-
+from testkit.processes import alive, children_of, die_with_parent, kill_and_wait
+from testkit.server import free_port
 
 __all__ = [
     "PostgresError",
@@ -150,7 +140,11 @@ class _Account:
             self.groups = {self.gid, *os.getgroups()}
 
     def popen_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"preexec_fn": _die_with_parent, "umask": 0o077}
+        # SIGQUIT (PostgreSQL's immediate shutdown) when the thread that started it dies
+        kwargs: dict[str, Any] = {
+            "preexec_fn": functools.partial(die_with_parent, signal.SIGQUIT),
+            "umask": 0o077,
+        }
         if self.as_root:
             kwargs.update(user=self.uid, group=self.gid, extra_groups=[])
         return kwargs
@@ -175,14 +169,6 @@ class _Account:
     def chown(self, path: Path) -> None:
         if self.as_root:
             os.chown(path, self.uid, self.gid)
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGQUIT (PostgreSQL's immediate shutdown) when the thread that started us
-    dies, however it dies (Linux only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGQUIT, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _base_parent(account: _Account) -> Path:
@@ -323,12 +309,7 @@ class PostgresServer:
         children = children_of(process.pid)
         process.kill()
         process.wait()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        kill_and_wait(children, timeout=10)
 
     def close(self) -> None:
         """Stop the server (killing it if it will not stop) and remove its directory."""
@@ -569,15 +550,6 @@ def _close_all() -> None:
         server.close()
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _remove_shared_memory(data_dir: Path) -> None:
     """After a crash the postmaster's small System V segment outlives it; remove it.
 
@@ -586,7 +558,7 @@ def _remove_shared_memory(data_dir: Path) -> None:
     """
     with contextlib.suppress(OSError, ValueError, IndexError):
         lines = (data_dir / "postmaster.pid").read_text().splitlines()
-        if _alive(int(lines[0])):
+        if alive(int(lines[0])):
             return
         shmid = int(lines[6].split()[1])
         libc = ctypes.CDLL(None, use_errno=True)
@@ -597,7 +569,7 @@ def _remove_stale_dirs(parent: Path) -> None:
     """Remove server directories of processes that no longer exist, killing their servers."""
     for path in parent.glob(f"{DIR_PREFIX}*-*"):
         match = re.fullmatch(rf"{DIR_PREFIX}(\d+)-.*", path.name)
-        if not match or _alive(int(match.group(1))):
+        if not match or alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
             postmaster = int((path / "data" / "postmaster.pid").read_text().split()[0])
@@ -605,7 +577,7 @@ def _remove_stale_dirs(parent: Path) -> None:
             if str(path).encode() in cmdline:
                 os.kill(postmaster, signal.SIGQUIT)
                 deadline = time.monotonic() + 10
-                while _alive(postmaster) and time.monotonic() < deadline:
+                while alive(postmaster) and time.monotonic() < deadline:
                     time.sleep(0.02)
         _remove_shared_memory(path / "data")
         shutil.rmtree(path, ignore_errors=True)

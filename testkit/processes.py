@@ -1,11 +1,20 @@
-"""This interpreter as a child process, run to completion: what tests see of a command."""
+"""This interpreter as a child process, run to completion: what tests see of a command; and
+the processes around it (alive, children, killed, dying with their parent), through Linux's
+``/proc``.
+
+Standard library only: :mod:`testkit.netns` uses it where nothing else is installed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +67,36 @@ def children_of(pid: int, command_contains: str = "") -> list[int]:
         if int(fields[1]) == pid and fields[0] != "Z" and command_contains in command:
             found.append(int(entry.name))
     return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_and_wait(pids: Iterable[int], timeout: float) -> None:
+    """SIGKILL every one of ``pids`` (those gone already are skipped), then wait until none
+    is alive, for at most ``timeout`` seconds (checked every 10 ms; no error after it)."""
+    pids = list(pids)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(signum: int) -> None:
+    """In the child, before it execs: receive ``signum`` when the thread that started it dies,
+    however it dies (Linux only; elsewhere nothing). Pass it to ``subprocess`` as
+    ``preexec_fn=functools.partial(die_with_parent, signal.SIGKILL)``."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)

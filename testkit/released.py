@@ -32,7 +32,6 @@ import jwt
 KNOWN_SERVICES = frozenset({"mahavishnu", "session-buddy", "akosha", "dhara", "crackerjack"})
 PERMISSIONS = frozenset({"read", "write", "delete", "admin"})
 DEFAULT_TTL_SECONDS = 3600
-RELEASED_VERSION = "0.19.1"
 AUTH_PACKAGE = "mcp_common/auth/"
 
 

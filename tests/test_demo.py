@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from testkit.environment import clean_environment
-from testkit.processes import run_python
+from testkit.environment import clean_environment, new_secret
+from testkit.processes import REPO_ROOT, run_python
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "jwt_auth_demo.py"
+DEMO = REPO_ROOT / "examples" / "jwt_auth_demo.py"
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +43,7 @@ def test_demo_passes_every_step_on_a_fresh_machine(tmp_path: Path) -> None:
 
 
 def test_demo_uses_an_existing_secret_without_printing_it(tmp_path: Path) -> None:
-    secret = secrets.token_urlsafe(32)
+    secret = new_secret()
     result = run_demo(tmp_path, SESSION_BUDDY_SECRET=secret)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Using your SESSION_BUDDY_SECRET" in result.stdout

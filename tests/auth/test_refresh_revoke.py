@@ -14,6 +14,7 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
 from session_buddy.mcp import auth
 from session_buddy.store import SqliteDatabase
+from testkit.clock import seconds_until
 from testkit.concurrency import run_in_threads
 from testkit.processes import run_python
 from testkit.tokens import assemble, mint
@@ -130,10 +131,9 @@ def test_revocation_by_another_process_is_honoured_within_a_second(
     )
     revoked = run_python("-c", script, token)
     assert revoked.returncode == 0, revoked.stderr
-    deadline = time.monotonic() + 1.0
-    while auth.validate_token(token) is not None:
-        assert time.monotonic() < deadline, "revocation not seen within 1 s"
-        time.sleep(0.05)
+    seconds_until(
+        lambda: auth.validate_token(token) is None, 1.0, 0.05, what="the revocation to be seen"
+    )
     assert auth.get_auth_error() == "Token has been revoked"
 
 

@@ -19,6 +19,7 @@ from session_buddy.auth.revocation import RevocationStore
 from session_buddy.store.base import Watch
 from session_buddy.store.postgres import LISTENER_NAME, PostgresDatabase
 from session_buddy.store.revocations import RevocationRepository
+from testkit.clock import seconds_until
 from testkit.pytest_postgres import PostgresDatabase as PgFixture
 
 NEVER_POLL = 3600.0  # a sync interval no test waits for: only the push can bring news
@@ -53,7 +54,7 @@ def store_on(
 ) -> RevocationStore:
     """An instance's revocation store, once its listener is up."""
     store = RevocationStore(open_databases(pg.url), sync_interval=sync_interval)
-    wait_for(lambda: watch_of(store).healthy, "the listener to connect")
+    seconds_until(lambda: watch_of(store).healthy, 5.0, what="the listener to connect")
     return store
 
 
@@ -61,16 +62,6 @@ def watch_of(store: RevocationStore) -> Watch:
     watch = store._watch  # the push channel; None would mean no push at all
     assert watch is not None
     return watch
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> float:
-    """Seconds until ``condition()`` held (polled every 10 ms); fails after ``timeout``."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"waited {timeout:g} s for {what}")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 def test_while_the_listener_is_down_polling_keeps_revocations_flowing(
@@ -83,10 +74,10 @@ def test_while_the_listener_is_down_polling_keeps_revocations_flowing(
     pg.forbid_connect()  # the listener cannot come back; the pool keeps its connection
     try:
         assert pg.terminate(LISTENER_NAME)
-        wait_for(lambda: not watch_of(store).healthy, "the listener to notice")
+        seconds_until(lambda: not watch_of(store).healthy, 5.0, what="the listener to notice")
 
         revoker.record("jti:polled", expires_at=time.time() + 600, now=time.time())
-        wait_for(lambda: store.is_revoked("jti:polled"), "the poller", timeout=2.0)
+        seconds_until(lambda: store.is_revoked("jti:polled"), 2.0, what="the poller")
 
         assert not watch_of(store).healthy  # still no push: it was polling
     finally:
@@ -103,7 +94,7 @@ def test_a_revocation_missed_while_the_listener_was_down_is_read_on_reconnect(
     pg.forbid_connect()
     try:
         assert pg.terminate(LISTENER_NAME)
-        wait_for(lambda: not watch_of(store).healthy, "the listener to notice")
+        seconds_until(lambda: not watch_of(store).healthy, 5.0, what="the listener to notice")
         revoker.record("jti:missed", expires_at=time.time() + 600, now=time.time())
         time.sleep(0.6)  # longer than the listener's reconnect delay: it tried and failed
 
@@ -111,5 +102,5 @@ def test_a_revocation_missed_while_the_listener_was_down_is_read_on_reconnect(
     finally:
         pg.allow_connect()
 
-    wait_for(lambda: store.is_revoked("jti:missed"), "the reconnect to re-read", timeout=3.0)
+    seconds_until(lambda: store.is_revoked("jti:missed"), 3.0, what="the reconnect to re-read")
     assert watch_of(store).healthy

@@ -21,6 +21,7 @@ from session_buddy.client import (
 )
 from session_buddy.sessions import CheckpointInfo, HandOff, SessionInfo, SessionStatus
 from testkit.git import git
+from testkit.processes import children_of
 from testkit.server import SCRIPT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -156,27 +157,13 @@ def server_log_text(log: TextIO) -> str:
     return log.read()
 
 
-def _server_children() -> list[int]:
-    """Pids of `session_buddy serve` processes started by this test process (Linux /proc)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid() and b"session_buddy\x00serve" in cmdline:
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 async def test_a_server_that_dies_mid_session_raises_connection_error(
     secret: str, server_log: TextIO
 ) -> None:
     async with SessionBuddyClient.stdio(secret=secret, server_log=server_log) as sb:
         await sb.whoami()
-        (pid,) = _server_children()
+        (pid,) = children_of(os.getpid(), "session_buddy serve")
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(SessionBuddyConnectionError):
             await sb.whoami()

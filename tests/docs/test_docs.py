@@ -19,10 +19,9 @@ from session_buddy.auth import errors
 from session_buddy.cli import app
 from session_buddy.config import Settings
 from testkit.environment import new_secret, server_environment
-from testkit.processes import run_python
+from testkit.processes import REPO_ROOT, run_python
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "docs" / "JWT_AUTHENTICATION.md", ROOT / "README.md"]
+DOCS = [REPO_ROOT / "docs" / "JWT_AUTHENTICATION.md", REPO_ROOT / "README.md"]
 MARKER = "<!-- runnable -->"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 EXTERNAL_PATHS = {"mahavishnu/core/permissions.py"}
@@ -108,11 +107,11 @@ def test_every_repository_path_named_exists() -> None:
     paths = set(re.findall(r"`((?:[\w.-]+/)+[\w.-]*)`", _all_text()))
     assert paths
     for path in paths - EXTERNAL_PATHS:
-        assert (ROOT / path).exists(), f"{path} is named in the docs but does not exist"
+        assert (REPO_ROOT / path).exists(), f"{path} is named in the docs but does not exist"
 
 
 def test_the_troubleshooting_messages_are_the_real_ones() -> None:
-    text = (ROOT / "docs" / "JWT_AUTHENTICATION.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "docs" / "JWT_AUTHENTICATION.md").read_text(encoding="utf-8")
     for message in (
         errors.AUTH_DISABLED_WARNING,
         errors.SECRET_TOO_SHORT,

@@ -29,6 +29,7 @@ from testkit.mcp import (
     ok,
     post_json_rpc,
     text_of,
+    tools_call,
 )
 from testkit.server import ServerProcess, launch_http_server
 from testkit.tokens import Minter, mint
@@ -207,15 +208,11 @@ def test_invalid_bearer_stops_a_tool_call_before_the_tool_runs(
     http: HttpDeployment, repo: Path
 ) -> None:
     forged = mint(new_secret(), "alice")
-    call = {
-        "jsonrpc": "2.0",
-        "id": 2,
-        "method": "tools/call",
-        "params": {
-            "name": "start_session",
-            "arguments": {"working_directory": str(repo), "token": http.token("alice")},
-        },
-    }
+    call = tools_call(
+        "start_session",
+        {"working_directory": str(repo), "token": http.token("alice")},
+        request_id=2,
+    )
     _expect_401(http.post(call, f"Bearer {forged}"), "Invalid token")
     conn = http.connect(bearer=http.token("alice"))
     try:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 from mcp_types import CallToolResult
@@ -196,9 +195,8 @@ def test_a_bearer_for_another_service_gets_401(http_url: str) -> None:
     akosha = create_service_token(
         secret=SECRET, issuer="mahavishnu", audience="akosha", permissions=["admin"]
     )
-    headers = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {akosha}"}
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    response = httpx.post(http_url, json=call, headers=headers, timeout=10)
+    response = post_json_rpc(http_url, call, authorization=f"Bearer {akosha}")
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="session-buddy"')
 

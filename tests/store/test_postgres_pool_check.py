@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from session_buddy.store.postgres import PostgresDatabase, check_idle_connection
 from testkit import pytest_postgres
+from testkit.clock import seconds_until
 
 
 @pytest.fixture
@@ -34,10 +34,11 @@ def terminate(postgres_database: pytest_postgres.PostgresDatabase, pid: int | No
     pids = [int(row[0]) for row in rows if pid is None or row[0] == pid]
     assert pids, "no backend to end"
     server.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
-    deadline = time.monotonic() + 10
-    while server.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]):
-        assert time.monotonic() < deadline, "the backends did not end"
-        time.sleep(0.01)
+    seconds_until(
+        lambda: not server.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]),
+        10,
+        what="the backends to end",
+    )
 
 
 def test_a_sound_idle_connection_passes_without_a_round_trip(

@@ -20,8 +20,7 @@ import pytest
 from testkit import netns
 from testkit.netns import BASE_NETWORK, Host, netns_unavailable_reason, remove_stale
 from testkit.postgres import PostgresServer
-
-REPO = Path(__file__).resolve().parents[2]
+from testkit.processes import REPO_ROOT
 
 FETCH = """\
 import http.client, sys
@@ -185,8 +184,8 @@ def test_an_unprivileged_user_is_told_why_namespaces_are_unavailable() -> None:
 
     result = subprocess.run(
         [python, "-c", probe],
-        cwd=REPO,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)},
+        cwd=REPO_ROOT,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT)},
         user=nobody.pw_uid,
         group=nobody.pw_gid,
         extra_groups=[],

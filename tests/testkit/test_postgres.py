@@ -5,13 +5,13 @@ These tests fail (they do not skip) when PostgreSQL is missing: CI installs it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from testkit.postgres import PostgresNotInstalled, PostgresServer, find_bin_dir
+from testkit.processes import alive
 from testkit.pytest_postgres import PostgresDatabase
 
 
@@ -142,7 +142,7 @@ def test_close_stops_the_server_and_removes_its_directory() -> None:
         assert pid is not None and Path(f"/proc/{pid}").exists()
 
     assert not base.exists()
-    assert not _running(pid)
+    assert not alive(pid)
     server.close()  # idempotent
 
 
@@ -167,11 +167,3 @@ def test_the_newest_installed_version_is_chosen(
             (bin_dir / tool).chmod(0o755)
 
     assert find_bin_dir(tmp_path) == tmp_path / "15" / "bin"
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and os.path.exists(f"/proc/{pid}")
