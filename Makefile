@@ -5,8 +5,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Node packages the tests drive (the TypeScript SDK client, an OpenID provider, …): one
+# directory per purpose under testkit/node/, each with its package-lock.json, installed
+# with `npm ci` from the npm registry.
+NODE_DIRS   := $(patsubst %/package.json,%,$(wildcard testkit/node/*/package.json))
+NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 
-.PHONY: test demo lint format bench fuzz stress interop lock clean
+.PHONY: test demo lint format bench fuzz stress interop lock clean node
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +20,13 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+testkit/node/%/node_modules/.installed: testkit/node/%/package.json testkit/node/%/package-lock.json
+	cd testkit/node/$* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: $(NODE_STAMPS)
+
+test: $(STAMP) $(NODE_STAMPS)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -57,4 +68,4 @@ lock: $(STAMP)
 		--index-url https://pypi.org/simple -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info testkit/node/*/node_modules
