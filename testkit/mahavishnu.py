@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from mcp.client import Client
 
-from testkit.mcp import INITIALIZE, http_transport, ok, post_json_rpc, text_of
+from testkit.mcp import CALL_TIMEOUT, INITIALIZE, http_transport, ok, post_json_rpc, text_of
 
 AUDIENCE = "session-buddy"
 SCOPE_REFUSAL = "❌ Authorization failed: missing scope 'write'"
@@ -125,10 +126,25 @@ async def a_token_for_another_service_gets_http_401(
     raise AssertionError("the official client connected with a token for another service")
 
 
+async def its_plain_tools_call_post_is_not_served(
+    ecosystem: Ecosystem, url: str, project: Path
+) -> None:
+    """What Mahavishnu's session-buddy integrations send — ``POST {url}/tools/call`` with
+    ``{"name", "arguments"}`` and no credentials — is answered 404 and starts nothing."""
+    where = {"working_directory": str(project)}
+    body = {"name": "start_session", "arguments": where}
+    response = httpx.post(f"{url}/tools/call", json=body, timeout=CALL_TIMEOUT)
+    _same("status", response.status_code, 404)
+    async with bodai_component_client(url, ecosystem.mint(AUDIENCE, ["read"])) as client:
+        status = ok(await client.call_tool("session_status", where))
+    _same("a session started through it", status["active"], False)
+
+
 Step = Callable[[Ecosystem, str, Path], Awaitable[None]]
 SCENARIO: tuple[Step, ...] = (
     every_tool_answers_a_read_write_service_token,
     a_read_only_token_is_refused_start_session_with_the_scope_message,
     a_token_for_another_service_gets_http_401,
+    its_plain_tools_call_post_is_not_served,
 )
 """Every step, for ``pytest.mark.parametrize`` (ids: the steps' names)."""
