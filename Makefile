@@ -50,16 +50,20 @@ fuzz: $(STAMP)
 stress: $(STAMP)
 	$(BIN)/python -m stress
 
-# The released ecosystem's auth (mcp-common, as Mahavishnu 0.14 ships it) against our code,
-# both ways. Not part of `make test`: it downloads the wheel from PyPI. Its package
-# __init__ needs Python 3.13, so only mcp_common/auth is unpacked, beside a stub __init__.
+# The released ecosystem (mcp-common's service tokens and Mahavishnu's signed messages, as
+# Mahavishnu 0.14 ships them) against our code and server. Not part of `make test`: it
+# downloads the wheels from PyPI. Their package __init__s need Python 3.13 and far more,
+# so only mcp_common/auth and mahavishnu/session_buddy/auth.py are unpacked, beside stand-ins.
 MCP_COMMON_VERSION := 0.19.1
+MAHAVISHNU_VERSION := 0.14.0
 interop: $(STAMP)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.13 \
-		mcp-common==$(MCP_COMMON_VERSION) -d "$$tmp/wheel" && \
-	$(BIN)/python -m testkit.released "$$tmp"/wheel/mcp_common-*.whl "$$tmp/site" && \
-	PYTHONPATH="$$tmp/site" $(BIN)/python -c "import mcp_common.auth.core" && \
+		mcp-common==$(MCP_COMMON_VERSION) mahavishnu==$(MAHAVISHNU_VERSION) -d "$$tmp/wheel" && \
+	$(BIN)/python -m testkit.released "$$tmp/site" "$$tmp"/wheel/mcp_common-*.whl \
+		"$$tmp"/wheel/mahavishnu-*.whl && \
+	PYTHONPATH="$$tmp/site" $(BIN)/python -c \
+		"import mcp_common.auth.core, mahavishnu.session_buddy.auth" && \
 	PYTHONPATH="$$tmp/site" $(BIN)/python -m pytest -q -p no:cacheprovider tests/interop
 
 lock: $(STAMP)

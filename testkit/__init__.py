@@ -10,6 +10,10 @@ Each helper is defined once, here, and imported from the repository root (pytest
   dying with the parent (standard library only).
 * :mod:`testkit.mcp` — the official client's transports, JSON-RPC by hand, tool results.
 * :mod:`testkit.tokens` — tokens as Mahavishnu mints them, and hand-assembled hostile ones.
+* :mod:`testkit.released` — the released mcp-common's service tokens and Mahavishnu's
+  signed messages, stated; their real modules unpacked from the wheels (``make interop``).
+* :mod:`testkit.mahavishnu` — the released Mahavishnu's authenticated client path, as one
+  scenario for ``make test`` and ``make interop``.
 * :mod:`testkit.reference` — PyJWT's verdict on a token, which production must match.
 * :mod:`testkit.mutations` — byte-level token mutations for hypothesis.
 * :mod:`testkit.git` — real git repositories for setup.

@@ -1,10 +1,12 @@
 """Time in tests: a clock that moves only when told to, for rules that take ``clock=`` (no
-sleeping), and :func:`seconds_until` for behaviour that takes real time to show."""
+sleeping); :func:`frozen_datetime` for code that reads ``datetime.now`` itself; and
+:func:`seconds_until` for behaviour that takes real time to show."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, tzinfo
 
 
 class FixedClock:
@@ -18,6 +20,19 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def frozen_datetime(moment: datetime) -> type[datetime]:
+    """A ``datetime`` class whose ``now()`` is always ``moment``: patched over a module's
+    ``datetime`` (``mock.patch.object(module, "datetime", ...)``), it fixes that module's
+    clock, so two implementations can be compared byte for byte."""
+
+    class FrozenDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> FrozenDatetime:
+            return cls.fromtimestamp(moment.timestamp(), tz=tz)
+
+    return FrozenDatetime
 
 
 def seconds_until(

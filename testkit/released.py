@@ -1,4 +1,5 @@
-"""The released ecosystem's service tokens, written from mcp-common 0.19.1's behaviour.
+"""The released ecosystem's service tokens and signed messages, written from the released
+code (mcp-common 0.19.1, Mahavishnu 0.14.0).
 
 The released packages (Mahavishnu 0.14, the upstream session-buddy 0.23) authenticate
 service-to-service calls with ``mcp_common.auth.core``. These two functions do what its
@@ -12,12 +13,18 @@ service-to-service calls with ``mcp_common.auth.core``. These two functions do w
   when absent) and the permissions are the scopes when every one is in mcp-common's
   vocabulary, else none at all.
 
-``make interop`` holds them to the real module (``tests/interop``), and
-:func:`extract_auth_module` is how it gets that module out of the released wheel.
+And :func:`sign_authenticated_message` signs a cross-project message as Mahavishnu's
+``MessageAuthenticator.create_authenticated_message`` does.
+
+``make interop`` holds them to the real modules (``tests/interop``), and
+:func:`extract_released` is how it gets those modules out of the released wheels.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import sys
 import uuid
 import zipfile
@@ -32,7 +39,24 @@ import jwt
 KNOWN_SERVICES = frozenset({"mahavishnu", "session-buddy", "akosha", "dhara", "crackerjack"})
 PERMISSIONS = frozenset({"read", "write", "delete", "admin"})
 DEFAULT_TTL_SECONDS = 3600
-AUTH_PACKAGE = "mcp_common/auth/"
+MESSAGE_ALGORITHM = "HMAC-SHA256"
+
+RELEASED_PARTS: dict[str, tuple[str, dict[str, str]]] = {
+    # distribution: (what to unpack, the stand-in files beside it)
+    "mcp_common": ("mcp_common/auth/", {"mcp_common/__init__.py": ""}),
+    "mahavishnu": (
+        "mahavishnu/session_buddy/auth.py",
+        {
+            "mahavishnu/__init__.py": "",
+            "mahavishnu/session_buddy/__init__.py": "",
+            "mahavishnu/core/__init__.py": "",
+            # auth.py imports the settings class for its annotations only.
+            "mahavishnu/core/config.py": "MahavishnuSettings = object\n",
+        },
+    ),
+}
+"""Per released wheel: the part the tests use, and the package files it needs around it
+(the real ones import far more than a test can install, and need Python 3.13)."""
 
 
 class ReleasedVerifierRefusal(Exception):
@@ -109,21 +133,46 @@ def verify_service_token(token: str, *, secret: str, expected_audience: str) -> 
     )
 
 
-def extract_auth_module(wheel: Path, destination: Path) -> Path:
-    """Unpack ``mcp_common/auth`` from the released wheel under ``destination``, beside an
-    empty ``mcp_common/__init__.py`` (the real one imports far more, and needs 3.13).
+def sign_authenticated_message(
+    secret: str, from_project: str, to_project: str, content: Any
+) -> dict[str, Any]:
+    """A cross-project message exactly as Mahavishnu's ``create_authenticated_message``
+    makes it: ``{"message": {from_project, to_project, content, timestamp}, "signature",
+    "algorithm"}``, the signature hex HMAC-SHA256 over ``json.dumps(message,
+    sort_keys=True)``, the timestamp ``datetime.now(UTC).isoformat()``, and no nonce."""
+    message = {
+        "from_project": from_project,
+        "to_project": to_project,
+        "content": content,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    data = json.dumps(message, sort_keys=True).encode()
+    signature = hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+    return {"message": message, "signature": signature, "algorithm": MESSAGE_ALGORITHM}
+
+
+def extract_released(wheel: Path, destination: Path) -> Path:
+    """Unpack the part of a released wheel the tests use (:data:`RELEASED_PARTS`, chosen by
+    the wheel's distribution name) under ``destination``, with its stand-in files.
 
     Returns ``destination``: put it on ``sys.path`` (or ``PYTHONPATH``).
     """
+    distribution = wheel.name.partition("-")[0]
+    if distribution not in RELEASED_PARTS:
+        raise ValueError(f"{wheel.name}: not one of {sorted(RELEASED_PARTS)}")
+    part, stand_ins = RELEASED_PARTS[distribution]
     with zipfile.ZipFile(wheel) as archive:
-        members = [name for name in archive.namelist() if name.startswith(AUTH_PACKAGE)]
+        members = [name for name in archive.namelist() if name.startswith(part)]
         if not members:
-            raise ValueError(f"{wheel} has no {AUTH_PACKAGE}")
+            raise ValueError(f"{wheel} has no {part}")
         archive.extractall(destination, members)
-    (destination / "mcp_common" / "__init__.py").write_text("", encoding="utf-8")
+    for name, text in stand_ins.items():
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        (destination / name).write_text(text, encoding="utf-8")
     return destination
 
 
-if __name__ == "__main__":  # make interop: python -m testkit.released WHEEL DESTINATION
-    wheel_path, target = (Path(argument) for argument in sys.argv[1:3])
-    print(extract_auth_module(wheel_path, target))
+if __name__ == "__main__":  # make interop: python -m testkit.released DESTINATION WHEEL...
+    target, *wheels = (Path(argument) for argument in sys.argv[1:])
+    for wheel_path in wheels:
+        print(extract_released(wheel_path, target))

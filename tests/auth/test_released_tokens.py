@@ -1,7 +1,7 @@
 """The released ecosystem's service tokens (mcp-common 0.19.1), both ways.
 
 mcp-common's ``create_service_token`` / ``verify_token`` as ``testkit.released`` states
-them: session-buddy accepts the tokens Mahavishnu 0.14 mints for it, and a released
+them: session-buddy accepts the service tokens mcp-common mints for it, and a released
 verifier accepts the tokens session-buddy mints with the right subject and permissions.
 ``make interop`` runs the same checks against the real module (``tests/interop``).
 """

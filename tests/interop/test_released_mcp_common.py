@@ -1,7 +1,7 @@
 """The REAL released mcp-common auth module against session-buddy, both ways.
 
 Run by ``make interop``, which downloads mcp-common 0.19.1 from PyPI, unpacks its
-``mcp_common/auth`` (``testkit.released.extract_auth_module``) and puts it on
+``mcp_common/auth`` (``testkit.released.extract_released``) and puts it on
 ``PYTHONPATH``. In ``make test`` the module is absent and these tests are skipped.
 """
 
@@ -21,6 +21,7 @@ from session_buddy.auth.principal import Principal
 from session_buddy.client.credentials import MintedTokens
 from session_buddy.config import load_settings
 from testkit import released as kit
+from testkit.clock import frozen_datetime
 
 core = pytest.importorskip(
     "mcp_common.auth.core", reason="the released mcp-common is not on the path: make interop"
@@ -28,14 +29,8 @@ core = pytest.importorskip(
 exceptions = pytest.importorskip("mcp_common.auth.exceptions")
 permissions = pytest.importorskip("mcp_common.auth.permissions")
 
-FROZEN_NOW = datetime(2030, 1, 1, tzinfo=UTC)
+FrozenDatetime = frozen_datetime(datetime(2030, 1, 1, tzinfo=UTC))
 FROZEN_UUID = uuid.UUID("12345678-1234-5678-1234-567812345678")
-
-
-class FrozenDatetime(datetime):
-    @classmethod
-    def now(cls, tz: Any = None) -> FrozenDatetime:
-        return FrozenDatetime.fromtimestamp(FROZEN_NOW.timestamp(), tz=UTC)
 
 
 def manager() -> JWTManager:
