@@ -18,7 +18,8 @@ Keys rotate live (:meth:`OpenIDProvider.rotate`): the provider re-reads its conf
 SIGHUP and swaps in a new keystore on the same socket. :meth:`OpenIDProvider.stop` and
 :meth:`OpenIDProvider.start` bring it down and back on the same port (state it held in memory,
 such as opaque tokens and registered clients, is then gone, as with any restarted in-memory
-provider). A second instance is a second issuer.
+provider); :meth:`OpenIDProvider.pause` makes it hang. A second instance is a second
+issuer. :meth:`OpenIDProvider.request_count` says how often it was asked for, say, its JWKS.
 
 Hostile tokens the provider would never issue are made here, with joserfc (and
 :func:`testkit.tokens.assemble` for HMAC ones): validly signed with the provider's own key
@@ -415,11 +416,22 @@ class OpenIDProvider:
         if process is None or process.poll() is not None:
             return
         process.terminate()
+        process.send_signal(signal.SIGCONT)  # a paused provider takes the SIGTERM now
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+    def pause(self) -> None:
+        """SIGSTOP: the port still accepts connections (the kernel's backlog) but nothing
+        answers, as with a provider that hangs. :meth:`resume` undoes it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would end it."""
@@ -514,6 +526,20 @@ class OpenIDProvider:
         if not self.log_path.exists():
             return ""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def request_count(self, url: str | None = None, method: str | None = None) -> int:
+        """How many requests reached the provider (through every start of this directory),
+        for the path of ``url`` (``op.jwks_uri``, or a path) and ``method`` if given: what a
+        resource server's key fetching cost the provider."""
+        path = None if url is None else urlsplit(url).path
+        count = 0
+        for line in self.log().splitlines():
+            if not line.startswith("request "):
+                continue
+            verb, _, quoted = line.removeprefix("request ").partition(" ")
+            if (method is None or verb == method) and (path is None or json.loads(quoted) == path):
+                count += 1
+        return count
 
     def metadata(self) -> dict[str, Any]:
         """The RFC 8414 metadata document, fetched."""

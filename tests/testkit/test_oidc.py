@@ -207,6 +207,20 @@ def test_a_resource_policy_sets_the_lifetime_and_audience(
     assert claims["exp"] == claims["iat"] + 5  # type: ignore[operator]
 
 
+def test_lifetimes_come_from_the_client_then_the_resource_then_the_provider(
+    make_openid_provider: MakeProvider,
+) -> None:
+    op = make_openid_provider(
+        resources={OTHER_RESOURCE: ResourcePolicy(ttl=9)},
+        ttl={"ClientCredentials": 7},
+        clients=[Client.service("svc"), Client.service("short", token_ttl=2)],
+    )
+
+    assert op.client_credentials("svc", RESOURCE).expires_in == 7
+    assert op.client_credentials("svc", OTHER_RESOURCE).expires_in == 9
+    assert op.client_credentials("short", OTHER_RESOURCE).expires_in == 2
+
+
 # -- key rotation, restart, a second issuer ----------------------------------------------
 
 
@@ -266,6 +280,35 @@ def test_a_second_provider_is_another_issuer_giving_the_same_sub(
     assert ours["sub"] == theirs["sub"] == "svc-admin"
     assert ours["iss"] != theirs["iss"]
     assert not set(jwks_kids(openid_provider)) & set(jwks_kids(second))
+
+
+def test_a_paused_provider_accepts_connections_but_answers_nothing_and_still_stops(
+    make_openid_provider: MakeProvider,
+) -> None:
+    op = make_openid_provider()
+    pid = op.pid or 0
+    op.pause()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(op.jwks_uri, trust_env=False, timeout=httpx.Timeout(5.0, read=0.5))
+    op.resume()
+    assert httpx.get(op.jwks_uri, trust_env=False).status_code == 200
+
+    op.pause()
+    op.stop()
+
+    assert not alive(pid)
+
+
+def test_the_provider_counts_the_requests_it_answered(make_openid_provider: MakeProvider) -> None:
+    op = make_openid_provider(issuer_path="/tenant")
+    before = op.request_count(op.jwks_uri)
+    for _ in range(3):
+        jwks_kids(op)
+    httpx.get(f"{op.jwks_uri}?query=is-not-logged", trust_env=False)
+
+    assert op.request_count(op.jwks_uri) == before + 4
+    assert op.request_count("/tenant/jwks", method="POST") == 0
+    assert op.request_count(op.metadata_url) == 0
 
 
 def test_the_process_is_gone_after_the_block_even_when_the_block_fails(tmp_path: Path) -> None:

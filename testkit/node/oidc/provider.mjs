@@ -3,7 +3,8 @@
 //
 //   node provider.mjs CONFIG.json
 //
-// It listens on config.host:config.port and prints `ready generation=N` once it serves.
+// It listens on config.host:config.port and prints `ready generation=N` once it serves,
+// then `request METHOD "PATH"` for every request (the path only: no query, no body).
 // SIGHUP re-reads the file (new keys, signers, clients, lifetimes) and swaps in a new
 // Provider on the same socket, so the issuer never changes; tokens, grants and dynamically
 // registered clients live in one in-process store (oidc-provider's memory adapter) and
@@ -142,27 +143,27 @@ function buildProvider(config) {
 }
 
 // Requests for the issuer's path are handed to the provider with that path stripped (its
-// mount point); RFC 8414 metadata (/.well-known/oauth-authorization-server + path) is the
-// same document as OpenID Connect discovery.
+// mount point). oidc-provider serves RFC 8414 metadata under its mount; RFC 8414 §3.1 puts
+// it between the host and the issuer's path, so that form is answered with the document.
 function route(issuerPath, getHandler) {
   const rfc8414 = `/.well-known/oauth-authorization-server${issuerPath}`;
   return (req, res) => {
     const [path, query] = req.url.split(/\?(.*)/s, 2);
-    let url = req.url;
-    if (path === rfc8414) {
-      url = `${issuerPath}/.well-known/openid-configuration${query === undefined ? '' : `?${query}`}`;
+    console.log(`request ${req.method} ${JSON.stringify(path)}`);
+    if (!issuerPath) {
+      getHandler()(req, res);
+      return;
     }
-    if (issuerPath) {
-      if (url !== issuerPath && !url.startsWith(`${issuerPath}/`) && !url.startsWith(`${issuerPath}?`)) {
-        res.statusCode = 404;
-        res.end();
-        return;
-      }
-      req.originalUrl = url;
-      req.url = url.slice(issuerPath.length) || '/';
-    } else {
-      req.url = url;
+    const url = path === rfc8414
+      ? `${issuerPath}/.well-known/oauth-authorization-server${query === undefined ? '' : `?${query}`}`
+      : req.url;
+    if (url !== issuerPath && !url.startsWith(`${issuerPath}/`) && !url.startsWith(`${issuerPath}?`)) {
+      res.statusCode = 404;
+      res.end();
+      return;
     }
+    req.originalUrl = url;
+    req.url = url.slice(issuerPath.length) || '/';
     getHandler()(req, res);
   };
 }
