@@ -29,7 +29,6 @@ but with chosen claims (:meth:`OpenIDProvider.forge`), signed by a key it does n
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import hashlib
@@ -57,7 +56,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 from testkit.processes import REPO_ROOT, die_with_parent
 from testkit.server import LOOPBACK, free_port
-from testkit.tokens import DROP, assemble
+from testkit.tokens import DROP, assemble, b64
 
 NODE_DIR = REPO_ROOT / "testkit" / "node" / "oidc"
 SCRIPT = NODE_DIR / "provider.mjs"
@@ -257,8 +256,8 @@ def alg_confusion(
     encoding: Literal["pem", "pkcs1", "der", "jwk"] = "pem",
 ) -> str:
     """An HS256 token whose HMAC key is the provider's RSA (or EC) public key, in the form a
-    careless verifier might hand to HMAC: PEM SubjectPublicKeyInfo, PEM PKCS#1, DER, or the
-    JWK's JSON. The header names the key's ``kid`` and ``typ: at+jwt``."""
+    careless verifier might hand to HMAC: PEM SubjectPublicKeyInfo, PEM PKCS#1 (RSA only),
+    DER, or the JWK's JSON. The header names the key's ``kid`` and ``typ: at+jwt``."""
     key = import_key(public_jwk)
     secret: bytes
     if encoding == "jwk":
@@ -314,7 +313,7 @@ class _FormReader(HTMLParser):
 def _pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return verifier, b64(digest)
 
 
 class OpenIDProvider:

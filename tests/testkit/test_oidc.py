@@ -7,7 +7,6 @@ node_modules are missing: ``make test`` installs them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from testkit.oidc import (
     sign_with_unknown_key,
 )
 from testkit.processes import alive
-from testkit.tokens import DROP
+from testkit.tokens import DROP, b64
 
 RESOURCE = "http://127.0.0.1:8765/mcp"
 OTHER_RESOURCE = "http://127.0.0.1:8766/mcp"
@@ -486,4 +485,4 @@ def test_alg_confusion_hmac_key_is_the_rsa_public_key_pem(openid_provider: OpenI
     signing_input, signature = token.rsplit(".", 1)
     expected = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
 
-    assert signature == base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
+    assert signature == b64(expected)
