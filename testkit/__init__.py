@@ -19,6 +19,12 @@ Each helper is defined once, here, and imported from the repository root (pytest
 * :mod:`testkit.git` — real git repositories for setup.
 * :mod:`testkit.postgres`, :mod:`testkit.pytest_postgres` — a real PostgreSQL server
   (started as the ``postgres`` user) and its pytest fixtures.
+* :mod:`testkit.oidc`, :mod:`testkit.pytest_oidc` — a real OpenID provider (panva's
+  certified ``oidc-provider`` under Node, ``testkit/node/oidc``): discovery, JWKS, client
+  credentials with resource indicators issuing RFC 9068 JWT or opaque access tokens,
+  introspection, the authorization code flow with PKCE through its own login form, dynamic
+  registration, live key rotation, restart on the same port; hostile tokens it would never
+  issue; the MCP SDK's OAuth handlers played by it; its pytest fixtures.
 * :mod:`testkit.pytest_figures` — the ``figures`` fixture: what a test measured, listed at
   the end of the run.
 * :mod:`testkit.store` — a database by its location (SQLite path or PostgreSQL URL), and

@@ -12,7 +12,7 @@ from session_buddy.runtime import forget_shared_state
 from session_buddy.store import SqliteDatabase
 from testkit.environment import inherited_configuration, new_secret
 
-pytest_plugins = ["testkit.pytest_postgres", "testkit.pytest_figures"]
+pytest_plugins = ["testkit.pytest_postgres", "testkit.pytest_figures", "testkit.pytest_oidc"]
 
 
 @pytest.fixture(autouse=True)
