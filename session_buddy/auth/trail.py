@@ -262,8 +262,9 @@ class AuditTrail:
         try:
             self.flush()
         except StorageError as exc:
-            lost = self.pending
             with self._lock:
+                lost = sum(run.count for run in self._pending.values())
+                self._pending = {}
                 self.dropped += lost
             logger.warning("audit trail: %d decisions not written at shutdown: %s", lost, exc)
 

@@ -176,6 +176,20 @@ def test_an_outage_keeps_the_batch_for_the_next_round(
     assert (trail.pending, trail.dropped, trail.written, repository.count()) == (0, 0, 2, 2)
 
 
+def test_what_an_outage_keeps_unwritten_at_shutdown_is_counted_dropped(
+    repository: AuditRepository, outage: Callable[[bool], None]
+) -> None:
+    trail = AuditTrail(repository)
+    trail.record(allowed("alice"))
+    trail.record(refusal("whoami"))
+    trail.record(refusal("whoami"))
+    outage(True)
+
+    trail.close()  # logs the loss; never raises
+
+    assert (trail.dropped, trail.pending, trail.written) == (3, 0, 0)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
