@@ -46,8 +46,14 @@ def _printable(text: str) -> str:
 
 
 def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
-    """``text`` for a message: control characters escaped, the middle elided when long."""
+    """``text`` for a message: control characters escaped, the middle elided when long.
+
+    The result is at most ``limit`` characters, all printable: no control character, no
+    NUL and no lone surrogate, so any terminal, log or database takes it as it is.
+    """
     if len(text) <= limit:
+        if text.isprintable():  # the common case, without a pass per character
+            return text
         shown = _printable(text)
         if len(shown) <= limit:
             return shown

@@ -16,7 +16,10 @@ MCP client and with raw HTTP, prints its figures and judges them against fixed b
    others produced;
 8. three HTTP instances, each in its own network namespace, on one PostgreSQL: CLI
    revocations, envelope replays, a flood spread over them, ``kill -9`` of one and a
-   PostgreSQL restart.
+   PostgreSQL restart;
+10. a hostile flood (surrogates, NULs, terminal escapes and huge names as tool names, bad
+    bearers, 429s) beside legitimate users, on SQLite and on PostgreSQL: the audit trail
+    keeps every legitimate decision, stays bounded, and its writer lives.
 
 Run ``python -m stress`` (``--only N``, ``--json``); the exit status is non-zero when any
 bar is not met. Everything is bounded in time and cleans up after itself.

@@ -32,6 +32,7 @@ from stress import (
     s6_storage,
     s7_hygiene,
     s8_hosts,
+    s10_audit_flood,
 )
 from stress.harness import Context, Outcome, quiet_library_logging
 from testkit.environment import inherited_configuration
@@ -45,6 +46,7 @@ SCENARIOS: dict[int, ModuleType] = {
     6: s6_storage,
     7: s7_hygiene,
     8: s8_hosts,
+    10: s10_audit_flood,
 }
 SCENARIO_LIMIT_SECONDS = 100.0  # unless the module sets LIMIT_SECONDS
 FIGURES_WIDTH = 125  # characters of the summary table's figures column, then it wraps
@@ -59,7 +61,8 @@ def _parse_only(values: list[str] | None) -> list[int]:
         for part in value.split(","):
             number = int(part)
             if number not in SCENARIOS:
-                raise argparse.ArgumentTypeError(f"no scenario {number} (1-{len(SCENARIOS)})")
+                known = ", ".join(map(str, SCENARIOS))
+                raise argparse.ArgumentTypeError(f"no scenario {number} (there are {known})")
             chosen.add(number)
     return sorted(chosen)
 

@@ -13,12 +13,14 @@ import contextlib
 import functools
 import logging
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from typing import Any
 import anyio
 
 from testkit.environment import clean_environment, new_secret
+from testkit.postgres import PostgresServer
 from testkit.processes import die_with_parent
 from testkit.server import LOOPBACK, SERVE_HTTP, ServerProcess, can_bind, launch_http_server
 
@@ -251,6 +254,37 @@ def launch_server(
     )
     ctx.adopt(server.process)
     return server
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(ctx: Context, name: str) -> AsyncIterator[str]:
+    """A PostgreSQL server of its own on 127.0.0.1 with one database, owned by a login role
+    (not a superuser) with a random password; yields that database's URL.
+
+    The server is started and stopped by one thread that lives as long as the block (the
+    kit's server dies with the thread that started it); its log is copied under logs/ and
+    its passwords join those the hygiene scan looks for.
+    """
+    server = PostgresServer()
+    keeper = ThreadPoolExecutor(1, thread_name_prefix=f"stress-postgres-{name}")
+    password = secrets.token_urlsafe(18)
+    ctx.database_passwords += [password, server.superuser_password]
+
+    async def in_keeper(operation: Callable[[], None]) -> None:
+        await anyio.to_thread.run_sync(keeper.submit(operation).result)
+
+    try:
+        await in_keeper(server.start)
+        server.create_role(name, password)
+        server.create_database(name, owner=name)
+        yield server.url(user=name, password=password, dbname=name)
+    finally:
+        with contextlib.suppress(OSError):
+            if server.base_dir is not None and server.log_path.exists():
+                shutil.copyfile(server.log_path, ctx.logs / f"{ctx.unique('postgres')}.log")
+        with anyio.CancelScope(shield=True):
+            await in_keeper(server.close)
+        keeper.shutdown()
 
 
 async def ready(server: ServerProcess) -> float:

@@ -135,6 +135,23 @@ async def raw_call(
     return parse_reply(response)
 
 
+async def raw_message(
+    http: httpx.AsyncClient, url: str, message: Any, *, bearer: str | None = None
+) -> RawReply:
+    """POST any JSON value (``bytes``: sent as they are) as a 2026-07-28 request without the
+    ``mcp-method``/``mcp-name`` headers, which could not carry what a hostile body names.
+    ``json.dumps`` escapes a lone surrogate or a NUL (``\\ud800``); parsers read it back."""
+    headers: dict[str, Any] = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": PROTOCOL_VERSION,
+    }
+    if bearer is not None:  # as UTF-8 bytes: HTTP carries them, httpx would refuse the str
+        headers["authorization"] = b"Bearer " + bearer.encode("utf-8")
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return parse_reply(await http.post(url, headers=headers, content=body))
+
+
 def raw_client(source: str | None = None, timeout: float = CALL_TIMEOUT) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(local_address=source) if source else None
     return httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)

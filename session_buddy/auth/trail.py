@@ -6,14 +6,26 @@ An :class:`AuthDecision` speaks the released ecosystem's vocabulary (``mcp-commo
 ``token_id``). ``token_id`` is the verified token's ``jti``, or else the 12-hex
 fingerprint of what was presented — never a token or a secret.
 
+Caller text is data: every text field of a decision (the action a request named, the
+client address, the identity and ``jti`` of a token) is escaped and bounded when the
+decision is made (:func:`~session_buddy.text.shorten`: at most :data:`MAX_TEXT_CHARS`
+printable characters — no control character, NUL or lone surrogate). So that a flood grows
+a count, not the table, the HTTP layer names a tool the server does not have
+:data:`UNKNOWN_ACTION`, and every refusal of a throttled client is recorded with the action
+:data:`THROTTLED_ACTION` whatever it asked for: one row per client address and run of
+429s (the database folds it while the client keeps being refused within a minute).
+
 Decisions go to :class:`DecisionRecorder` objects: the :class:`AuditTrail` (the database)
 and the metrics. The trail never slows the call that made the decision: ``record`` only
 appends to a batch in memory; a background thread writes the batch every
 :data:`FLUSH_SECONDS` (0.5 s) in one transaction, folding identical decisions of the batch
 into one row with a count (and the database folds identical refusals into a recent row).
-A crash loses at most the batch not yet written: the decisions of the last 0.5 s, and
-never more than :data:`MAX_PENDING` distinct rows. Rows older than the retention
-(``SESSION_BUDDY_AUDIT_RETENTION_DAYS``, 30 by default) are purged hourly.
+No row stops the writer: when the database refuses a value of the batch, the rows are
+written one by one and only the refused ones are dropped, and counted in
+:attr:`AuditTrail.dropped` (``session_buddy_audit_events_dropped``); an outage keeps the
+batch for the next round. A crash loses at most the batch not yet written: the decisions
+of the last 0.5 s, and never more than :data:`MAX_PENDING` distinct rows. Rows older than
+the retention (``SESSION_BUDDY_AUDIT_RETENTION_DAYS``, 30 by default) are purged hourly.
 """
 
 from __future__ import annotations
@@ -27,11 +39,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from session_buddy.auth.errors import AuthError
+from session_buddy.auth.errors import AuthError, ThrottledError
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.tokens import presented, token_fingerprint
 from session_buddy.store.audit import AuditRecord, AuditRepository
-from session_buddy.store.errors import StorageError
+from session_buddy.store.errors import ROW_PROBLEMS, StorageError
+from session_buddy.text import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +52,9 @@ SERVICE = "session-buddy"
 FLUSH_SECONDS = 0.5
 MAX_PENDING = 10_000
 PURGE_INTERVAL_SECONDS = 3600.0
+MAX_TEXT_CHARS = 200
+UNKNOWN_ACTION = "unknown"  # a tool or method the server does not have, whatever its name
+THROTTLED_ACTION = "*"  # a throttled client's request, whatever it asked for
 Result = Literal["allowed", "denied"]
 
 
@@ -70,13 +86,13 @@ class AuthDecision:
     ) -> AuthDecision:
         return cls(
             timestamp=time.time() if now is None else now,
-            action=action,
+            action=_clean(action),
             result="allowed",
-            permission=permission,
-            caller_service=principal.issuer,
-            caller_id=principal.user_id,
-            source_ip=source_ip,
-            token_id=_token_id(principal, token, verified=True),
+            permission=_clean_or_none(permission),
+            caller_service=_clean_or_none(principal.issuer),
+            caller_id=_clean(principal.user_id),
+            source_ip=_clean_or_none(source_ip),
+            token_id=_clean_or_none(_token_id(principal, token, verified=True)),
         )
 
     @classmethod
@@ -91,17 +107,20 @@ class AuthDecision:
         principal: Principal | None = None,
         now: float | None = None,
     ) -> AuthDecision:
-        """A refusal; ``principal`` only when the token verified (e.g. a missing scope)."""
+        """A refusal; ``principal`` only when the token verified (e.g. a missing scope).
+
+        A throttled request's ``action`` is recorded as :data:`THROTTLED_ACTION`.
+        """
         return cls(
             timestamp=time.time() if now is None else now,
-            action=action,
+            action=THROTTLED_ACTION if isinstance(error, ThrottledError) else _clean(action),
             result="denied",
-            permission=permission,
+            permission=_clean_or_none(permission),
             reason=error.reason,
-            caller_service=principal.issuer if principal else None,
-            caller_id=principal.user_id if principal else None,
-            source_ip=source_ip,
-            token_id=_token_id(principal, token),
+            caller_service=_clean_or_none(principal.issuer) if principal else None,
+            caller_id=_clean(principal.user_id) if principal else None,
+            source_ip=_clean_or_none(source_ip),
+            token_id=_clean_or_none(_token_id(principal, token)),
         )
 
     def _key(self) -> tuple[Any, ...]:
@@ -115,6 +134,15 @@ class AuthDecision:
             self.caller_id,
             self.token_id if self.result == "allowed" else None,
         )
+
+
+def _clean(text: str) -> str:
+    """Caller text as a row may hold it: printable and at most :data:`MAX_TEXT_CHARS`."""
+    return shorten(text, MAX_TEXT_CHARS)
+
+
+def _clean_or_none(text: str | None) -> str | None:
+    return None if text is None else shorten(text, MAX_TEXT_CHARS)
 
 
 def _token_id(principal: Principal | None, token: object, *, verified: bool = False) -> str | None:
@@ -234,9 +262,17 @@ class AuditTrail:
         try:
             self.flush()
         except StorageError as exc:
-            logger.warning(
-                "audit trail: %d decisions not written at shutdown: %s", self.pending, exc
-            )
+            with self._lock:
+                lost = sum(run.count for run in self._pending.values())
+                self._pending = {}
+                self.dropped += lost
+            logger.warning("audit trail: %d decisions not written at shutdown: %s", lost, exc)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the background writer runs (between :meth:`start` and :meth:`close`)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     @property
     def pending(self) -> int:
@@ -251,33 +287,81 @@ class AuditTrail:
                 if not self._failing:
                     logger.warning("audit trail cannot be written (keeping the batch): %s", exc)
                 self._failing = True
+            except Exception:  # a bug, not a row (flush copes with those): log, carry on
+                logger.exception("audit trail: unexpected error while writing; carrying on")
             else:
                 if self._failing:
                     logger.info("audit trail written again")
                 self._failing = False
 
     def flush(self) -> None:
-        """Write the pending batch now (one transaction); purge old rows once an hour."""
+        """Write the pending batch now; purge old rows once an hour.
+
+        The batch is one transaction. When the database refuses a value in it (its rows
+        are at fault, not the database), every row is written on its own and only the
+        ones refused are dropped and counted in :attr:`dropped`. Raises
+        :class:`StorageError` when the database cannot be written at all (an outage),
+        keeping what is not written yet (within the bound) for the next round.
+        """
         with self._lock:
             runs, self._pending = self._pending, {}
-        records = [_record(run) for run in runs.values()]
+        batch = list(runs.items())
         try:
-            self._repository.write(records)
-        except StorageError:
-            with self._lock:  # keep them (within the bound) for the next round
-                for key, run in runs.items():
-                    if key in self._pending:
-                        self._pending[key].count += run.count
-                    elif len(self._pending) < self._max_pending:
-                        self._pending[key] = run
-                    else:
-                        self.dropped += run.count
-            raise
-        self.written += sum(record.count for record in records)
+            self._repository.write([_record(run) for _, run in batch])
+        except Exception as exc:
+            if _is_outage(exc):
+                self._keep(batch)
+                raise
+            self._write_each(batch)
+        else:
+            self.written += sum(run.count for _, run in batch)
         now = self._clock()
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL_SECONDS
             self._repository.purge(now - self._retention)
+
+    def _write_each(self, batch: list[tuple[tuple[Any, ...], _Run]]) -> None:
+        """Write ``batch`` row by row, dropping (and counting) the rows refused."""
+        refused = 0
+        problem = ""
+        for index, (_, run) in enumerate(batch):
+            try:
+                self._repository.write([_record(run)])
+            except Exception as exc:
+                if _is_outage(exc):
+                    self._keep(batch[index:])
+                    raise
+                refused += run.count
+                problem = exc.kind if isinstance(exc, StorageError) else type(exc).__name__
+                with self._lock:
+                    self.dropped += run.count
+            else:
+                self.written += run.count
+        if refused:
+            logger.warning(
+                "audit trail: dropped %d decisions the database refused to store (%s)",
+                refused,
+                problem,
+            )
+
+    def _keep(self, batch: list[tuple[tuple[Any, ...], _Run]]) -> None:
+        """Put unwritten runs back (within the bound) for the next round."""
+        with self._lock:
+            for key, run in batch:
+                newer = self._pending.get(key)
+                if newer is not None:  # the same decision again since: one run, first kept
+                    run.count += newer.count
+                    run.last = max(run.last, newer.last)
+                    self._pending[key] = run
+                elif len(self._pending) < self._max_pending:
+                    self._pending[key] = run
+                else:
+                    self.dropped += run.count
+
+
+def _is_outage(exc: Exception) -> bool:
+    """The database cannot be written at all (not: it refused one of the values)."""
+    return isinstance(exc, StorageError) and exc.kind not in ROW_PROBLEMS
 
 
 def _record(run: _Run) -> AuditRecord:

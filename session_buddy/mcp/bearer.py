@@ -19,6 +19,11 @@ the tool layer through the callable left at ``scope["state"][AUTH_FAILURE_REPORT
 (``reporter(error)``), because only the tool call knows its verdict. Every request gets
 that callable, so the count is right whatever the client sends.
 
+Auditing refusals: each refusal made here is an audit decision whose action is what the
+request asked for, as one of few names — a tool of ``tools`` (the server's, injected where
+the server is built), an MCP method, or :data:`~session_buddy.auth.trail.UNKNOWN_ACTION`
+for any other name — so requests with ever new names grow a count, not the audit table.
+
 When authentication is disabled (no secret), the middleware does nothing at all.
 """
 
@@ -27,9 +32,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Collection
 from typing import Any
 
 import anyio.to_thread
+from mcp_types.methods import SPEC_CLIENT_METHODS, SPEC_CLIENT_NOTIFICATION_METHODS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,16 +45,20 @@ from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
 from session_buddy.auth.tokens import presented
-from session_buddy.auth.trail import AuthDecision
+from session_buddy.auth.trail import UNKNOWN_ACTION, AuthDecision
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 
 MAX_INSPECTED_BODY_BYTES = 4 * 1024 * 1024  # the SDK's own request body limit
 HEADER_SOURCE = "Authorization header"
 REALM = "session-buddy"
+MCP_METHODS = SPEC_CLIENT_METHODS | SPEC_CLIENT_NOTIFICATION_METHODS
 
 
 class BearerAuthMiddleware:
-    """ASGI middleware: verifies an optional bearer token and throttles bad credentials."""
+    """ASGI middleware: verifies an optional bearer token and throttles bad credentials.
+
+    ``tools``: the names of the server's tools (what a refusal's audit action may be).
+    """
 
     def __init__(
         self,
@@ -55,11 +66,13 @@ class BearerAuthMiddleware:
         *,
         manager: JWTManager,
         throttle: AuthFailureThrottle,
+        tools: Collection[str],
         max_body_bytes: int = MAX_INSPECTED_BODY_BYTES,
     ) -> None:
         self.app = app
         self.manager = manager
         self.throttle = throttle
+        self.tools = frozenset(tools)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,9 +120,10 @@ class BearerAuthMiddleware:
         JSON-RPC body asked for)."""
         decisions = self.manager.decisions
         if decisions:
+            action = _action_of(parsed, self.tools)
             decisions.record(
                 AuthDecision.denied(
-                    error, action=_action_of(parsed), permission=None, source_ip=client, token=token
+                    error, action=action, permission=None, source_ip=client, token=token
                 )
             )
 
@@ -253,14 +267,16 @@ def _token_arguments(parsed: Any) -> list[object]:
     return tokens
 
 
-def _action_of(parsed: Any) -> str:
-    """The tool a parsed JSON-RPC body calls (or its method): what a refused request asked
-    for."""
+def _action_of(parsed: Any, tools: frozenset[str]) -> str:
+    """What a refused request asked for: the tool its parsed JSON-RPC body calls (one of
+    ``tools``), else its MCP method; any other name is :data:`UNKNOWN_ACTION`, and a body
+    that is no JSON-RPC message at all is ``"http"``."""
     message = parsed[0] if isinstance(parsed, list) and parsed else parsed
     if not isinstance(message, dict):
         return "http"
     method = message.get("method")
-    params = message.get("params")
-    if method == "tools/call" and isinstance(params, dict) and isinstance(params.get("name"), str):
-        return str(params["name"])[:100]
-    return str(method)[:100] if isinstance(method, str) else "http"
+    if method == "tools/call":
+        params = message.get("params")
+        name = params.get("name") if isinstance(params, dict) else None
+        return name if isinstance(name, str) and name in tools else UNKNOWN_ACTION
+    return method if isinstance(method, str) and method in MCP_METHODS else UNKNOWN_ACTION

@@ -11,8 +11,11 @@ token, a secret or a user id (they would also explode the number of series).
 * ``session_buddy_revoked_tokens`` — revocations the process knows (its in-memory set);
 * ``session_buddy_revocation_propagation_seconds`` — from another instance's revocation to
   this process knowing it (PostgreSQL's push; on SQLite, the polling delay);
-* ``session_buddy_audit_events_dropped`` — decisions the audit trail could not keep (a gauge
-  read from the trail at scrape time; it only grows).
+* ``session_buddy_audit_events_dropped`` — decisions the audit trail could not keep: its
+  batch was full (an outage longer than the batch holds), the database refused a row (each
+  refused row's count, the other rows written), or they were pending when a server could not
+  write them at shutdown. A gauge read from the trail at scrape time; it only grows. While
+  a server runs, every decision is in the trail, pending in its batch, or counted here.
 
 Each server has its own registry, so tests and several servers in one process never mix.
 """
@@ -94,7 +97,8 @@ class ServerMetrics:
         )
         self.audit_dropped = Gauge(
             "session_buddy_audit_events_dropped",
-            "Decisions the audit trail dropped because its batch was full (a counter).",
+            "Decisions the audit trail could not store: batch full during an outage, or "
+            "rows the database refused (a counter).",
             registry=self.registry,
         )
 

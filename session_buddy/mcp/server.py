@@ -124,7 +124,9 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
         host=host,
         transport_security=transport_security(host, runtime.settings),
     )
-    return BearerAuthMiddleware(app, manager=runtime.manager, throttle=runtime.throttle)
+    return BearerAuthMiddleware(
+        app, manager=runtime.manager, throttle=runtime.throttle, tools=SessionTools.names()
+    )
 
 
 def run_stdio(server: MCPServer) -> None:

@@ -10,9 +10,10 @@ model as structured content (see :mod:`session_buddy.mcp.results`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
@@ -116,6 +117,27 @@ class SessionTools:
     cross-project envelopes for ``verify_envelope`` (None: no shared secret configured).
     """
 
+    SPECS: ClassVar[Mapping[str, ToolSpec]] = MappingProxyType(
+        {
+            "start_session": ToolSpec(
+                "Start session", read_only=False, idempotent=True, scope=WRITE
+            ),
+            "checkpoint": ToolSpec(
+                "Checkpoint session", read_only=False, idempotent=False, scope=WRITE
+            ),
+            "end_session": ToolSpec("End session", read_only=False, idempotent=False, scope=WRITE),
+            "session_status": ToolSpec(
+                "Session status", read_only=True, idempotent=True, scope=READ
+            ),
+            "list_sessions": ToolSpec("List sessions", read_only=True, idempotent=True, scope=READ),
+            "whoami": ToolSpec("Who am I", read_only=True, idempotent=True, optional_auth=True),
+            "verify_envelope": ToolSpec(
+                "Verify a cross-project envelope", read_only=False, idempotent=False, scope=READ
+            ),
+        }
+    )
+    """Every tool, by name (the method that implements it): the one list of tools."""
+
     def __init__(
         self,
         service: SessionService,
@@ -131,28 +153,14 @@ class SessionTools:
         self._bearer_only = bearer_only
         self._metrics = metrics
 
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        """The name of every tool the server publishes (the HTTP layer's audit needs them
+        to tell a real tool from any other name a request carries)."""
+        return frozenset(cls.SPECS)
+
     def specs(self) -> dict[Callable[..., CallToolResult], ToolSpec]:
-        return {
-            self.start_session: ToolSpec(
-                "Start session", read_only=False, idempotent=True, scope=WRITE
-            ),
-            self.checkpoint: ToolSpec(
-                "Checkpoint session", read_only=False, idempotent=False, scope=WRITE
-            ),
-            self.end_session: ToolSpec(
-                "End session", read_only=False, idempotent=False, scope=WRITE
-            ),
-            self.session_status: ToolSpec(
-                "Session status", read_only=True, idempotent=True, scope=READ
-            ),
-            self.list_sessions: ToolSpec(
-                "List sessions", read_only=True, idempotent=True, scope=READ
-            ),
-            self.whoami: ToolSpec("Who am I", read_only=True, idempotent=True, optional_auth=True),
-            self.verify_envelope: ToolSpec(
-                "Verify a cross-project envelope", read_only=False, idempotent=False, scope=READ
-            ),
-        }
+        return {getattr(self, name): spec for name, spec in self.SPECS.items()}
 
     def register(self, server: MCPServer) -> None:
         """Add every tool to ``server``, protected, with titles and behaviour hints."""

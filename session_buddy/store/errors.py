@@ -24,15 +24,23 @@ StorageProblem = Literal[
     "bad_url",
     # both
     "constraint",
+    "bad_value",  # a value the database cannot store (a lone surrogate; a NUL on PostgreSQL)
     "newer_schema",
     "failed",
 ]
+ROW_PROBLEMS: frozenset[StorageProblem] = frozenset({"constraint", "bad_value"})
+"""Kinds that blame a statement's values: other rows can still be written."""
 DATA_DIR_FIX = "check SESSION_BUDDY_DATA_DIR (see: session-buddy auth status)"
 
 
 class StorageError(Exception):
     """The database cannot be used. ``str()`` names it and says what is wrong;
-    ``kind`` says which way it failed and ``fix`` what to do about it."""
+    ``kind`` says which way it failed and ``fix`` what to do about it.
+
+    Two kinds are about the statement's values, not the database: ``constraint`` and
+    ``bad_value`` (:data:`ROW_PROBLEMS`) — the same statement with other values works.
+    Every other kind is an outage: nothing can be written until it is fixed.
+    """
 
     def __init__(
         self, message: str, *, kind: StorageProblem = "failed", fix: str = DATA_DIR_FIX

@@ -220,6 +220,10 @@ class PostgresDatabase:
             raise self._unavailable() from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
+        except UnicodeEncodeError as exc:  # a lone surrogate: no encoding takes it
+            raise StorageError(
+                f"PostgreSQL at {self._where} cannot store a value: {exc}", kind="bad_value"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -267,6 +271,11 @@ class PostgresDatabase:
         if isinstance(exc, psycopg.IntegrityError):
             return StorageError(
                 f"PostgreSQL at {self._where}: {_first_line(str(exc))}", kind="constraint"
+            )
+        if isinstance(exc, psycopg.DataError):  # a NUL in text, an invalid byte sequence, …
+            return StorageError(
+                f"PostgreSQL at {self._where} cannot store a value: {_first_line(str(exc))}",
+                kind="bad_value",
             )
         if isinstance(exc, psycopg.errors.InsufficientPrivilege):
             return StorageError(

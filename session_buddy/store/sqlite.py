@@ -43,13 +43,16 @@ def _result_code(exc: BaseException) -> int | None:
     return code & 0xFF if isinstance(code, int) else None
 
 
-def _describe(path: Path, exc: sqlite3.Error | OSError) -> StorageError:
+def _describe(path: Path, exc: sqlite3.Error | OSError | UnicodeEncodeError) -> StorageError:
     """A :class:`StorageError` for what SQLite (by its result code) or the file system said
-    about ``path``; the message keeps SQLite's own words for the operator."""
+    about ``path``; the message keeps SQLite's own words for the operator. A string the
+    driver cannot encode (a lone surrogate) is a ``bad_value``: the row, not the file."""
     text = str(exc)
     code = _result_code(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         return StorageError(f"database {path}: {text}", kind="constraint")
+    if isinstance(exc, UnicodeEncodeError | sqlite3.DataError):
+        return StorageError(f"database {path} cannot store a value: {text}", kind="bad_value")
     if isinstance(exc, OSError) or code == sqlite3.SQLITE_CANTOPEN:
         blocker = _blocking_file(path)
         if blocker is not None:
@@ -236,7 +239,7 @@ class SqliteDatabase:
             raise self._error(exc) from None
         try:
             yield conn
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             self._rollback(conn)
             raise self._error(exc) from None
         except BaseException:
@@ -259,7 +262,7 @@ class SqliteDatabase:
         """Run a read; storage failures become :class:`StorageError`."""
         try:
             return self.connection().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise self._error(exc) from None
 
     def notify(self, conn: Connection, channel: str) -> None:
@@ -268,7 +271,7 @@ class SqliteDatabase:
     def watch(self, channel: str, on_change: Callable[[], None]) -> Watch | None:
         return None
 
-    def _error(self, exc: sqlite3.Error) -> StorageError:
+    def _error(self, exc: sqlite3.Error | UnicodeEncodeError) -> StorageError:
         return _describe(Path(str(self.path)), exc)
 
     def close(self) -> None:

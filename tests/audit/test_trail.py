@@ -234,3 +234,25 @@ def test_an_accepted_token_without_jti_is_named_by_its_fingerprint_every_time() 
         errors.ExpiredTokenError(), action="whoami", permission=None, source_ip="x", token=token
     )
     assert refused.token_id == token_fingerprint(token)
+
+
+def test_a_throttled_clients_refusals_fold_into_one_row_whatever_they_asked_for(
+    repository: AuditRepository,
+) -> None:
+    trail = AuditTrail(repository)
+    for n in range(50):
+        trail.record(
+            AuthDecision.denied(
+                errors.ThrottledError(),
+                action=f"tool-{n}",
+                permission=None,
+                source_ip="10.0.0.9",
+                token=f"forged-{n}",
+                now=T0 + n,
+            )
+        )
+        if n % 10 == 9:
+            trail.flush()  # five batches: folded in memory, then in the database
+
+    (record,) = repository.search()
+    assert (record.action, record.reason, record.count) == ("*", "throttled", 50)

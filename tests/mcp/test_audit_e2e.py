@@ -20,7 +20,14 @@ from anyio.from_thread import BlockingPortal
 from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import connect, http_transport, post_json_rpc, stdio_transport, tools_call
+from testkit.mcp import (
+    JSON_RPC_HEADERS,
+    connect,
+    http_transport,
+    post_json_rpc,
+    stdio_transport,
+    tools_call,
+)
 from testkit.processes import run_python
 from testkit.server import launch_http_server
 from testkit.tokens import mint
@@ -161,7 +168,7 @@ def test_a_bad_bearer_header_and_a_throttled_request_are_audited(
     reasons = {event["reason"]: event for event in events}
     assert reasons["malformed"]["action"] == "session_status"
     assert reasons["malformed"]["count"] == 20
-    assert reasons["throttled"]["action"] == "session_status"
+    assert reasons["throttled"]["action"] == "*"  # whatever a throttled client asked for
     assert reasons["throttled"]["count"] == 2
     assert reasons["throttled"]["source_ip"] == "127.0.0.1"
 
@@ -295,3 +302,54 @@ def test_another_process_revocation_shows_in_the_propagation_histogram(
     after = deployment.metrics()
     assert after.get(key, 0.0) == before + 1
     assert after[("session_buddy_revocation_propagation_seconds_sum", ())] < 5.0
+
+
+def post_raw(url: str, message: dict[str, Any], *, authorization: str) -> httpx.Response:
+    """POST a JSON-RPC message as the bytes ``json.dumps`` makes (a lone surrogate travels
+    as its ``\\ud800`` escape, which every JSON parser reads back as that surrogate)."""
+    headers = {**JSON_RPC_HEADERS, "Content-Type": "application/json",
+               "Authorization": authorization}  # fmt: skip
+    return httpx.post(url, content=json.dumps(message).encode(), headers=headers, timeout=10)
+
+
+def test_a_surrogate_or_nul_in_an_unauthenticated_request_never_stops_the_trail(
+    deployment: Deployment, portal: BlockingPortal
+) -> None:
+    hostile = ["\ud800", "start\x00session", "\x1b]0;owned\x07", "x" * 70_000]
+    for name in hostile:
+        reply = post_raw(deployment.url, tools_call(name, {}), authorization="Bearer bad")
+        assert reply.status_code == 401
+    method = {"jsonrpc": "2.0", "id": 1, "method": "\ud800\x00", "params": {}}
+    assert post_raw(deployment.url, method, authorization="Bearer bad").status_code == 401
+    call(deployment.url, portal, "whoami", bearer=mint(deployment.secret, "heidi", jti="h-1"))
+
+    events = deployment.wait_for(lambda e: any(x["caller_id"] == "heidi" for x in e))
+    assert [(e["action"], e["result"]) for e in events if e["caller_id"] == "heidi"] == [
+        ("whoami", "allowed")
+    ]
+    refusals = [e for e in events if e["reason"] == "malformed"]
+    assert [(e["action"], e["count"]) for e in refusals] == [("unknown", len(hostile) + 1)]
+    assert deployment.metrics()[("session_buddy_audit_events_dropped", ())] == 0
+
+
+def test_a_flood_of_distinct_tool_names_grows_a_count_not_the_table(
+    deployment: Deployment,
+) -> None:
+    flood = 300
+    with httpx.Client(timeout=10) as client:
+        statuses = [
+            post_json_rpc(deployment.url, tools_call(f"tool-{n}", {}),
+                          authorization="Bearer bad", client=client).status_code
+            for n in range(flood)
+        ]  # fmt: skip
+    assert statuses.count(401) == 20 and statuses.count(429) == flood - 20
+
+    events = deployment.wait_for(
+        lambda e: sum(x["count"] for x in e) >= flood, "--denied", "--limit", "1000"
+    )
+    assert sum(e["count"] for e in events) == flood
+    assert {(e["action"], e["reason"]) for e in events} == {
+        ("unknown", "malformed"),
+        ("*", "throttled"),
+    }
+    assert len(events) <= 4  # one row each, or two if a batch straddled a fold

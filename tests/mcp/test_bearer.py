@@ -17,9 +17,11 @@ from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.throttle import AuthFailureThrottle
+from session_buddy.auth.trail import AuthDecision, Recorders
 from session_buddy.config import load_settings
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
+from session_buddy.mcp.tools import SessionTools
 from testkit.clock import FixedClock
 from testkit.environment import new_secret
 from testkit.mcp import tools_call
@@ -52,15 +54,30 @@ class RecordingApp:
         await JSONResponse({"user": user, "body": body.decode()})(scope, receive, send)
 
 
+class Collected:
+    """A decision recorder that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.decisions: list[AuthDecision] = []
+
+    def record(self, decision: AuthDecision) -> None:
+        self.decisions.append(decision)
+
+
 class Harness:
     def __init__(self, tmp_path: Path, *, secret: str | None = SECRET) -> None:
         settings = load_settings(secret=secret or "", data_dir=tmp_path / "data")
-        self.manager = JWTManager(AuthConfig(settings))
+        self.decisions = Collected()
+        self.manager = JWTManager(AuthConfig(settings), decisions=Recorders([self.decisions]))
         self.clock = FixedClock()
         self.throttle = AuthFailureThrottle(clock=self.clock)
         self.app = RecordingApp()
         self.middleware = BearerAuthMiddleware(
-            self.app, manager=self.manager, throttle=self.throttle, max_body_bytes=64 * 1024
+            self.app,
+            manager=self.manager,
+            throttle=self.throttle,
+            tools=SessionTools.names(),
+            max_body_bytes=64 * 1024,
         )
         self.client = TestClient(self.middleware, client=("10.9.8.7", 4321))
 
@@ -69,6 +86,11 @@ class Harness:
     ) -> Any:
         headers = {"Authorization": authorization} if authorization is not None else {}
         return self.client.post(path, headers=headers, json=payload or {"jsonrpc": "2.0"})
+
+    def post_bytes(self, body: bytes, authorization: str) -> Any:
+        """POST ``body`` as it is (``json=`` cannot carry a lone surrogate)."""
+        headers = {"Authorization": authorization, "Content-Type": "application/json"}
+        return self.client.post("/mcp", headers=headers, content=body)
 
     def block(self) -> None:
         for _ in range(20):
@@ -167,6 +189,57 @@ def test_with_authentication_disabled_the_header_is_ignored(tmp_path: Path) -> N
     response = harness.post(authorization="Bearer not-a-jwt")
     assert response.status_code == 200
     assert response.json()["user"] is None
+
+
+# -- what a refusal is audited as ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "action"),
+    [
+        (tools_call("session_status", {}), "session_status"),
+        (tools_call("no_such_tool", {}), "unknown"),
+        (tools_call("\ud800", {}), "unknown"),
+        (tools_call("start\x00session", {}), "unknown"),
+        (tools_call("\x1b]0;owned\x07", {}), "unknown"),
+        (tools_call("x" * 50_000, {}), "unknown"),
+        (tools_call(42, {}), "unknown"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}, "unknown"),
+        ([tools_call("whoami", {}), tools_call("checkpoint", {})], "whoami"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, "tools/list"),
+        ({"jsonrpc": "2.0", "method": "notifications/initialized"}, "notifications/initialized"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "\ud800/\x00"}, "unknown"),
+        ({"jsonrpc": "2.0", "id": 1, "method": ["tools/call"]}, "unknown"),
+        ({"jsonrpc": "2.0", "id": 1}, "unknown"),
+        ("not a message", "http"),
+    ],
+)
+def test_a_refusal_is_audited_as_a_tool_of_the_server_a_method_or_unknown(
+    harness: Harness, message: Any, action: str
+) -> None:
+    response = harness.post_bytes(json.dumps(message).encode(), "Bearer nope")
+
+    assert response.status_code == 401
+    (decision,) = harness.decisions.decisions
+    assert (decision.action, decision.reason) == (action, "malformed")
+
+
+def test_a_body_that_is_not_json_is_audited_as_http(harness: Harness) -> None:
+    harness.post_bytes(b"\xff{", "Bearer nope")
+    assert [d.action for d in harness.decisions.decisions] == ["http"]
+
+
+def test_throttled_requests_are_audited_as_one_action_whatever_they_named(
+    harness: Harness,
+) -> None:
+    harness.block()
+    for name in ("whoami", "tool-1", "tool-2"):
+        body = json.dumps(tools_call(name, {"token": "bad"})).encode()
+        assert harness.post_bytes(body, "Bearer nope").status_code == 429
+        assert harness.post(payload=tools_call(name, {"token": "bad"})).status_code == 429
+
+    assert {(d.action, d.reason) for d in harness.decisions.decisions} == {("*", "throttled")}
+    assert len(harness.decisions.decisions) == 6
 
 
 # -- 429 -----------------------------------------------------------------------------------
