@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from session_buddy.cli.config import cli_settings
+from session_buddy.cli.config import cli_settings, source_warnings
 from session_buddy.cli.output import fail
 from session_buddy.config import Settings
 from session_buddy.mcp.logs import configure_logging, parse_level
@@ -110,6 +110,8 @@ def serve(
     configure_logging(
         settings.log_level, secrets=_known_secrets(settings), log_format=settings.log_format
     )
+    for line in source_warnings(settings):
+        logger.warning("⚠️ %s", line)
     try:
         runtime = Runtime.build(settings)
     except StorageError as exc:  # a malformed database URL
