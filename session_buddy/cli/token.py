@@ -19,13 +19,12 @@ from types import EllipsisType
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth import errors
 from session_buddy.auth.scopes import RELEASED_VOCABULARY, granted_scopes, is_scope_name
 from session_buddy.cli.config import cli_settings, usable_manager, usable_runtime
-from session_buddy.cli.output import console, emit, fail, note, success, warn
+from session_buddy.cli.output import cell, console, emit, fail, note, success, title, warn
 from session_buddy.store import Database, StorageError
 from session_buddy.text import format_duration
 
@@ -356,12 +355,12 @@ def verify(
             )
         )
         return
-    title = escape(f"Token for {user}: valid, {human_expiry(exp, now)}; {describe_scopes(scopes)}")
-    table = Table(title=title, title_justify="left")
+    heading = f"Token for {user}: valid, {human_expiry(exp, now)}; {describe_scopes(scopes)}"
+    table = Table(title=title(heading), title_justify="left")
     table.add_column("claim", style="bold")
     table.add_column("value")
     for name, value in claims.items():
-        table.add_row(escape(name), escape(_show_value(name, value, now)))
+        table.add_row(cell(name), cell(_show_value(name, value, now)))
     console().print(table)
 
 
