@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from session_buddy.cli.config import cli_settings, source_warnings
 from session_buddy.cli.output import fail
 from session_buddy.config import Settings
+from session_buddy.mcp.listen import ListenError, listen_http
 from session_buddy.mcp.logs import configure_logging, parse_level
 from session_buddy.runtime import Runtime
 from session_buddy.store import StorageError
@@ -135,6 +137,28 @@ def serve(
             fail(review.refusal, UNAUTHENTICATED_FIX)
         for warning in review.warnings:
             logger.warning(warning)
+    listening = _listen(host, port) if http else None
+    try:
+        _serve(runtime, settings, host, listening)
+    finally:
+        if listening is not None:
+            listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The HTTP server's socket, bound before anything says it serves; or exit 1 with one
+    line naming the port and the fix."""
+    try:
+        return listen_http(host, port)
+    except ListenError as exc:
+        fail(str(exc), exc.fix)
+
+
+def _serve(
+    runtime: Runtime, settings: Settings, host: str, listening: socket.socket | None
+) -> None:
+    """Open the database, build the server and serve (HTTP when ``listening``)."""
+    http = listening is not None
     try:
         runtime.open()
     except StorageError as exc:
@@ -155,10 +179,10 @@ def serve(
         fail(str(exc), exc.fix)
     runtime.start_serving(http=http)
     try:
-        if not http:
+        if listening is None:
             mcp_server.run_stdio(server)
         else:
             app = mcp_server.build_http_app(server, runtime, host=host)
-            mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+            mcp_server.run_http(app, listening, log_level=settings.log_level)
     finally:
         runtime.stop_serving()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,28 @@ def test_a_dotenv_in_the_working_directory_does_not_configure_the_server(
     assert anonymous.is_error and "Token required" in text_of(anonymous)
     assert ok(allowed)["user_id"] == "claude"
     assert f"{project / '.env'} is not read" in stderr_path.read_text()
+
+
+# -- where it listens -------------------------------------------------------------------------
+
+
+def test_a_port_in_use_is_one_line_naming_the_port_and_the_fix(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = server_environment(tmp_path / "data", new_secret())
+        result = run_server(env, tmp_path, "--transport", "http", "--port", str(port))
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert f"Port {port} on 127.0.0.1 is already in use" in line
+    assert "--port" in line
+    assert "serving" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_an_address_this_machine_does_not_have_is_named(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", new_secret())
+    result = run_server(env, tmp_path, "--transport", "http", "--host", "192.0.2.1")
+    assert result.returncode == 1
+    assert "192.0.2.1 is not an address of this machine" in result.stderr
+    assert "serving" not in result.stderr and "Traceback" not in result.stderr
