@@ -12,7 +12,12 @@ from rich.table import Table
 from session_buddy.auth.config import MIN_SECRET_LENGTH, AuthConfig
 from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
-from session_buddy.cli.config import cli_settings, fail_closed, source_warnings
+from session_buddy.cli.config import (
+    cli_settings,
+    fail_closed,
+    source_warnings,
+    superuser_warning,
+)
 from session_buddy.cli.output import cell, console, fail, success, title, warn
 from session_buddy.config import ENV_FILE_NAME, Origin, Settings
 from session_buddy.store import Database, SqliteDatabase, StorageError, database_for
@@ -49,20 +54,24 @@ Problem = tuple[str, str]  # (what is wrong, how to fix it)
 REVOCATIONS_UNCHECKED = " (revocations cannot be checked, so every token is refused)"
 
 
-def storage_rows(settings: Settings) -> tuple[str, str, Problem | None]:
-    """(the database row, the revoked tokens row, problem or None); never a password."""
+def storage_rows(settings: Settings) -> tuple[str, str, Problem | None, str | None]:
+    """(the database row, the revoked tokens row, problem or None, warning or None); never
+    a password."""
     try:
         database = database_for(settings)
     except StorageError as exc:
-        return "unusable", "unknown", (str(exc), exc.fix)
+        return "unusable", "unknown", (str(exc), exc.fix), None
     shown, problem = revoked_count(settings, database)
-    return _backend(database), shown, problem
+    return _backend(database), shown, problem, superuser_warning(database)
 
 
 def _backend(database: Database) -> str:
     if database.dialect.name == "postgresql":
-        user = user_of(database.location) or "default"
-        return f"PostgreSQL at {database.display} (user {user})"
+        user = user_of(database.location)
+        who = f"user {user}" if user else "user not in the URL: PGUSER, else your login name"
+        if database.superuser:
+            who += ", a SUPERUSER"
+        return f"PostgreSQL at {database.display} ({who})"
     return f"SQLite file {database.display}"
 
 
@@ -185,13 +194,15 @@ def status() -> None:
     add("Clock leeway", f"{config.leeway_seconds} s", "leeway_seconds")
     add("Data dir", str(config.data_dir), "data_dir")
     add(".env file", _env_file_row(settings), *(["env_file"] if settings.env_file else []))
-    backend, shown, storage_problem = storage_rows(settings)
+    backend, shown, storage_problem, storage_warning = storage_rows(settings)
     add("Database", backend, "database_url", "database_url_file")
     table.add_row("Revoked tokens", cell(shown), "")
     console().print(table)
 
     for line in source_warnings(settings):
         warn(line)
+    if storage_warning is not None:
+        warn(storage_warning)
     if problem is not None:
         fail_closed(problem, ": authentication fails closed (every call is refused)")
     if storage_problem is not None:

@@ -86,6 +86,18 @@ def source_warnings(settings: Settings) -> list[str]:
     return lines
 
 
+def superuser_warning(database: Database) -> str | None:
+    """The warning for a database used as a PostgreSQL superuser (after it was opened)."""
+    if not database.superuser:
+        return None
+    return (
+        f"PostgreSQL at {database.display}: connected as a superuser. session-buddy needs "
+        "only a role that owns its database (whoever migrates first owns the tables): "
+        "CREATE ROLE session_buddy LOGIN PASSWORD '…'; CREATE DATABASE session_buddy OWNER "
+        "session_buddy — and put that role in SESSION_BUDDY_DATABASE_URL"
+    )
+
+
 def fail_closed(problem: SecretConfigError, suffix: str = "") -> None:
     """Exit 1 with the configuration problem as one line and its fix."""
     fail(f"{problem.headline}{suffix}", problem.fix)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from session_buddy.cli.config import cli_settings, source_warnings
+from session_buddy.cli.config import cli_settings, source_warnings, superuser_warning
 from session_buddy.cli.output import fail
 from session_buddy.config import Settings
 from session_buddy.mcp.listen import ListenError, listen_http
@@ -163,6 +163,9 @@ def _serve(
         runtime.open()
     except StorageError as exc:
         fail(str(exc), exc.fix)
+    superuser = superuser_warning(runtime.database)
+    if superuser is not None:
+        logger.warning("⚠️ %s", superuser)
     from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
