@@ -370,15 +370,15 @@ def refresh(
 ) -> None:
     """Print a fresh token for a valid one; the old token is revoked (rotation)."""
     raw = read_token(token)
-    manager = usable_manager()
+    runtime = usable_runtime()
     try:
-        new_token = manager.refresh_token(raw)
+        new_token = runtime.manager.refresh_token(raw)
     except errors.AuthError as exc:
         fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
     emit(new_token)
-    note("The old token is now revoked.")
+    note(f"The old token is now revoked in {describe_database(runtime.database)}.")
 
 
 @app.command(epilog='Example:  session-buddy token revoke "$TOKEN"')
@@ -399,7 +399,10 @@ def revoke(
         fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    success(
-        f"Token revoked for every server using {describe_database(runtime.database)} "
-        "(running servers notice within a second)."
-    )
+    where = describe_database(runtime.database)
+    success(f"Token revoked in {where}: every server using it refuses the token within a second.")
+    if runtime.database.dialect.name != "postgresql":
+        warn(
+            f"Only servers using {where} see this revocation. Servers on PostgreSQL do "
+            "not: set SESSION_BUDDY_DATABASE_URL here as they have it, and revoke again."
+        )
