@@ -315,8 +315,8 @@ def _not_used_because(name: str, above: Mapping[str, Any]) -> str | None:
 def _unread_env_file(chosen: Path) -> Path | None:
     """A ``.env`` in the working directory with session-buddy settings, when it is not the
     file read: ``auth status`` says it is ignored. Only its size-bounded bytes are looked at."""
-    here = Path.cwd() / ENV_FILE_NAME
     try:
+        here = Path.cwd() / ENV_FILE_NAME
         if not here.is_file() or (chosen.exists() and here.samefile(chosen)):
             return None
         with here.open("rb") as handle:
