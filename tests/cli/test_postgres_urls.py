@@ -5,6 +5,7 @@ shown."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,7 +16,9 @@ from session_buddy.store.urls import check_url, describe_url, password_of, user_
 from testkit.cli import CliEnv, flat
 from testkit.cli import table_row as row
 from testkit.environment import new_secret, server_environment
+from testkit.postgres import PostgresServer
 from testkit.pytest_postgres import PostgresDatabase as PgFixture
+from testkit.pytest_postgres import fresh_database
 from testkit.server import run_server
 
 HEAD, TAIL = "Zq7xKp", "Vb9wMt"  # the password "Zq7xKp@Vb9wMt", cut where libpq cuts it
@@ -173,3 +176,56 @@ def test_the_owning_role_gets_no_superuser_warning(
     cli.set("SESSION_BUDDY_DATABASE_URL", postgres_database.url)
     result = cli.run("auth", "status")
     assert result.exit_code == 0 and "superuser" not in result.output.lower()
+
+
+# -- a server that accepts only SSL -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ssl_server() -> Iterator[PostgresServer]:
+    with PostgresServer(ssl=True) as server:
+        yield server
+
+
+@pytest.fixture
+def ssl_database(ssl_server: PostgresServer) -> Iterator[PgFixture]:
+    with fresh_database(ssl_server) as database:
+        yield database
+
+
+@pytest.mark.parametrize(
+    ("options", "exit_code"),
+    [("sslmode=require", 0), ("sslmode=verify-full&sslrootcert={ca}", 0)],
+    ids=["require", "verify-full"],
+)
+def test_an_ssl_only_server_accepts_ssl(
+    cli: CliEnv, ssl_database: PgFixture, options: str, exit_code: int
+) -> None:
+    ca = ssl_database.server.ca_path
+    cli.set("SESSION_BUDDY_DATABASE_URL", f"{ssl_database.url}?{options.format(ca=ca)}")
+    result = cli.run("auth", "status")
+    assert result.exit_code == exit_code, result.output
+
+
+def test_no_ssl_against_an_ssl_only_server_says_to_ask_for_it(
+    cli: CliEnv, ssl_database: PgFixture
+) -> None:
+    cli.set("SESSION_BUDDY_DATABASE_URL", ssl_database.url + "?sslmode=disable")
+    result = cli.run("auth", "status")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "has no entry for this address, user and database" in line
+    assert "add sslmode=require to the URL" in line
+
+
+def test_an_unverifiable_certificate_says_to_name_the_ca(
+    cli: CliEnv, ssl_database: PgFixture, tmp_path: Path
+) -> None:
+    other_ca = tmp_path / "other-ca.crt"
+    other_ca.write_bytes(b"")  # no CA at all: nothing can be verified
+    url = f"{ssl_database.url}?sslmode=verify-full&sslrootcert={other_ca}"
+    cli.set("SESSION_BUDDY_DATABASE_URL", url)
+    result = cli.run("auth", "status")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "certificate could not be verified" in line and "sslrootcert=" in line
