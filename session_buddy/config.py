@@ -284,6 +284,16 @@ class _DotEnvSource(DotEnvSettingsSource):
         values[_REPORT_KEY] = self._report
         return values
 
+    def _not_used_because(self, name: str, above: Mapping[str, Any]) -> str | None:
+        """Why a ``.env`` line for ``name`` is not used (None: it is)."""
+        if name in ENVIRONMENT_ONLY:
+            return "only the environment (or an option) sets it, since it says which .env to read"
+        winner = _set_above(name, above)
+        if winner is None:
+            return None
+        where = self._report.origins.get(winner, Origin("environment", variable_of(winner)))
+        return f"{variable_of(winner)} is {where.set_where()}, which wins"
+
     def _used(
         self, path: Path, found: dict[str, Any], keys: Mapping[str, str], above: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -292,24 +302,13 @@ class _DotEnvSource(DotEnvSettingsSource):
             name = keys.get(key)
             if name is None:
                 continue  # not a setting (extra="ignore" would drop it anyway)
-            reason = _not_used_because(name, above)
+            reason = self._not_used_because(name, above)
             if reason is not None:
                 self._report.ignored.append(IgnoredSetting(variable_of(name), path, reason))
                 continue
             used[key] = value
             self._report.origins[name] = Origin(".env", variable_of(name), path)
         return used
-
-
-def _not_used_because(name: str, above: Mapping[str, Any]) -> str | None:
-    """Why a ``.env`` line for ``name`` is not used (None: it is)."""
-    if name in ENVIRONMENT_ONLY:
-        return "only the environment (or an option) sets it, since it says which .env to read"
-    winner = _set_above(name, above)
-    if winner is None:
-        return None
-    # the environment source recorded who set it; an option otherwise
-    return f"{variable_of(winner)} is set in the environment (or by an option), which wins"
 
 
 def _unread_env_file(chosen: Path) -> Path | None:
