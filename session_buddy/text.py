@@ -41,8 +41,16 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+def printable(text: str, keep: str = "") -> str:
+    """``text`` safe to write to a terminal: every character a terminal could act on, or
+    that could make text read differently than it is stored, written as its Python escape
+    (``\\x1b``, ``\\x07``, ``\\x00``, ``\\ud800``, ``\\u202e``): control characters (C0,
+    DEL, C1), format characters such as bidi overrides, lone surrogates, separators other
+    than the space. Characters in ``keep`` (``"\\n"`` for multi-line text) stay as they are.
+    """
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(ch if ch.isprintable() or ch in keep else repr(ch)[1:-1] for ch in text)
 
 
 def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -52,11 +60,9 @@ def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     NUL and no lone surrogate, so any terminal, log or database takes it as it is.
     """
     if len(text) <= limit:
-        if text.isprintable():  # the common case, without a pass per character
-            return text
-        shown = _printable(text)
+        shown = printable(text)  # returns printable text as it is, checked in C
         if len(shown) <= limit:
             return shown
     head = limit // 2
     tail = limit - head - 1
-    return f"{_printable(text[:head])[:head]}…{_printable(text[-tail:])[-tail:]}"
+    return f"{printable(text[:head])[:head]}…{printable(text[-tail:])[-tail:]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,3 +29,15 @@ class CliEnv:
 
     def unset(self, name: str) -> None:
         self.monkeypatch.delenv(name, raising=False)
+
+
+def table_row(output: str, label: str) -> str:
+    """The value column of the table row labelled ``label`` (its first line, if wrapped)."""
+    match = re.search(rf"{re.escape(label)}\s*│\s*(.*?)\s*│", output)
+    assert match, f"no row {label!r} in:\n{output}"
+    return match.group(1)
+
+
+def flat(output: str) -> str:
+    """The table's text without borders and line breaks (long values wrap in cells)."""
+    return re.sub(r"[\s│┌┐└┘├┤┬┴┼─┏┓┗┛┣┫┳┻╋━┃┡┩╇]+", "", output)

@@ -10,7 +10,9 @@ and a unix socket inside that directory::
         url = server.url(user="app", password="secret", dbname="app")
 
 TCP connections use scram-sha-256 password authentication (the superuser ``postgres`` has the
-password ``server.superuser_password``); connections over the unix socket, which lives in a
+password ``server.superuser_password``); ``ssl=True`` turns SSL on with a certificate signed by a
+throwaway CA (``server.ca_path``, for ``sslrootcert``) and accepts TCP connections only over SSL
+(``hostssl``); connections over the unix socket, which lives in a
 directory only root and the server's user can enter, are trusted and are what the admin helpers
 (``connect``, ``execute``, ``psql``, ``create_role``, ...) use.
 
@@ -84,11 +86,70 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 
 _PG_HBA = """\
 # testkit: the unix socket (in a directory only root and the server's user can enter) is trusted;
-# every TCP connection needs a password.
+# every TCP connection needs a password{ssl_note}.
 local all all trust
-host  all all 0.0.0.0/0 scram-sha-256
-host  all all ::/0      scram-sha-256
+{host}  all all 0.0.0.0/0 scram-sha-256
+{host}  all all ::/0      scram-sha-256
 """
+
+
+def _pg_hba(ssl: bool) -> str:
+    if ssl:
+        return _PG_HBA.format(ssl_note=" and SSL", host="hostssl")
+    return _PG_HBA.format(ssl_note="", host="host   ")
+
+
+def _write_certificates(directory: Path, host: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it signed for ``host`` (and localhost):
+    (ca.crt, server.crt, server.key), the key readable by its owner only."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testkit CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    ca_path, cert_path, key_path = (directory / n for n in ("ca.crt", "server.crt", "server.key"))
+    ca_path.write_bytes(ca.public_bytes(pem))
+    cert_path.write_bytes(certificate.public_bytes(pem))
+    key_path.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return ca_path, cert_path, key_path
 
 
 class PostgresNotInstalled(RuntimeError):
@@ -200,6 +261,7 @@ class PostgresServer:
         superuser_password: str | None = None,
         settings: Mapping[str, str] | None = None,
         bin_dir: str | os.PathLike[str] | None = None,
+        ssl: bool = False,
     ) -> None:
         self.bin_dir = Path(bin_dir) if bin_dir is not None else find_bin_dir()
         self._account = _Account()
@@ -216,6 +278,9 @@ class PostgresServer:
         self.superuser = SUPERUSER
         self.superuser_password = superuser_password or secrets.token_urlsafe(18)
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.ssl = ssl
+        #: with ``ssl``: the CA that signed the server's certificate (``sslrootcert=``)
+        self.ca_path: Path | None = None
         self.base_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._initialised = False
@@ -366,10 +431,16 @@ class PostgresServer:
             raise PostgresError(
                 f"initdb failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
             )
-        (self.data_dir / "pg_hba.conf").write_text(_PG_HBA)
+        (self.data_dir / "pg_hba.conf").write_text(_pg_hba(self.ssl))
+        settings = dict(self.settings)
+        if self.ssl:
+            self.ca_path, cert, key = _write_certificates(self.base_dir, self.host)
+            for path in (cert, key):
+                self._account.chown(path)
+            settings.update(ssl="on", ssl_cert_file=f"'{cert}'", ssl_key_file=f"'{key}'")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\n# testkit\n")
-            conf.writelines(f"{name} = {value}\n" for name, value in self.settings.items())
+            conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
         self._initialised = True
 
     def _start_postmaster(self) -> None:

@@ -36,9 +36,12 @@ class AuthConfig:
         try:
             self._secret = self.settings.resolved_secret()
         except SecretFileError as exc:
-            self._secret_error = errors.SecretFileUnusableError(
-                str(exc), kind=f"file_{exc.kind}", fix=exc.fix
-            )
+            if exc.kind == "conflict":
+                self._secret_error = errors.SecretSourcesDisagreeError(str(exc), fix=exc.fix)
+            else:
+                self._secret_error = errors.SecretFileUnusableError(
+                    str(exc), kind=f"file_{exc.kind}", fix=exc.fix
+                )
         self.previous_secrets: tuple[str, ...] = tuple(self.settings.previous_secret_values())
 
     @property

@@ -32,7 +32,7 @@ SHARED_SECRET_WARNING = (
     "only the audience (aud) tells their tokens apart. Set SESSION_BUDDY_SECRET to give "
     "session-buddy a secret of its own"
 )
-GENERATE_FIX = "run: session-buddy secret generate --env-file .env"
+GENERATE_FIX = "run: session-buddy secret generate --save"
 NEW_TOKEN_FIX = "create a new token: session-buddy token create USER_ID"
 
 
@@ -61,8 +61,9 @@ class SecretConfigError(AuthError):
     """The configured secret is unusable; authentication fails closed.
 
     ``kind`` says which way: ``"too_short"``, ``"previous_too_short"``,
-    ``"file_unreadable"``, ``"file_empty"`` or ``"unset"``. ``str()`` is the whole
-    explanation (with the hint to generate a secret); ``user_message`` is the short line.
+    ``"file_unreadable"``, ``"file_empty"``, ``"sources_disagree"`` or ``"unset"``.
+    ``str()`` is the whole explanation (with the hint to generate a secret);
+    ``user_message`` is the short line.
     """
 
     public_message = SECRET_TOO_SHORT
@@ -99,6 +100,15 @@ class SecretFileUnusableError(SecretConfigError):
     reason = "secret_file_unusable"
     kind = "file_unreadable"
     fix = "make the secret file readable, or set SESSION_BUDDY_SECRET instead"
+
+
+class SecretSourcesDisagreeError(SecretConfigError):
+    """``SESSION_BUDDY_SECRET`` and ``SESSION_BUDDY_SECRET_FILE`` give different secrets."""
+
+    public_message = "❌ JWT secret is configured twice, with different values"
+    reason = "secret_sources_disagree"
+    kind = "sources_disagree"
+    fix = "keep one of SESSION_BUDDY_SECRET and SESSION_BUDDY_SECRET_FILE"
 
 
 class SecretNotConfiguredError(SecretConfigError):

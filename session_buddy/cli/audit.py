@@ -14,12 +14,11 @@ import time
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth.trail import as_event
 from session_buddy.cli.config import existing_database
-from session_buddy.cli.output import console, emit, fail, note
+from session_buddy.cli.output import cell, console, emit, fail, note, title
 from session_buddy.store import StorageError
 from session_buddy.store.audit import AuditRecord, AuditRepository
 
@@ -107,24 +106,26 @@ def list_events(
     if not records:
         note("No audit events match.")
         return
-    table = Table(title=f"Audit trail ({len(records)} rows, newest first)", title_justify="left")
+    table = Table(
+        title=title(f"Audit trail ({len(records)} rows, newest first)"), title_justify="left"
+    )
     for column in ("last seen", "result", "tool", "caller", "permission", "reason", "client", "×"):
         table.add_column(column, justify="right" if column == "×" else "left")
     for record in records:
         event = as_event(record)
-        result = "[green]allowed[/green]" if record.result == "allowed" else "[red]denied[/red]"
+        allowed = record.result == "allowed"
         caller = record.caller_id or "-"
         if record.caller_service:
             caller += f" ({record.caller_service})"
         table.add_row(
-            escape(str(event["last_seen"])),
-            result,
-            escape(record.action),
-            escape(caller),
-            escape(record.permission or "-"),
-            escape(record.reason or "-"),
-            escape(record.source_ip or "-"),
-            str(record.count),
+            cell(event["last_seen"]),
+            cell("allowed" if allowed else "denied", "green" if allowed else "red"),
+            cell(record.action),
+            cell(caller),
+            cell(record.permission or "-"),
+            cell(record.reason or "-"),
+            cell(record.source_ip or "-"),
+            cell(record.count),
         )
     console().print(table)
 

@@ -7,29 +7,35 @@ import time
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth.config import MIN_SECRET_LENGTH, AuthConfig
 from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
-from session_buddy.cli.config import cli_settings, fail_closed
-from session_buddy.cli.output import console, fail, success, warn
-from session_buddy.config import Settings
+from session_buddy.cli.config import (
+    cli_settings,
+    fail_closed,
+    source_warnings,
+    superuser_warning,
+)
+from session_buddy.cli.output import cell, console, fail, success, title, warn
+from session_buddy.config import ENV_FILE_NAME, Origin, Settings
 from session_buddy.store import Database, SqliteDatabase, StorageError, database_for
 from session_buddy.store.revocations import RevocationRepository
 from session_buddy.store.urls import user_of
 
 app = typer.Typer(help="Inspect the authentication configuration.", no_args_is_help=True)
 
-_SOURCES = {
-    "env": "environment (SESSION_BUDDY_SECRET)",
-    ".env": ".env file in the current directory",
-    "file": "file (SESSION_BUDDY_SECRET_FILE={path})",
+_SECRET_SOURCES = {
+    "env": "SESSION_BUDDY_SECRET",
+    ".env": "SESSION_BUDDY_SECRET",
+    "option": "SESSION_BUDDY_SECRET",
+    "file": "file {path} (SESSION_BUDDY_SECRET_FILE)",
     "shared": "BODAI_SHARED_SECRET (the ecosystem's shared fallback; "
     "set SESSION_BUDDY_SECRET for a secret of session-buddy's own)",
     "unset": "not set",
 }
+_SECRET_FIELDS = {"file": "secret_file", "shared": "shared_secret", "unset": "secret"}
 NO_AUD_ACCEPTED = (
     "accepted (Mahavishnu's older tokens have none). Serving HTTP beyond loopback? A token "
     "minted without aud for another service sharing the secret works here too: "
@@ -48,20 +54,24 @@ Problem = tuple[str, str]  # (what is wrong, how to fix it)
 REVOCATIONS_UNCHECKED = " (revocations cannot be checked, so every token is refused)"
 
 
-def storage_rows(settings: Settings) -> tuple[str, str, Problem | None]:
-    """(the database row, the revoked tokens row, problem or None); never a password."""
+def storage_rows(settings: Settings) -> tuple[str, str, Problem | None, str | None]:
+    """(the database row, the revoked tokens row, problem or None, warning or None); never
+    a password."""
     try:
         database = database_for(settings)
     except StorageError as exc:
-        return "unusable", "unknown", (str(exc), exc.fix)
+        return "unusable", "unknown", (str(exc), exc.fix), None
     shown, problem = revoked_count(settings, database)
-    return _backend(database), shown, problem
+    return _backend(database), shown, problem, superuser_warning(database)
 
 
 def _backend(database: Database) -> str:
     if database.dialect.name == "postgresql":
-        user = user_of(database.location) or "default"
-        return f"PostgreSQL at {database.display} (user {user})"
+        user = user_of(database.location)
+        who = f"user {user}" if user else "user not in the URL: PGUSER, else your login name"
+        if database.superuser:
+            who += ", a SUPERUSER"
+        return f"PostgreSQL at {database.display} ({who})"
     return f"SQLite file {database.display}"
 
 
@@ -87,66 +97,112 @@ def revoked_count(settings: Settings, database: Database) -> tuple[str, Problem 
     return str(count), None
 
 
+def _from(origin: Origin) -> str:
+    """The "from" column: where a setting came from, without repeating its variable."""
+    if origin.source == "environment":
+        return "environment"
+    if origin.source == ".env":
+        return f".env {origin.env_file}"
+    return str(origin)
+
+
+def _env_file_row(settings: Settings) -> str:
+    if settings.env_file_read is not None:
+        return f"{settings.env_file_read} (read)"
+    return f"none ({settings.data_dir / ENV_FILE_NAME} does not exist)"
+
+
+def _secret_row(settings: Settings, source: str) -> tuple[str, str]:
+    """(what the secret row says, where it came from)."""
+    shown = _SECRET_SOURCES[source].format(path=settings.secret_file)
+    if source not in ("file", "unset") and settings.secret_file is not None:
+        shown += f", and file {settings.secret_file} (SESSION_BUDDY_SECRET_FILE)"
+    return shown, _from(settings.origin(_SECRET_FIELDS.get(source, "secret")))
+
+
 @app.command(
     epilog="Examples:  session-buddy auth status   |   "
     "SESSION_BUDDY_SECRET_FILE=/run/secrets/sb session-buddy auth status"
 )
 def status() -> None:
-    """Show the auth configuration and a verdict; exit 1 when it would fail closed."""
+    """Show the auth configuration, where each setting came from (a command-line option,
+    the environment, the .env file, or the default) and a verdict; exit 1 when it would
+    fail closed."""
     config = AuthConfig(cli_settings())
     settings = config.settings
     problem = config.problem() if config.enabled else None
 
-    table = Table(show_header=False, title="session-buddy authentication", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("Authentication", "enabled" if config.enabled else "disabled")
-    table.add_row(
-        "Secret source", escape(_SOURCES[config.secret_source].format(path=settings.secret_file))
-    )
+    table = Table(title=title("session-buddy authentication"), title_justify="left")
+    table.add_column("setting", style="bold")
+    table.add_column("value")
+    table.add_column("from", no_wrap=True)
+
+    def add(label: str, value: str, *fields: str) -> None:
+        origin = " / ".join(dict.fromkeys(_from(settings.origin(name)) for name in fields))
+        table.add_row(label, cell(value), cell(origin))
+
+    table.add_row("Authentication", "enabled" if config.enabled else "disabled", "")
+    shown, where = _secret_row(settings, config.secret_source)
+    table.add_row("Secret source", cell(shown), cell(where))
     length = config.secret_length
     if length is not None:
         verdict = "ok" if length >= MIN_SECRET_LENGTH else "TOO SHORT"
         table.add_row(
-            "Secret length", f"{length} characters ({verdict}; minimum {MIN_SECRET_LENGTH})"
+            "Secret length", f"{length} characters ({verdict}; minimum {MIN_SECRET_LENGTH})", ""
         )
     short = sum(1 for s in config.previous_secrets if len(s) < MIN_SECRET_LENGTH)
     previous = f"{len(config.previous_secrets)} (accepted for verification only)"
-    table.add_row("Previous secrets", previous + (f", {short} TOO SHORT" if short else ""))
-    table.add_row(
+    previous += f", {short} TOO SHORT" if short else ""
+    add("Previous secrets", previous, "previous_secrets")
+    add(
         "Token required",
         "yes"
         if config.auth_required
         else "no (migration mode: calls without a token run as 'anonymous')",
+        "auth_required",
     )
-    table.add_row("Issuer allow-list", escape(", ".join(config.allowed_issuers)) or "any issuer")
-    table.add_row("Audience", escape(config.audience))
-    table.add_row(
+    add(
+        "Issuer allow-list",
+        ", ".join(config.allowed_issuers) or "any issuer",
+        "allowed_issuers",
+    )
+    add("Audience", config.audience, "audience")
+    add(
         "Tokens without aud",
         "refused (SESSION_BUDDY_REQUIRE_AUDIENCE)" if config.require_audience else NO_AUD_ACCEPTED,
+        "require_audience",
     )
-    table.add_row(
+    add(
         "Tokens without scopes",
         "grant no scope (SESSION_BUDDY_REQUIRE_SCOPES)"
         if config.require_scopes
         else "full access (read: session_status, list_sessions; write or execute: "
         "start_session, checkpoint, end_session; admin: all)",
+        "require_scopes",
     )
-    table.add_row(
+    add(
         "HTTP token argument",
         "refused: Authorization header only (SESSION_BUDDY_BEARER_ONLY)"
         if settings.bearer_only
         else "accepted (SESSION_BUDDY_BEARER_ONLY=true keeps tokens out of the model's context)",
+        "bearer_only",
     )
-    table.add_row("Token lifetime", f"{config.expire_minutes} min (token create default)")
-    table.add_row("Maximum lifetime", f"{config.max_token_lifetime_hours:g} h (refresh limit)")
-    table.add_row("Clock leeway", f"{config.leeway_seconds} s")
-    table.add_row("Data dir", escape(str(config.data_dir)))
-    backend, shown, storage_problem = storage_rows(settings)
-    table.add_row("Database", escape(backend))
-    table.add_row("Revoked tokens", escape(shown))
+    lifetime = f"{config.expire_minutes} min (token create default)"
+    add("Token lifetime", lifetime, "token_expire_minutes")
+    maximum = f"{config.max_token_lifetime_hours:g} h (refresh limit)"
+    add("Maximum lifetime", maximum, "max_token_lifetime_hours")
+    add("Clock leeway", f"{config.leeway_seconds} s", "leeway_seconds")
+    add("Data dir", str(config.data_dir), "data_dir")
+    add(".env file", _env_file_row(settings), *(["env_file"] if settings.env_file else []))
+    backend, shown, storage_problem, storage_warning = storage_rows(settings)
+    add("Database", backend, "database_url", "database_url_file")
+    table.add_row("Revoked tokens", cell(shown), "")
     console().print(table)
 
+    for line in source_warnings(settings):
+        warn(line)
+    if storage_warning is not None:
+        warn(storage_warning)
     if problem is not None:
         fail_closed(problem, ": authentication fails closed (every call is refused)")
     if storage_problem is not None:

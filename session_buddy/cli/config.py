@@ -18,7 +18,7 @@ from session_buddy.auth.errors import (
 )
 from session_buddy.auth.manager import JWTManager
 from session_buddy.cli.output import fail
-from session_buddy.config import ENV_PREFIX, Settings, load_settings
+from session_buddy.config import ENV_FILE_NAME, ENV_PREFIX, Settings, load_settings
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, SqliteDatabase, StorageError, database_for
 
@@ -26,7 +26,10 @@ from session_buddy.store import Database, SqliteDatabase, StorageError, database
 def _describe(exc: ValidationError, overrides: dict[str, object]) -> str:
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else "?"
+        if not error["loc"]:  # about the sources, not one setting
+            parts.append(error["msg"].removeprefix("Value error, "))
+            continue
+        field = str(error["loc"][0])
         where = f"--{field.replace('_', '-')}" if field in overrides else ENV_PREFIX + field.upper()
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
@@ -39,7 +42,8 @@ def cli_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         fail(
             f"Invalid configuration: {_describe(exc, overrides)}",
-            "correct it in the environment or in .env (see: session-buddy auth status --help)",
+            "correct it in the environment or in the .env file "
+            "(SESSION_BUDDY_ENV_FILE, else .env in the data dir)",
         )
 
 
@@ -66,6 +70,32 @@ def existing_database(settings: Settings | None = None) -> Database | None:
             return None
         database = SqliteDatabase(settings.database_path, create=False)
     return database
+
+
+def source_warnings(settings: Settings) -> list[str]:
+    """What the operator should know about where the settings came from: ``.env`` lines
+    not used, and a ``.env`` in the working directory that is not read at all."""
+    lines = [str(ignored) for ignored in settings.ignored]
+    if settings.unread_env_file is not None:
+        lines.append(
+            f"{settings.unread_env_file} is not read: session-buddy reads "
+            f"{settings.data_dir / ENV_FILE_NAME}, or the file SESSION_BUDDY_ENV_FILE names "
+            "(a .env in the working directory could come from any repository an assistant "
+            "opens) — move its settings there, or set SESSION_BUDDY_ENV_FILE"
+        )
+    return lines
+
+
+def superuser_warning(database: Database) -> str | None:
+    """The warning for a database used as a PostgreSQL superuser (after it was opened)."""
+    if not database.superuser:
+        return None
+    return (
+        f"PostgreSQL at {database.display}: connected as a superuser. session-buddy needs "
+        "only a role that owns its database (whoever migrates first owns the tables): "
+        "CREATE ROLE session_buddy LOGIN PASSWORD '…'; CREATE DATABASE session_buddy OWNER "
+        "session_buddy — and put that role in SESSION_BUDDY_DATABASE_URL"
+    )
 
 
 def fail_closed(problem: SecretConfigError, suffix: str = "") -> None:

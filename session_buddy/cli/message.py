@@ -44,7 +44,7 @@ SecretEnv = Annotated[
         "--secret-env",
         metavar="NAME",
         help="Environment variable holding the shared secret. SESSION_BUDDY_SECRET (the "
-        "default) also reads SESSION_BUDDY_SECRET_FILE, .env and BODAI_SHARED_SECRET; "
+        "default) also reads SESSION_BUDDY_SECRET_FILE, the .env file and BODAI_SHARED_SECRET; "
         "MAHAVISHNU_CROSS_PROJECT_AUTH_SECRET is what Mahavishnu signs cross-project "
         "messages with; MAHAVISHNU_AUTH__SECRET or MAHAVISHNU_AUTH_SECRET reads both, in "
         "that order (Mahavishnu's JWT secret).",

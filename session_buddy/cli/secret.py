@@ -1,4 +1,9 @@
-"""``session-buddy secret generate``: a new signing secret, optionally stored in a .env file."""
+"""``session-buddy secret generate``: a new signing secret, optionally stored in a .env file.
+
+``--save`` stores it where every session-buddy command and server reads it: the ``.env``
+file of the data dir (or the file ``SESSION_BUDDY_ENV_FILE`` names). ``--env-file PATH``
+writes any file, and says when session-buddy would not read that file by itself.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from typing import Annotated
 
 import typer
 
+from session_buddy.cli.config import cli_settings
 from session_buddy.cli.output import emit, fail, note, success, warn
+from session_buddy.config import ENV_FILE_NAME, Settings, variable_of
 
 app = typer.Typer(
     help="Generate the shared signing secret (SESSION_BUDDY_SECRET).", no_args_is_help=True
@@ -73,40 +80,84 @@ def _ignored_by_git(path: Path) -> bool | None:
     return {0: True, 1: False}.get(result.returncode)  # 128: not a repository
 
 
+def read_file(settings: Settings) -> Path:
+    """The ``.env`` file session-buddy reads with ``settings``."""
+    return settings.env_file or settings.data_dir / ENV_FILE_NAME
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _advise(env_file: Path, settings: Settings) -> None:
+    """Say whether session-buddy will use the secret just written, and what to do if not."""
+    if not _same_file(env_file, read_file(settings)):
+        warn(
+            f"session-buddy does not read {env_file} by itself: set "
+            f"SESSION_BUDDY_ENV_FILE={env_file.resolve()} wherever it runs, or use --save "
+            f"(writes {read_file(settings)})"
+        )
+    for name in ("secret", "secret_file"):
+        origin = settings.origin(name)
+        if origin.source in ("environment", "option"):
+            warn(
+                f"{variable_of(name)} is set in the environment, which wins over {env_file}: "
+                f"unset it to use the new secret"
+            )
+
+
 @app.command(
-    epilog="Examples:  session-buddy secret generate   |   "
-    "session-buddy secret generate --env-file .env"
+    epilog="Examples:  session-buddy secret generate --save   |   "
+    "session-buddy secret generate   |   "
+    "session-buddy secret generate --env-file deploy/session-buddy.env"
 )
 def generate(
+    save: Annotated[
+        bool,
+        typer.Option(
+            "--save",
+            help="Write SESSION_BUDDY_SECRET=… into the .env file every session-buddy "
+            "command and server reads: .env in the data dir (SESSION_BUDDY_DATA_DIR), or "
+            "the file SESSION_BUDDY_ENV_FILE names. Created or updated, mode 0600.",
+        ),
+    ] = False,
     env_file: Annotated[
         Path | None,
         typer.Option(
             "--env-file",
             help="Write SESSION_BUDDY_SECRET=… into this file (created or updated, mode 0600) "
-            "instead of printing the secret.",
+            "instead of printing the secret. session-buddy reads it only when "
+            "SESSION_BUDDY_ENV_FILE names it.",
             dir_okay=False,
         ),
     ] = None,
 ) -> None:
     """Print a new random secret (secrets.token_urlsafe(32)), or store it in a .env file."""
+    if save and env_file is not None:
+        raise typer.BadParameter("give --save or --env-file, not both")
     secret = new_secret()
-    if env_file is None:
+    if not save and env_file is None:
         emit(secret)
         return
+    settings = cli_settings()
+    target = read_file(settings) if env_file is None else env_file
     try:
-        replaced = write_env_file(env_file, secret)
+        if save:  # the data dir may not exist yet; it holds secrets, so only we may enter
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        replaced = write_env_file(target, secret)
     except OSError as exc:
         fail(
-            f"Cannot write {env_file}: {exc.strerror or exc}",
-            "choose a writable path with --env-file",
+            f"Cannot write {target}: {exc.strerror or exc}",
+            "choose a writable path with --env-file (or SESSION_BUDDY_DATA_DIR for --save)",
         )
     verb = "Replaced" if replaced else "Wrote"
-    success(f"{verb} {VARIABLE} in {env_file} (permissions 0600)")
-    ignored = _ignored_by_git(env_file.resolve())
+    success(f"{verb} {VARIABLE} in {target} (permissions 0600)")
+    _advise(target, settings)
+    ignored = _ignored_by_git(target.resolve())
     if ignored is False:
-        warn(f"{env_file} is NOT ignored by git: add '{env_file.name}' to .gitignore now")
-    else:
-        note(f"Keep {env_file} out of git (add '{env_file.name}' to .gitignore).")
+        warn(f"{target} is NOT ignored by git: add '{target.name}' to .gitignore now")
+    elif not save:
+        note(f"Keep {target} out of git (add '{target.name}' to .gitignore).")
     if replaced:
         note(
             "Restart running session-buddy servers to use the new secret; list the old one "

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import enum
 import logging
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from session_buddy.cli.config import cli_settings
+from session_buddy.cli.config import cli_settings, source_warnings, superuser_warning
 from session_buddy.cli.output import fail
 from session_buddy.config import Settings
+from session_buddy.mcp.listen import ListenError, listen_http
 from session_buddy.mcp.logs import configure_logging, parse_level
 from session_buddy.runtime import Runtime
 from session_buddy.store import StorageError
@@ -110,6 +112,8 @@ def serve(
     configure_logging(
         settings.log_level, secrets=_known_secrets(settings), log_format=settings.log_format
     )
+    for line in source_warnings(settings):
+        logger.warning("⚠️ %s", line)
     try:
         runtime = Runtime.build(settings)
     except StorageError as exc:  # a malformed database URL
@@ -133,10 +137,35 @@ def serve(
             fail(review.refusal, UNAUTHENTICATED_FIX)
         for warning in review.warnings:
             logger.warning(warning)
+    listening = _listen(host, port) if http else None
+    try:
+        _serve(runtime, settings, host, listening)
+    finally:
+        if listening is not None:
+            listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The HTTP server's socket, bound before anything says it serves; or exit 1 with one
+    line naming the port and the fix."""
+    try:
+        return listen_http(host, port)
+    except ListenError as exc:
+        fail(str(exc), exc.fix)
+
+
+def _serve(
+    runtime: Runtime, settings: Settings, host: str, listening: socket.socket | None
+) -> None:
+    """Open the database, build the server and serve (HTTP when ``listening``)."""
+    http = listening is not None
     try:
         runtime.open()
     except StorageError as exc:
         fail(str(exc), exc.fix)
+    superuser = superuser_warning(runtime.database)
+    if superuser is not None:
+        logger.warning("⚠️ %s", superuser)
     from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
@@ -153,10 +182,10 @@ def serve(
         fail(str(exc), exc.fix)
     runtime.start_serving(http=http)
     try:
-        if not http:
+        if listening is None:
             mcp_server.run_stdio(server)
         else:
             app = mcp_server.build_http_app(server, runtime, host=host)
-            mcp_server.run_http(app, host=host, port=port, log_level=settings.log_level)
+            mcp_server.run_http(app, listening, log_level=settings.log_level)
     finally:
         runtime.stop_serving()

@@ -11,16 +11,16 @@ from typing import Annotated
 
 import typer
 from rich.markdown import Markdown
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from session_buddy.auth.principal import Principal
 from session_buddy.cli.config import existing_database
-from session_buddy.cli.output import console, emit, fail, note
+from session_buddy.cli.output import cell, console, emit, fail, note, title
 from session_buddy.sessions import SessionDetail, SessionError, SessionInfo, SessionService
 from session_buddy.sessions.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from session_buddy.store import StorageError
-from session_buddy.text import format_duration
+from session_buddy.text import format_duration, printable
 
 app = typer.Typer(help="List and inspect recorded coding sessions.", no_args_is_help=True)
 
@@ -37,8 +37,8 @@ def _service() -> SessionService | None:
     return SessionService(database)
 
 
-def _status(info: SessionInfo) -> str:
-    return "[green]active[/green]" if info.active else escape(f"ended {info.ended_at}")
+def _status(info: SessionInfo) -> Text:
+    return cell("active", "green") if info.active else cell(f"ended {info.ended_at}")
 
 
 def _project_filter(project: Path | None) -> str | None:
@@ -85,18 +85,19 @@ def list_sessions(
     if not result.sessions:
         note("No sessions found.")
         return
-    table = Table(title=f"Sessions ({result.total})", title_justify="left")
+    table = Table(title=title(f"Sessions ({result.total})"), title_justify="left")
     for column in ("id", "project", "user", "started", "status", "duration", "checkpoints"):
         table.add_column(column, justify="right" if column == "checkpoints" else "left")
     for info in result.sessions:
+        shown = Text.assemble(cell(info.project_name), "\n", cell(info.project_path, "dim"))
         table.add_row(
-            info.id[:SHORT_ID],
-            f"{escape(info.project_name)}\n[dim]{escape(info.project_path)}[/dim]",
-            escape(info.user_id),
-            info.started_at,
+            cell(info.id[:SHORT_ID]),
+            shown,
+            cell(info.user_id),
+            cell(info.started_at),
             _status(info),
-            format_duration(info.duration_seconds),
-            str(info.checkpoint_count),
+            cell(format_duration(info.duration_seconds)),
+            cell(info.checkpoint_count),
         )
     console().print(table)
     if len(result.sessions) < result.total:
@@ -151,33 +152,33 @@ def show(
         return
     info = detail.session
     out = console()
-    facts = Table(show_header=False, title=f"Session {info.id}", title_justify="left")
+    facts = Table(show_header=False, title=title(f"Session {info.id}"), title_justify="left")
     facts.add_column(style="bold")
     facts.add_column()
-    facts.add_row("project", escape(f"{info.project_name} ({info.project_path})"))
-    facts.add_row("user", escape(info.user_id))
-    facts.add_row("started", info.started_at)
+    facts.add_row("project", cell(f"{info.project_name} ({info.project_path})"))
+    facts.add_row("user", cell(info.user_id))
+    facts.add_row("started", cell(info.started_at))
     facts.add_row("status", _status(info))
-    facts.add_row("duration", format_duration(info.duration_seconds))
-    facts.add_row("at start", escape(info.snapshot.git.describe()))
+    facts.add_row("duration", cell(format_duration(info.duration_seconds)))
+    facts.add_row("at start", cell(info.snapshot.git.describe()))
     if detail.summary:
-        facts.add_row("summary", escape(detail.summary))
+        facts.add_row("summary", cell(detail.summary))
     out.print(facts)
     if detail.checkpoints:
         table = Table(title="Checkpoints", title_justify="left")
         for column in ("#", "at", "elapsed", "commits", "changed files", "note"):
             table.add_column(column)
         for checkpoint in detail.checkpoints:
+            commits = checkpoint.commits_since_previous
+            changed = checkpoint.changed_files
             table.add_row(
-                str(checkpoint.number),
-                checkpoint.created_at,
-                format_duration(checkpoint.elapsed_seconds),
-                "-"
-                if checkpoint.commits_since_previous is None
-                else str(checkpoint.commits_since_previous),
-                "-" if checkpoint.changed_files is None else str(checkpoint.changed_files),
-                escape(checkpoint.note or ""),
+                cell(checkpoint.number),
+                cell(checkpoint.created_at),
+                cell(format_duration(checkpoint.elapsed_seconds)),
+                cell("-" if commits is None else commits),
+                cell("-" if changed is None else changed),
+                cell(checkpoint.note or ""),
             )
         out.print(table)
     if detail.handoff_markdown:
-        out.print(Markdown(detail.handoff_markdown))
+        out.print(Markdown(printable(detail.handoff_markdown, keep="\n")))

@@ -19,13 +19,12 @@ from types import EllipsisType
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from session_buddy.auth import errors
 from session_buddy.auth.scopes import RELEASED_VOCABULARY, granted_scopes, is_scope_name
 from session_buddy.cli.config import cli_settings, usable_manager, usable_runtime
-from session_buddy.cli.output import console, emit, fail, note, success, warn
+from session_buddy.cli.output import cell, console, emit, fail, note, success, title, warn
 from session_buddy.store import Database, StorageError
 from session_buddy.text import format_duration
 
@@ -356,12 +355,12 @@ def verify(
             )
         )
         return
-    title = escape(f"Token for {user}: valid, {human_expiry(exp, now)}; {describe_scopes(scopes)}")
-    table = Table(title=title, title_justify="left")
+    heading = f"Token for {user}: valid, {human_expiry(exp, now)}; {describe_scopes(scopes)}"
+    table = Table(title=title(heading), title_justify="left")
     table.add_column("claim", style="bold")
     table.add_column("value")
     for name, value in claims.items():
-        table.add_row(escape(name), escape(_show_value(name, value, now)))
+        table.add_row(cell(name), cell(_show_value(name, value, now)))
     console().print(table)
 
 
@@ -371,15 +370,15 @@ def refresh(
 ) -> None:
     """Print a fresh token for a valid one; the old token is revoked (rotation)."""
     raw = read_token(token)
-    manager = usable_manager()
+    runtime = usable_runtime()
     try:
-        new_token = manager.refresh_token(raw)
+        new_token = runtime.manager.refresh_token(raw)
     except errors.AuthError as exc:
         fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
     emit(new_token)
-    note("The old token is now revoked.")
+    note(f"The old token is now revoked in {describe_database(runtime.database)}.")
 
 
 @app.command(epilog='Example:  session-buddy token revoke "$TOKEN"')
@@ -400,7 +399,10 @@ def revoke(
         fail(describe_rejection(exc), exc.fix)
     except StorageError as exc:
         fail(str(exc), exc.fix)
-    success(
-        f"Token revoked for every server using {describe_database(runtime.database)} "
-        "(running servers notice within a second)."
-    )
+    where = describe_database(runtime.database)
+    success(f"Token revoked in {where}: every server using it refuses the token within a second.")
+    if runtime.database.dialect.name != "postgresql":
+        warn(
+            f"Only servers using {where} see this revocation. Servers on PostgreSQL do "
+            "not: set SESSION_BUDDY_DATABASE_URL here as they have it, and revoke again."
+        )

@@ -153,8 +153,8 @@ class SessionBuddyClient:
     Build it with :meth:`stdio` or :meth:`http`. Credentials, in order: ``anonymous=True``
     (none), ``token=`` (sent as is), ``secret=`` (tokens minted and renewed here), else
     the environment's ``MAHAVISHNU_AUTH__SECRET``, ``MAHAVISHNU_AUTH_SECRET`` or
-    ``SESSION_BUDDY_SECRET`` (its file, ``.env``, ``BODAI_SHARED_SECRET``); with none of
-    these the client sends no token, which only a server without authentication (or in
+    ``SESSION_BUDDY_SECRET`` (its file, the data dir's ``.env``, ``BODAI_SHARED_SECRET``);
+    with none of these the client sends no token, which only a server without authentication (or in
     migration mode) accepts.
 
     Minted tokens name ``user_id`` (claims ``user_id`` and ``sub``), carry ``aud``

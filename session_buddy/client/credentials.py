@@ -125,7 +125,7 @@ def secret_from_environment() -> tuple[str | None, Settings]:
     """The secret to mint with, first found of: ``MAHAVISHNU_AUTH__SECRET`` (what
     Mahavishnu's settings read), ``MAHAVISHNU_AUTH_SECRET`` (what its docs and its
     mcp-common service auth use), then session-buddy's own (``SESSION_BUDDY_SECRET``, its
-    file, ``.env``, and last ``BODAI_SHARED_SECRET``).
+    file, the ``.env`` file of its data dir, and last ``BODAI_SHARED_SECRET``).
 
     The client runs in the caller's process (Mahavishnu), whose shared secret has its
     own variables; :mod:`session_buddy.config` reads them all.

@@ -35,8 +35,8 @@ LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
 UNAUTHENTICATED_FIX = (
-    "set a secret (session-buddy secret generate --env-file .env, then export "
-    "SESSION_BUDDY_SECRET), or pass --allow-unauthenticated "
+    "set a secret (SESSION_BUDDY_SECRET, or session-buddy secret generate --save), or pass "
+    "--allow-unauthenticated "
     "(SESSION_BUDDY_ALLOW_UNAUTHENTICATED=true) if this is on purpose"
 )
 

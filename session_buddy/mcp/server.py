@@ -2,7 +2,8 @@
 
 :func:`build_server` opens the runtime's database and registers the tools;
 :func:`build_http_app` wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET
-/healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve.
+/healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve (the
+latter on the socket :func:`~session_buddy.mcp.listen.listen_http` bound).
 ``session-buddy serve`` (in :mod:`session_buddy.cli.serve`) builds one
 :class:`~session_buddy.runtime.Runtime` from its settings, checks that its configuration
 and database can work, and strings these together: the tools, the middleware and the
@@ -13,6 +14,7 @@ database.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp
 from session_buddy.auth.config import AuthConfig
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.exposure import is_loopback, transport_security
+from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
@@ -135,13 +138,17 @@ def run_stdio(server: MCPServer) -> None:
     server.run("stdio")
 
 
-def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
-    """Serve ``app`` with uvicorn until interrupted; logs go through the root handler.
+def run_http(app: ASGIApp, sock: socket.socket, *, log_level: str) -> None:
+    """Serve ``app`` on ``sock`` (bound by :func:`~session_buddy.mcp.listen.listen_http`)
+    with uvicorn until interrupted; logs go through the root handler. The socket is closed
+    when serving ends. "serving" is logged only now, with the socket listening.
 
     Uvicorn's access log is off: one line per request would let a flood of bad requests
     fill the disk. Refused credentials are logged by the rate-limited auth failure log.
     """
-    logger.info("%s %s serving MCP at http://%s:%d%s", SERVER_NAME, VERSION, host, port, MCP_PATH)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    logger.info("%s %s serving MCP at http://%s:%d%s", SERVER_NAME, VERSION, shown, port, MCP_PATH)
     config = uvicorn.Config(
         app,
         host=host,
@@ -150,8 +157,10 @@ def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
         log_level=log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        backlog=LISTEN_BACKLOG,
     )
-    uvicorn.Server(config).run()
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def _health_endpoint(

@@ -97,6 +97,12 @@ class Database(Protocol):
         """What the database is, for messages: a file path or ``host:port/db``."""
         ...
 
+    @property
+    def superuser(self) -> bool | None:
+        """Whether it is used with a database superuser's rights (None: not known yet, or
+        the notion does not apply)."""
+        ...
+
     def open(self) -> Database:
         """Connect, migrate to the current schema and check it; :class:`StorageError`
         with a precise message when the database cannot be used."""

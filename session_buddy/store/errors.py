@@ -22,6 +22,8 @@ StorageProblem = Literal[
     "no_database",
     "permission_denied",
     "bad_url",
+    "ssl",
+    "not_allowed",
     # both
     "constraint",
     "bad_value",  # a value the database cannot store (a lone surrogate; a NUL on PostgreSQL)

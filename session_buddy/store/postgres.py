@@ -51,8 +51,34 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+SSL_REFUSED_FIX = (
+    "turn SSL on in the server (ssl = on in postgresql.conf, with its certificate and key), "
+    "or — only on a network you trust — connect without it: sslmode=prefer (or disable) in "
+    "the URL"
+)
+
+
 def _classify(message: str) -> tuple[StorageProblem, str, str]:
     """(kind, what, fix) for libpq's text: connection errors carry no SQLSTATE."""
+    if "server does not support SSL" in message:
+        return ("ssl", "the server does not accept SSL connections", SSL_REFUSED_FIX)
+    if "certificate verify failed" in message or "root certificate file" in message:
+        return (
+            "ssl",
+            "the server's certificate could not be verified",
+            "name the CA that signed it with sslrootcert=/path/to/ca.crt in the URL (or use "
+            "sslmode=require, which encrypts without verifying)",
+        )
+    if "no pg_hba.conf entry" in message:
+        unencrypted = "no encryption" in message or "SSL off" in message
+        return (
+            "not_allowed",
+            "the server's pg_hba.conf has no entry for this address, user and database",
+            "add sslmode=require to the URL if the server accepts only SSL connections, or "
+            "add a host line for this user and database to pg_hba.conf"
+            if unencrypted
+            else "add a hostssl (or host) line for this user and database to pg_hba.conf",
+        )
     if "password authentication failed" in message or "no password supplied" in message:
         return (
             "auth_failed",
@@ -126,6 +152,7 @@ class PostgresDatabase:
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._lock = threading.Lock()
         self._listener: _Listener | None = None
+        self._superuser: bool | None = None
 
     @property
     def location(self) -> str:
@@ -134,6 +161,12 @@ class PostgresDatabase:
     @property
     def display(self) -> str:
         return self._where
+
+    @property
+    def superuser(self) -> bool | None:
+        """Whether the URL's user is a PostgreSQL superuser (known once :meth:`open` has
+        connected; None before). The server reports it at connect, so it costs nothing."""
+        return self._superuser
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._where!r})"
@@ -153,6 +186,7 @@ class PostgresDatabase:
             if self._pool is not None:
                 return self
             first = self.connect(autocommit=True)
+            self._superuser = first.info.parameter_status("is_superuser") == "on"
             try:
                 self._migrate(first)
             finally:

@@ -132,6 +132,10 @@ class SqliteDatabase:
     def display(self) -> str:
         return str(self.path)
 
+    @property
+    def superuser(self) -> bool | None:
+        return None  # a file has no roles
+
     def __repr__(self) -> str:
         return f"SqliteDatabase({self.display!r})"
 

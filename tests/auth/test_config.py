@@ -102,8 +102,12 @@ def test_unreadable_secret_file_fails_closed_naming_the_file(
         _ = config.secret
 
 
-def test_dotenv_in_working_directory_is_read(secret: str, tmp_path: Path) -> None:
-    (Path.cwd() / ".env").write_text(f"SESSION_BUDDY_SECRET={secret}\n")
+def test_dotenv_in_the_data_dir_is_read_and_in_the_working_directory_is_not(
+    secret: str, isolated_environment: Path
+) -> None:
+    (Path.cwd() / ".env").write_text(f"SESSION_BUDDY_SECRET={'w' * 40}\n")
+    assert not AuthConfig().enabled
+    (isolated_environment / ".env").write_text(f"SESSION_BUDDY_SECRET={secret}\n")
     config = AuthConfig()
     assert config.secret == secret
     assert config.secret_source == ".env"
@@ -161,6 +165,7 @@ def test_bodai_shared_secret_is_the_last_fallback(
     path.write_text(secret)
     monkeypatch.setenv("SESSION_BUDDY_SECRET_FILE", str(path))
     assert (AuthConfig().secret, AuthConfig().secret_source) == (secret, "file")
+    monkeypatch.delenv("SESSION_BUDDY_SECRET_FILE")
     monkeypatch.setenv("SESSION_BUDDY_SECRET", "e" * 40)
     assert (AuthConfig().secret, AuthConfig().secret_source) == ("e" * 40, "env")
 

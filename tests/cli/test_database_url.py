@@ -11,18 +11,13 @@ import pytest
 
 from session_buddy.store.postgres import PostgresDatabase
 from testkit.cli import CliEnv
+from testkit.cli import table_row as row
 from testkit.pytest_postgres import PostgresDatabase as PgFixture
 from testkit.tokens import mint
 
 NASTY_PASSWORD = "p@ss:w/rd?#%25 ü"
 MALFORMED = f"postgresql://sb:{quote(NASTY_PASSWORD, safe='')}@db.internal:port/sb"
 URL_FIX = "set SESSION_BUDDY_DATABASE_URL to postgresql://user:password@host:port/dbname"
-
-
-def row(output: str, label: str) -> str:
-    match = re.search(rf"{label}\s*│\s*(.*?)\s*│", output)
-    assert match, f"no row {label!r} in:\n{output}"
-    return match.group(1)
 
 
 def assert_no_password(*outputs: str) -> None:

@@ -7,6 +7,7 @@ import stat
 import subprocess
 
 from testkit.cli import CliEnv
+from testkit.cli import table_row as row
 
 URLSAFE_43 = re.compile(r"[A-Za-z0-9_-]{43}\n")
 
@@ -48,13 +49,32 @@ def test_env_file_update_keeps_other_lines_and_replaces_the_secret(cli: CliEnv) 
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
 
-def test_written_env_file_is_what_the_settings_read(cli: CliEnv) -> None:
+def test_saved_secret_is_what_every_command_reads(cli: CliEnv) -> None:
     cli.unset("SESSION_BUDDY_SECRET")
-    cli.run("secret", "generate", "--env-file", ".env")
+    saved = cli.run("secret", "generate", "--save")
+    assert saved.exit_code == 0, saved.output
+    env_file = cli.data_dir / ".env"
+    assert str(env_file) in saved.stdout and "does not read" not in saved.stderr
+    assert stat.S_IMODE(cli.data_dir.stat().st_mode) == 0o700
     status = cli.run("auth", "status")
     assert status.exit_code == 0
-    assert ".env file" in status.stdout
+    assert row(status.stdout, "Secret source") == "SESSION_BUDDY_SECRET"
+    assert row(status.stdout, "SESSION_BUDDY_SECRET") == f".env {env_file}"
     assert "43 characters" in status.stdout
+
+
+def test_an_env_file_elsewhere_is_read_only_when_named(cli: CliEnv) -> None:
+    cli.unset("SESSION_BUDDY_SECRET")
+    written = cli.run("secret", "generate", "--env-file", ".env")
+    assert "does not read" in written.stderr and "SESSION_BUDDY_ENV_FILE=" in written.stderr
+    assert "disabled" in cli.run("auth", "status").stdout
+    cli.set("SESSION_BUDDY_ENV_FILE", str(cli.cwd / ".env"))
+    assert row(cli.run("auth", "status").stdout, "Authentication") == "enabled"
+
+
+def test_saving_while_the_environment_sets_a_secret_says_which_wins(cli: CliEnv) -> None:
+    result = cli.run("secret", "generate", "--save")
+    assert "SESSION_BUDDY_SECRET is set in the environment, which wins" in result.stderr
 
 
 def test_env_file_in_a_git_repo_that_does_not_ignore_it_gets_a_warning(cli: CliEnv) -> None:

@@ -234,6 +234,17 @@ def test_revoke_names_the_sqlite_file_it_wrote_to(cli: CliEnv) -> None:
     assert str(cli.data_dir / "session-buddy.db") in result.stdout
 
 
+def test_revoke_into_a_local_file_warns_that_postgresql_servers_do_not_see_it(
+    cli: CliEnv,
+) -> None:
+    """Forgetting SESSION_BUDDY_DATABASE_URL in the shell that revokes writes the
+    revocation to a local SQLite file while the servers on PostgreSQL keep accepting the
+    token: the command says so, loudly."""
+    result = cli.run("token", "revoke", create(cli, "alice"))
+    assert "Servers on PostgreSQL do not" in result.stderr
+    assert "SESSION_BUDDY_DATABASE_URL" in result.stderr
+
+
 def test_revoke_names_the_shared_postgresql_database_not_the_data_dir(
     cli: CliEnv, postgres_database: PostgresDatabase
 ) -> None:
@@ -244,6 +255,7 @@ def test_revoke_names_the_shared_postgresql_database_not_the_data_dir(
     where = f"PostgreSQL at {server.host}:{server.port}/{postgres_database.dbname}"
     assert where in result.stdout
     assert str(cli.data_dir) not in result.output
+    assert "Servers on PostgreSQL do not" not in result.stderr
     assert postgres_database.password not in result.output
 
 

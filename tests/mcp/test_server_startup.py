@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 from anyio.from_thread import BlockingPortal
 
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import INITIALIZE, connect, stdio_transport
+from testkit.mcp import INITIALIZE, connect, ok, stdio_transport, text_of
 from testkit.server import run_server
+from testkit.tokens import mint
 
 pytestmark = pytest.mark.e2e
 
@@ -101,3 +103,78 @@ def test_without_secret_the_server_warns_once_and_serves_anonymously(
     assert started.structured_content["user_id"] == "anonymous"
     assert not ignored.is_error
     assert stderr_path.read_text().count(AUTH_DISABLED) == 1
+
+
+# -- where the configuration comes from -------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_two_secrets_that_disagree_stop_the_server_naming_both(
+    tmp_path: Path, transport: str
+) -> None:
+    secret, other = new_secret(), new_secret()
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(other)
+    env = server_environment(tmp_path / "data", secret, SESSION_BUDDY_SECRET_FILE=str(secret_file))
+    result = run_server(env, tmp_path, "--transport", transport, "--port", "1")
+    assert result.returncode == 1
+    assert f"SESSION_BUDDY_SECRET_FILE {secret_file} (set in the environment)" in result.stderr
+    assert "and SESSION_BUDDY_SECRET (set in the environment) give different secrets" in (
+        result.stderr
+    )
+    assert secret not in result.stderr + result.stdout
+    assert other not in result.stderr + result.stdout
+
+
+def test_a_dotenv_in_the_working_directory_does_not_configure_the_server(
+    tmp_path: Path, portal: BlockingPortal
+) -> None:
+    """The project an assistant opens is the server's working directory: its ``.env``
+    cannot choose the secret (a forged admin token is refused), and the log says so."""
+    secret, forged = new_secret(), new_secret()
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret)
+    project = tmp_path / "cloned-repo"
+    project.mkdir()
+    (project / ".env").write_text(
+        f"SESSION_BUDDY_SECRET={forged}\nSESSION_BUDDY_AUTH_REQUIRED=false\n"
+    )
+    env = server_environment(tmp_path / "data", None, SESSION_BUDDY_SECRET_FILE=str(secret_file))
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("w") as errlog:
+        conn = connect(portal, stdio_transport(env, project, errlog))
+        try:
+            refused = conn.call("whoami", token=mint(forged, "attacker", role="admin"))
+            anonymous = conn.call("session_status", working_directory=str(project))
+            allowed = conn.call("whoami", token=mint(secret, "claude"))
+        finally:
+            conn.close()
+    assert refused.is_error and "Invalid token" in text_of(refused)
+    assert anonymous.is_error and "Token required" in text_of(anonymous)
+    assert ok(allowed)["user_id"] == "claude"
+    assert f"{project / '.env'} is not read" in stderr_path.read_text()
+
+
+# -- where it listens -------------------------------------------------------------------------
+
+
+def test_a_port_in_use_is_one_line_naming_the_port_and_the_fix(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = server_environment(tmp_path / "data", new_secret())
+        result = run_server(env, tmp_path, "--transport", "http", "--port", str(port))
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert f"Port {port} on 127.0.0.1 is already in use" in line
+    assert "--port" in line
+    assert "serving" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_an_address_this_machine_does_not_have_is_named(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", new_secret())
+    result = run_server(env, tmp_path, "--transport", "http", "--host", "192.0.2.1")
+    assert result.returncode == 1
+    assert "192.0.2.1 is not an address of this machine" in result.stderr
+    assert "serving" not in result.stderr and "Traceback" not in result.stderr

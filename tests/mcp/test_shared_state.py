@@ -174,7 +174,7 @@ def test_a_revocation_by_the_cli_reaches_both_running_servers(
     result = cli(here, "token", "revoke", token)
     revoked_at = time.monotonic()
     assert result.returncode == 0, result.stderr
-    assert f"Token revoked for every server using {here.database}" in result.stdout
+    assert f"Token revoked in {here.database}: every server using it" in result.stdout
     seconds_until(refused(first, token), NOTICE_BOUND + MARGIN)
     seconds_until(refused(second, token), NOTICE_BOUND + MARGIN)
 
