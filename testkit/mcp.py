@@ -24,6 +24,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, Tool
 
+from session_buddy.mcp.error_meta import error_data
 from testkit.server import SERVE
 
 CALL_TIMEOUT = 60.0
@@ -131,6 +132,16 @@ def ok(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     return result.structured_content
+
+
+def refused(result: CallToolResult) -> dict[str, Any]:
+    """The error data (``kind``, ``reason``, ``message``) of a tool call that must have
+    failed, after checking it carries no structured content (which no output schema admits)."""
+    assert result.is_error, text_of(result)
+    assert result.structured_content is None, result.structured_content
+    data = error_data(result)
+    assert data is not None, result
+    return data
 
 
 # -- JSON-RPC by hand -------------------------------------------------------------------------
