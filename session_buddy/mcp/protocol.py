@@ -7,7 +7,10 @@ log gets no traceback, and nothing about the protocol is claimed that is not tru
   and logs an ERROR traceback). The server has no prompts and no resources; it keeps
   advertising both capabilities because it serves them consistently — empty lists, and
   ``-32602`` for any name or URI — which is what the official conformance suite checks
-  (a server that answers ``prompts/list`` must declare ``prompts``).
+  (a server that answers ``prompts/list`` must declare ``prompts``). Its lists never
+  change, so it serves no ``subscriptions/listen`` (2026-07-28) and claims no
+  ``listChanged`` or ``subscribe`` on either wire (the SDK's default serves the method and
+  claims both there).
 * a ``cursor`` on ``tools/list``, ``prompts/list``, ``resources/list`` or
   ``resources/templates/list``: ``-32602``. This server returns every item on the first
   page and never hands out a cursor, so any cursor is invalid (the SDK ignores it).
@@ -136,11 +139,11 @@ class ProtocolAnswers:
 
 
 class ProtocolServer(MCPServer):
-    """``MCPServer`` with :class:`ProtocolAnswers` installed, answering unreadable stdio
-    lines (see the module docstring)."""
+    """``MCPServer`` with :class:`ProtocolAnswers` installed, no ``subscriptions/listen``,
+    answering unreadable stdio lines (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, subscriptions=False, **kwargs)
         self.middleware.append(ProtocolAnswers(self))
 
     async def run_stdio_async(self) -> None:

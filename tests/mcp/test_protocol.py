@@ -24,7 +24,13 @@ from session_buddy.mcp.protocol import (
     NOT_JSON,
 )
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import INITIALIZE, RawStdio, json_rpc_answer, post_json_rpc
+from testkit.mcp import (
+    INITIALIZE,
+    JSON_RPC_HEADERS,
+    RawStdio,
+    json_rpc_answer,
+    post_json_rpc,
+)
 from testkit.server import SERVE, ServerProcess, launch_http_server
 from testkit.typescript import (
     Http,
@@ -42,6 +48,7 @@ SECRET = new_secret()
 LIST_METHODS = ["tools/list", "prompts/list", "resources/list", "resources/templates/list"]
 PING = {"jsonrpc": "2.0", "id": 7, "method": "ping"}
 SESSION_HEADER = "mcp-session-id"
+STATELESS = "2026-07-28"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +97,28 @@ def test_capabilities_advertise_only_what_is_served(http: ServerProcess) -> None
     assert set(capabilities) == {"tools", "prompts", "resources"}
     assert capabilities["resources"].get("subscribe") is not True
     assert not any(entry.get("listChanged") for entry in capabilities.values())
+
+
+def test_the_stateless_era_claims_no_list_change_notifications(http: ServerProcess) -> None:
+    """The lists never change, so on 2026-07-28 no ``subscriptions/listen`` is served and
+    ``server/discover`` claims neither ``listChanged`` nor ``subscribe``."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": STATELESS,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    headers = {**JSON_RPC_HEADERS, "Mcp-Protocol-Version": STATELESS}
+    discover = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}
+    answer = httpx.post(
+        http.url, json=discover, headers={**headers, "Mcp-Method": "server/discover"}
+    )
+    capabilities = json_rpc_answer(answer)["result"]["capabilities"]
+    assert set(capabilities) == {"tools", "prompts", "resources"}
+    assert not any(entry.get("listChanged") for entry in capabilities.values())
+    assert capabilities["resources"].get("subscribe") is not True
+    subscribe = {"_meta": meta, "notifications": {"toolsListChanged": True}}
+    listen = {**discover, "method": "subscriptions/listen", "params": subscribe}
+    refused = httpx.post(http.url, json=listen, headers={**headers, "Mcp-Method": listen["method"]})
+    assert json_rpc_answer(refused)["error"]["code"] == -32601
 
 
 def test_advertised_lists_are_served_and_empty(http: ServerProcess, session: str) -> None:
