@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import pydantic_core
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
@@ -195,11 +196,10 @@ class AnsweringUnreadable:
         return self
 
     async def __anext__(self) -> SessionMessage | Exception:
-        while True:
-            item = await self._inner.__anext__()
-            if not isinstance(item, Exception):
-                return item
-            await self._answer(item)
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
 
     async def __aenter__(self) -> Self:
         return self
