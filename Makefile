@@ -10,8 +10,11 @@ STAMP  := $(VENV)/.installed
 # with `npm ci` from the npm registry.
 NODE_DIRS   := $(patsubst %/package.json,%,$(wildcard testkit/node/*/package.json))
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
+# The conformance suite (with its own Node.js 22, ~240 MB) is for `make conformance` only.
+CONFORMANCE_STAMP := testkit/node/conformance/node_modules/.installed
+TEST_NODE_STAMPS  := $(filter-out $(CONFORMANCE_STAMP),$(NODE_STAMPS))
 
-.PHONY: test demo lint format bench fuzz stress interop lock clean node
+.PHONY: test demo lint format bench fuzz stress interop conformance lock clean node
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +29,7 @@ testkit/node/%/node_modules/.installed: testkit/node/%/package.json testkit/node
 
 node: $(NODE_STAMPS)
 
-test: $(STAMP) $(NODE_STAMPS)
+test: $(STAMP) $(TEST_NODE_STAMPS)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -49,6 +52,12 @@ fuzz: $(STAMP)
 
 stress: $(STAMP)
 	$(BIN)/python -m stress
+
+# The official MCP conformance suite (npm @modelcontextprotocol/conformance, under the
+# Node.js 22 npm installs beside it) against a real server; testkit/conformance.py says
+# which scenarios run and why the others do not.
+conformance: $(STAMP) $(CONFORMANCE_STAMP)
+	$(BIN)/python -m testkit.conformance
 
 # The released ecosystem (mcp-common's service tokens and Mahavishnu's signed messages, as
 # Mahavishnu 0.14 ships them) against our code and server. Not part of `make test`: it

@@ -45,6 +45,7 @@ from benchmarks.environment import auth_environment
 from benchmarks.harness import Profile, Row, captured_auth_log, progress
 from benchmarks.postgres import bench_postgres
 from session_buddy.config import load_settings
+from session_buddy.mcp.error_meta import error_data
 from session_buddy.runtime import Runtime, forget_shared_state
 from testkit.environment import server_environment
 from testkit.figures import percentile
@@ -172,7 +173,7 @@ async def revoke_once(cluster: Cluster, observers: Observers, *, keep: bool) -> 
             now = time.perf_counter()
             polls += 1
             if result.is_error:
-                error = (result.structured_content or {}).get("error", {})
+                error = error_data(result) or {}
                 if error.get("reason") != "revoked":
                     raise RuntimeError(f"{cluster.name}: refused for another reason: {error}")
                 refused[index] = now

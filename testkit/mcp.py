@@ -3,13 +3,18 @@
 :func:`mcp_http` and :func:`mcp_stdio` open the official client (``mcp.client.Client``);
 their ``*_transport`` halves are for callers that pick the client's mode themselves.
 :func:`post_json_rpc` sends one JSON-RPC message as a plain HTTP POST, for what the client
-will not send (a bad ``Authorization`` header, a call before ``initialize``).
+will not send (a bad ``Authorization`` header, a call before ``initialize``);
+:class:`RawStdio` writes any line to a server's stdin and reads its answers.
 :class:`McpConnection` drives a client from synchronous tests through a blocking portal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import queue
+import subprocess
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, Tool
 
+from session_buddy.mcp.error_meta import error_data
 from testkit.server import SERVE
 
 CALL_TIMEOUT = 60.0
@@ -133,6 +139,16 @@ def ok(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
+def refused(result: CallToolResult) -> dict[str, Any]:
+    """The error data (``kind``, ``reason``, ``message``) of a tool call that must have
+    failed, after checking it carries no structured content (which no output schema admits)."""
+    assert result.is_error, text_of(result)
+    assert result.structured_content is None, result.structured_content
+    data = error_data(result)
+    assert data is not None, result
+    return data
+
+
 # -- JSON-RPC by hand -------------------------------------------------------------------------
 
 
@@ -148,15 +164,111 @@ def tools_call(tool: str, arguments: Any, *, request_id: int = 1) -> dict[str, A
 
 def post_json_rpc(
     url: str,
-    payload: dict[str, Any],
+    payload: Any,
     *,
     authorization: str | None = None,
+    session_id: str | None = None,
     client: httpx.Client | None = None,
 ) -> httpx.Response:
-    """POST one JSON-RPC message; ``authorization`` is the header's whole value, if any."""
+    """POST ``payload`` as JSON (bytes as they are, with a JSON content type): one JSON-RPC
+    message, or anything else. ``authorization`` is the header's whole value, if any;
+    ``session_id`` the ``mcp-session-id`` to send."""
     headers = dict(JSON_RPC_HEADERS)
     if authorization is not None:
         headers["Authorization"] = authorization
+    if session_id is not None:
+        headers["mcp-session-id"] = session_id
+    if isinstance(payload, bytes):
+        headers["Content-Type"] = "application/json"
+        body = {"content": payload}
+    else:
+        body = {"json": payload}
     if client is None:
-        return httpx.post(url, json=payload, headers=headers, timeout=10)
-    return client.post(url, json=payload, headers=headers)
+        return httpx.post(url, headers=headers, timeout=10, **body)
+    return client.post(url, headers=headers, **body)
+
+
+def json_rpc_answer(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of an HTTP answer: the JSON body, or the first SSE ``data:``."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        for line in response.text.splitlines():
+            if line.startswith("data:"):
+                message: dict[str, Any] = json.loads(line[5:])
+                return message
+        raise AssertionError(f"no data in the event stream: {response.text[:200]!r}")
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+class RawStdio:
+    """``serve`` (stdio) as a subprocess spoken to line by line: any text, JSON or not.
+
+    ``send`` writes one line; ``receive`` returns the next JSON line the server wrote
+    (``AssertionError`` if none comes within ``timeout``). Use as a context manager: the
+    server's stdin is closed and the process waited for (killed if it lingers) at exit.
+    """
+
+    def __init__(self, env: dict[str, str], cwd: Path, errlog: TextIO, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*SERVE, *args],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+        )
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+
+    def __enter__(self) -> RawStdio:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def send(self, message: Any) -> None:
+        """Write ``message`` (text as is, anything else as JSON) and a newline."""
+        line = message if isinstance(message, str) else json.dumps(message)
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def receive(self, timeout: float = CALL_TIMEOUT) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no answer on stdout within {timeout:.0f} s") from None
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def request(
+        self, method: str, params: dict[str, Any] | None = None, *, id: int
+    ) -> dict[str, Any]:
+        """Send a request and return the answer carrying its id (in order: nothing else is
+        in flight)."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        answer = self.receive()
+        assert answer.get("id") == id, answer
+        return answer
+
+    def initialize(self) -> dict[str, Any]:
+        """The handshake: ``initialize`` (its answer returned), then ``initialized``."""
+        self.send(INITIALIZE)
+        answer = self.receive()
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer

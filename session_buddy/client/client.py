@@ -47,6 +47,7 @@ from session_buddy.client.errors import (
     SessionBuddyToolError,
 )
 from session_buddy.config import DEFAULT_AUDIENCE, child_environment
+from session_buddy.mcp.error_meta import error_data
 from session_buddy.mcp.identity import Identity
 from session_buddy.sessions.models import (
     CheckpointInfo,
@@ -386,8 +387,7 @@ class SessionBuddyClient:
 def _unwrap(tool: str, result: CallToolResult) -> ToolResult:
     text = "\n".join(part.text for part in result.content if isinstance(part, TextContent))
     if result.is_error:
-        error = (result.structured_content or {}).get("error")
-        error = error if isinstance(error, dict) else {}
+        error = error_data(result) or {}
         if error.get("kind") in AUTH_ERROR_KINDS:
             raise SessionBuddyAuthError(text, reason=str(error.get("message") or text))
         raise SessionBuddyToolError(text or f"{tool} failed", tool=tool)

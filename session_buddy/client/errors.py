@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# The ``kind`` of a tool's structured error that means "refused credentials".
+# The ``kind`` of a tool's error data (session_buddy.mcp.error_meta) that means "refused
+# credentials".
 AUTH_ERROR_KINDS = frozenset({"authentication", "authorization"})
 
 

@@ -42,6 +42,7 @@ from starlette.responses import Response
 
 from session_buddy.auth.errors import ThrottledError
 from session_buddy.auth.trail import AuthDecision
+from session_buddy.mcp.error_meta import error_data
 
 P = ParamSpec("P")
 METRICS_PATH = "/metrics"
@@ -167,6 +168,6 @@ _OUTCOMES = ("ok", "authentication", "authorization", "session", "storage", "err
 def _outcome(result: CallToolResult) -> str:
     if not result.is_error:
         return "ok"
-    error = (result.structured_content or {}).get("error")
-    kind = error.get("kind") if isinstance(error, dict) else None
+    error = error_data(result)
+    kind = error.get("kind") if error is not None else None
     return kind if kind in _OUTCOMES else "error"

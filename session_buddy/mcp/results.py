@@ -6,7 +6,10 @@ exactly this: it publishes ``Model``'s output schema and validates successful re
 against it, and passes error results through untouched.
 
 Expected failures become ``isError`` results whose text is the message itself — not the
-SDK's ``Error executing tool <name>: …`` wrapping of a raised ``ToolError``:
+SDK's ``Error executing tool <name>: …`` wrapping of a raised ``ToolError`` — with no
+structured content (it would not match the tool's output schema, and the TypeScript client
+checks it even on errors) and ``{kind, reason, message}`` in ``_meta``
+(:mod:`session_buddy.mcp.error_meta`):
 
 * authentication: the ``❌ Authentication failed: <reason>`` line, exactly, so the
   documented client check ``"❌ Authentication failed" in text`` keeps working;
@@ -24,12 +27,13 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, ParamSpec, Protocol, cast
+from typing import Any, ParamSpec, Protocol, cast
 
 from mcp_types import CallToolResult, TextContent
 
 from session_buddy.auth.errors import AuthorizationError
 from session_buddy.mcp.auth import AuthenticationError
+from session_buddy.mcp.error_meta import ErrorKind, ToolErrorData, error_meta
 from session_buddy.sessions.errors import SessionError
 from session_buddy.store import StorageError
 
@@ -55,23 +59,20 @@ def structured(model: Summarized, *extra_text: str) -> CallToolResult:
     )
 
 
-ErrorKind = Literal["authentication", "authorization", "session", "storage"]
-
-
 def error_result(
     message: str, *, kind: ErrorKind, reason: str, public: str | None = None
 ) -> CallToolResult:
     """An ``isError`` result whose only text is ``message``, verbatim.
 
-    Its structured content says the same as data, so a client need not parse the text:
-    ``{"error": {"kind": …, "reason": <stable code>, "message": <short public text>}}``.
+    No structured content, whatever the tool's output schema; its ``_meta`` says the same
+    as data (``kind``, ``reason``: a stable code, ``message``: the short public text), so a
+    client need not parse the text.
     """
+    data = ToolErrorData(kind=kind, reason=reason, message=public or message)
     return CallToolResult(
         content=[TextContent(type="text", text=message)],
-        structured_content={
-            "error": {"kind": kind, "reason": reason, "message": public or message}
-        },
         is_error=True,
+        _meta=error_meta(data),
     )
 
 

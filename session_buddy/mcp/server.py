@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 import anyio.to_thread
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
@@ -30,6 +31,7 @@ from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.exposure import is_loopback, transport_security
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
+from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
@@ -78,7 +80,7 @@ def build_server(
     """
     database = runtime.open().database
     instructions = BEARER_ONLY_INSTRUCTIONS if bearer_only else INSTRUCTIONS
-    server = MCPServer(SERVER_NAME, version=VERSION, instructions=instructions)
+    server = ProtocolServer(SERVER_NAME, version=VERSION, instructions=instructions)
     envelopes = runtime.envelopes if runtime.auth.problem() is None else None
     SessionTools(
         runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only, metrics=metrics
@@ -120,13 +122,16 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
     ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
     rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted);
     ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` keep it on for any host
-    (:func:`~session_buddy.mcp.exposure.transport_security`).
+    (:func:`~session_buddy.mcp.exposure.transport_security`). Between the two, the
+    protocol answers the SDK gets wrong (:func:`~session_buddy.mcp.protocol.protocol_http_app`).
     """
-    app = server.streamable_http_app(
+    sdk_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
         transport_security=transport_security(host, runtime.settings),
+        max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
     )
+    app = protocol_http_app(sdk_app, max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
     return BearerAuthMiddleware(
         app, manager=runtime.manager, throttle=runtime.throttle, tools=SessionTools.names()
     )

@@ -2,7 +2,7 @@
 
 ``str(error)`` is a short, precise message a caller may see: it names the offending path
 (shortened when long) or the size of the offending input, and never echoes large input.
-``reason`` is a stable code the MCP layer and CLI may use for structured error results.
+``reason`` is a stable code the MCP layer and CLI may use for machine-readable error data.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from testkit.mcp import (
     connect,
     http_transport,
     ok,
+    refused,
     stdio_transport,
     text_of,
 )
@@ -221,8 +222,7 @@ def test_a_bearer_only_server_refuses_a_token_argument_saying_to_use_the_header(
         "❌ Authentication failed: This server takes tokens only in the "
         "'Authorization: Bearer <token>' header, not as the token argument"
     )
-    assert result.structured_content is not None
-    assert result.structured_content["error"]["reason"] == "bearer_only"
+    assert refused(result)["reason"] == "bearer_only"
 
 
 @pytest.mark.e2e

@@ -11,6 +11,7 @@ from session_buddy.auth import errors
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.trail import AuthDecision
 from session_buddy.mcp.metrics import ServerMetrics
+from session_buddy.mcp.results import error_result
 
 ALICE = Principal(user_id="alice", authenticated=True)
 
@@ -63,9 +64,7 @@ def test_two_servers_never_share_a_count() -> None:
 def test_sync_and_async_tools_are_counted_by_outcome_and_timed() -> None:
     metrics = ServerMetrics()
     ok = CallToolResult(content=[])
-    failed = CallToolResult(
-        content=[], is_error=True, structured_content={"error": {"kind": "session"}}
-    )
+    failed = error_result("No active session", kind="session", reason="no_active_session")
 
     def sync_tool(result: CallToolResult) -> CallToolResult:
         return result

@@ -31,7 +31,15 @@ from session_buddy.mcp.auth import reload_auth_config, revoke_token, validate_to
 from session_buddy.store.postgres import LISTENER_NAME
 from testkit.clock import seconds_until
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import McpConnection, connect, http_transport, ok, stdio_transport, text_of
+from testkit.mcp import (
+    McpConnection,
+    connect,
+    http_transport,
+    ok,
+    refused,
+    stdio_transport,
+    text_of,
+)
 from testkit.processes import children_of, cpu_seconds
 from testkit.pytest_figures import Figures
 from testkit.pytest_postgres import PostgresDatabase as PgFixture
@@ -189,7 +197,7 @@ def test_a_database_outage_fails_closed_in_time_and_the_server_recovers_by_itsel
         f"❌ Storage unavailable: {deployment.where}: no connection within 3 s "
         "(is the server down or unreachable?)"
     )
-    assert (unavailable.structured_content or {})["error"]["reason"] == "unreachable"
+    assert refused(unavailable)["reason"] == "unreachable"
     assert text_of(refused_meanwhile) == UNAVAILABLE
     assert detected <= BOUND + MARGIN and recovered <= BOUND + MARGIN
     assert cpu <= MAX_CPU_SHARE * outage, f"{cpu:.2f} s of CPU in a {outage:.1f} s outage"

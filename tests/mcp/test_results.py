@@ -9,6 +9,7 @@ from mcp_types import CallToolResult
 
 from session_buddy.auth import errors
 from session_buddy.mcp.auth import AuthenticationError
+from session_buddy.mcp.error_meta import ERROR_META_KEY, error_data
 from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.results import error_result, structured, verbatim_errors
 from session_buddy.sessions.errors import NoActiveSessionError
@@ -36,8 +37,23 @@ def test_error_result_is_the_message_verbatim_with_the_same_as_data() -> None:
     result = error_result("exactly this", kind="session", reason="no_active_session")
     assert result.is_error
     assert [block.text for block in result.content] == ["exactly this"]
-    assert result.structured_content == {
-        "error": {"kind": "session", "reason": "no_active_session", "message": "exactly this"}
+    assert error_data(result) == {
+        "kind": "session",
+        "reason": "no_active_session",
+        "message": "exactly this",
+    }
+
+
+def test_error_result_carries_no_structured_content_a_schema_would_refuse() -> None:
+    result = error_result("exactly this", kind="session", reason="no_active_session")
+    wire = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert "structuredContent" not in wire
+    assert wire["_meta"] == {
+        ERROR_META_KEY: {
+            "kind": "session",
+            "reason": "no_active_session",
+            "message": "exactly this",
+        }
     }
 
 
@@ -45,16 +61,17 @@ def test_authentication_failure_becomes_the_public_line_exactly() -> None:
     result = raising(AuthenticationError(errors.ExpiredTokenError("exp in the past")))
     assert result.is_error
     assert result.content[0].text == "❌ Authentication failed: Token has expired"
-    assert result.structured_content == {
-        "error": {"kind": "authentication", "reason": "expired", "message": "Token has expired"}
+    assert error_data(result) == {
+        "kind": "authentication",
+        "reason": "expired",
+        "message": "Token has expired",
     }
 
 
 def test_authorization_failure_is_its_own_kind() -> None:
     result = raising(AuthenticationError(errors.RoleNotAllowedError("dev")))
     assert result.content[0].text == "❌ Authorization failed: role 'dev' not allowed"
-    assert result.structured_content is not None
-    assert result.structured_content["error"]["kind"] == "authorization"
+    assert (error_data(result) or {})["kind"] == "authorization"
 
 
 def test_session_error_becomes_its_message() -> None:
@@ -70,8 +87,7 @@ def test_storage_error_names_the_file() -> None:
     assert result.content[0].text == (
         "❌ Storage unavailable: database /data/session-buddy.db is read-only"
     )
-    assert result.structured_content is not None
-    assert result.structured_content["error"]["kind"] == "storage"
+    assert (error_data(result) or {})["kind"] == "storage"
 
 
 def test_success_passes_through_untouched() -> None:

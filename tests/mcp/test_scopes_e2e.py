@@ -27,6 +27,7 @@ from testkit.mcp import (
     http_transport,
     ok,
     post_json_rpc,
+    refused,
     stdio_transport,
     text_of,
 )
@@ -80,13 +81,6 @@ def as_caller(
     yield bind
     for conn in opened:
         conn.close()
-
-
-def refused(result: CallToolResult) -> dict[str, Any]:
-    assert result.is_error, text_of(result)
-    assert result.structured_content is not None
-    error: dict[str, Any] = result.structured_content["error"]
-    return error
 
 
 def mahavishnu(*scopes: str, **claims: Any) -> str:
