@@ -21,7 +21,15 @@ from typing import Any
 import httpx
 from mcp.client import Client
 
-from testkit.mcp import CALL_TIMEOUT, INITIALIZE, http_transport, ok, post_json_rpc, text_of
+from testkit.mcp import (
+    CALL_TIMEOUT,
+    INITIALIZE,
+    http_transport,
+    ok,
+    post_json_rpc,
+    refused,
+    text_of,
+)
 
 AUDIENCE = "session-buddy"
 SCOPE_REFUSAL = "❌ Authorization failed: missing scope 'write'"
@@ -96,10 +104,10 @@ async def a_read_only_token_is_refused_start_session_with_the_scope_message(
     where = {"working_directory": str(project)}
     async with bodai_component_client(url, ecosystem.mint(AUDIENCE, ["read"])) as client:
         ok(await client.call_tool("list_sessions", {}))
-        refused = await client.call_tool("start_session", where)
-    _same("start_session is an error", refused.is_error, True)
-    _same("start_session refusal", text_of(refused), SCOPE_REFUSAL)
-    error = (refused.structured_content or {}).get("error")
+        refusal = await client.call_tool("start_session", where)
+    _same("start_session is an error", refusal.is_error, True)
+    _same("start_session refusal", text_of(refusal), SCOPE_REFUSAL)
+    error = refused(refusal)
     expected = {
         "kind": "authorization",
         "reason": "missing_scope",
