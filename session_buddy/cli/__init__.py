@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from session_buddy.cli import audit, auth_status, message, secret, serve, sessions, token
+from session_buddy.cli import audit, auth_status, db, message, secret, serve, sessions, token
 
 app = typer.Typer(
     name="session-buddy",
@@ -22,6 +22,7 @@ app.add_typer(message.message_app, name="message")
 app.add_typer(message.envelope_app, name="envelope")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:
