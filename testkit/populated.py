@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from anyio.from_thread import start_blocking_portal
 
 from testkit.clock import seconds_until
 from testkit.git import make_git_repo
-from testkit.mcp import connect, http_transport, ok, post_json_rpc, text_of, tools_call
+from testkit.mcp import connected, ok, post_json_rpc, text_of, tools_call
 from testkit.processes import run_python
 from testkit.server import launch_http_server
 from testkit.store import raw_query
@@ -66,30 +65,26 @@ def populate(env: Mapping[str, str], root: Path) -> Populated:
     envelope = _cli(env, root, "envelope", "sign", "mahavishnu", "session-buddy", '{"n": 1}')
     with (
         launch_http_server(dict(env), root, log_path=root / "populate.log") as server,
-        start_blocking_portal() as portal,
+        connected(server.url) as client,
     ):
-        client = connect(portal, http_transport(server.url))
-        try:
-            first = ok(client.call("start_session", working_directory=str(finished), token=alice))
-            ok(client.call("checkpoint", working_directory=str(finished), note="one", token=alice))
-            ok(client.call("checkpoint", working_directory=str(finished), note="two", token=alice))
-            ok(client.call("end_session", working_directory=str(finished), summary="done",
-                           token=alice))  # fmt: skip
-            second = ok(client.call("start_session", working_directory=str(active), token=alice))
-            ok(client.call("checkpoint", working_directory=str(active), note="wip", token=alice))
-            bobs = ok(client.call("start_session", working_directory=str(finished), token=bob))
-            verdict = ok(client.call("verify_envelope", envelope=json.loads(envelope), token=bob))
-            assert verdict["valid"] is True, verdict
-            ok(client.call("whoami", token=revoked))
-            _cli(env, root, "token", "revoke", revoked)
-            seconds_until(
-                lambda: text_of(client.call("whoami", token=revoked)) == REVOKED,
-                WRITTEN_WITHIN,
-                0.1,
-                what="the revocation",
-            )
-        finally:
-            client.close()
+        first = ok(client.call("start_session", working_directory=str(finished), token=alice))
+        ok(client.call("checkpoint", working_directory=str(finished), note="one", token=alice))
+        ok(client.call("checkpoint", working_directory=str(finished), note="two", token=alice))
+        ok(client.call("end_session", working_directory=str(finished), summary="done",
+                       token=alice))  # fmt: skip
+        second = ok(client.call("start_session", working_directory=str(active), token=alice))
+        ok(client.call("checkpoint", working_directory=str(active), note="wip", token=alice))
+        bobs = ok(client.call("start_session", working_directory=str(finished), token=bob))
+        verdict = ok(client.call("verify_envelope", envelope=json.loads(envelope), token=bob))
+        assert verdict["valid"] is True, verdict
+        ok(client.call("whoami", token=revoked))
+        _cli(env, root, "token", "revoke", revoked)
+        seconds_until(
+            lambda: text_of(client.call("whoami", token=revoked)) == REVOKED,
+            WRITTEN_WITHIN,
+            0.1,
+            what="the revocation",
+        )
         _flood(server.url)
         seconds_until(
             lambda: _count(location, "auth_blocks") > 0, WRITTEN_WITHIN, 0.1, what="a block"

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 from session_buddy.store import SqliteDatabase, migrations
 from session_buddy.store.backup import backup_sqlite
 from session_buddy.store.revocations import RevocationRepository
 from testkit.environment import new_secret, server_environment
 from testkit.git import make_git_repo
-from testkit.mcp import connect, http_transport, ok, text_of
+from testkit.mcp import connected, ok, text_of
 from testkit.populated import REVOKED, Populated, populate
 from testkit.postgres import PostgresServer
 from testkit.processes import run_python
@@ -96,17 +95,13 @@ def serves_the_sessions_and_refuses_the_revoked_token(deployment: Deployment) ->
     log_before = raw_query(deployment.location, "SELECT MAX(seq) FROM revocation_log")[0][0]
     with (
         launch_http_server(deployment.env, deployment.root) as server,
-        start_blocking_portal() as portal,
+        connected(server.url) as client,
     ):
-        client = connect(portal, http_transport(server.url))
-        try:
-            active = str(populated.active_project)
-            status = ok(client.call("session_status", working_directory=active,
-                                    token=populated.alice))  # fmt: skip
-            listed = ok(client.call("list_sessions", token=populated.alice))
-            refused = client.call("whoami", token=populated.revoked)
-        finally:
-            client.close()
+        active = str(populated.active_project)
+        status = ok(client.call("session_status", working_directory=active,
+                                token=populated.alice))  # fmt: skip
+        listed = ok(client.call("list_sessions", token=populated.alice))
+        refused = client.call("whoami", token=populated.revoked)
     assert status["session"]["id"] == populated.active_session
     assert {s["id"] for s in listed["sessions"]} == {
         populated.active_session,
@@ -167,18 +162,14 @@ def test_backups_taken_while_a_server_writes_are_each_one_consistent_moment(
     failures: list[BaseException] = []
 
     def sessions(url: str) -> None:
-        with start_blocking_portal() as portal:
-            client = connect(portal, http_transport(url))
-            try:
-                n = 0
-                while not stop.is_set():
-                    token = mint(secret, f"user-{n}")
-                    ok(client.call("start_session", working_directory=project, token=token))
-                    ok(client.call("checkpoint", working_directory=project, token=token))
-                    ok(client.call("end_session", working_directory=project, token=token))
-                    n += 1
-            finally:
-                client.close()
+        with connected(url) as client:
+            n = 0
+            while not stop.is_set():
+                token = mint(secret, f"user-{n}")
+                ok(client.call("start_session", working_directory=project, token=token))
+                ok(client.call("checkpoint", working_directory=project, token=token))
+                ok(client.call("end_session", working_directory=project, token=token))
+                n += 1
 
     def revocations() -> None:  # a second writer: this process, as the CLI would
         database = SqliteDatabase(tmp_path / "data" / DATABASE).open()

@@ -21,13 +21,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 from session_buddy.store import migrations
 from session_buddy.store.copy import DERIVED, TABLES
 from testkit.clock import seconds_until
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import connect, http_transport, ok, text_of
+from testkit.mcp import connected, ok, text_of
 from testkit.populated import REVOKED, Populated, populate
 from testkit.processes import run_python
 from testkit.pytest_postgres import PostgresDatabase
@@ -92,12 +91,12 @@ def move(
 def sqlite_rows(path: Path, table: str, columns: list[str]) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         listed = ", ".join(columns)
-        return conn.execute(f"SELECT {listed} FROM {table} ORDER BY rowid").fetchall()  # noqa: S608
+        return conn.execute(f"SELECT {listed} FROM {table} ORDER BY rowid").fetchall()
 
 
 def postgres_rows(url: str, table: str, columns: list[str], order: str) -> list[tuple[Any, ...]]:
     listed = ", ".join(columns)
-    return raw_query(url, f"SELECT {listed} FROM {table} ORDER BY {order}")  # noqa: S608
+    return raw_query(url, f"SELECT {listed} FROM {table} ORDER BY {order}")
 
 
 def copied_columns(path: Path, table: str, counter: str | None) -> list[str]:
@@ -153,34 +152,28 @@ def test_a_server_on_postgresql_serves_the_copied_sessions_and_refuses_the_copie
     populated = move.populated
     with (
         launch_http_server(move.on_postgresql(tmp_path), tmp_path) as server,
-        start_blocking_portal() as portal,
+        connected(server.url) as client,
     ):
-        client = connect(portal, http_transport(server.url))
-        try:
-            # Running before the copy: the token is still good here.
-            ok(client.call("whoami", token=populated.revoked))
-            copied = move.copy()
-            seconds_until(
-                lambda: text_of(client.call("whoami", token=populated.revoked)) == REVOKED,
-                NOTICE_BOUND,
-                0.05,
-                what="the running server to refuse the copied revocation",
-            )
-            active = str(populated.active_project)
-            status = ok(client.call("session_status", working_directory=active,
-                                    token=populated.alice))  # fmt: skip
-            listed = ok(client.call("list_sessions", token=populated.alice))
-            ended = ok(client.call("end_session", working_directory=active, summary="moved",
-                                   token=populated.alice))  # fmt: skip
-        finally:
-            client.close()
-    with launch_http_server(move.on_postgresql(tmp_path), tmp_path) as restarted:
-        with start_blocking_portal() as portal:
-            client = connect(portal, http_transport(restarted.url))
-            try:
-                refused_after_restart = client.call("whoami", token=populated.revoked)
-            finally:
-                client.close()
+        # Running before the copy: the token is still good here.
+        ok(client.call("whoami", token=populated.revoked))
+        copied = move.copy()
+        seconds_until(
+            lambda: text_of(client.call("whoami", token=populated.revoked)) == REVOKED,
+            NOTICE_BOUND,
+            0.05,
+            what="the running server to refuse the copied revocation",
+        )
+        active = str(populated.active_project)
+        status = ok(client.call("session_status", working_directory=active,
+                                token=populated.alice))  # fmt: skip
+        listed = ok(client.call("list_sessions", token=populated.alice))
+        ended = ok(client.call("end_session", working_directory=active, summary="moved",
+                               token=populated.alice))  # fmt: skip
+    with (
+        launch_http_server(move.on_postgresql(tmp_path), tmp_path) as restarted,
+        connected(restarted.url) as client,
+    ):
+        refused_after_restart = client.call("whoami", token=populated.revoked)
 
     assert copied.returncode == 0, copied.stderr
     assert status["session"]["id"] == populated.active_session
@@ -220,14 +213,10 @@ def test_an_active_session_of_the_same_user_and_project_in_postgresql_is_a_confl
     populated = move.populated
     with (
         launch_http_server(move.on_postgresql(tmp_path), tmp_path) as server,
-        start_blocking_portal() as portal,
+        connected(server.url) as client,
     ):
-        client = connect(portal, http_transport(server.url))
-        try:
-            theirs = ok(client.call("start_session", working_directory=str(populated.active_project),
-                                    token=populated.alice))  # fmt: skip
-        finally:
-            client.close()
+        theirs = ok(client.call("start_session", working_directory=str(populated.active_project),
+                                token=populated.alice))  # fmt: skip
     before = contents(move.pg.url)
 
     refused = move.copy()
