@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import secrets
 import sqlite3
@@ -90,6 +89,8 @@ def others_have_open(path: Path) -> bool:
     it). Call this before this process opens ``path``: closing the probe's descriptor drops
     every POSIX lock this process holds on the ``-shm`` file, SQLite's own included.
     """
+    import fcntl  # POSIX only: imported here so the CLI itself loads anywhere
+
     shm = path.with_name(path.name + "-shm")
     try:
         fd = os.open(shm, os.O_RDWR)
