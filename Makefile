@@ -1,6 +1,8 @@
 # session-buddy: every target sets itself up (creates .venv and installs the package).
 # Dependencies come from requirements.lock (exact versions with hashes: what CI tested);
 # `make lock` re-resolves it from pyproject.toml.
+# Another interpreter gets a venv of its own: `make test PYTHON=python3.13 VENV=.venv313`
+# (CI runs the suite on 3.11 and on 3.13).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -75,10 +77,12 @@ interop: $(STAMP)
 		"import mcp_common.auth.core, mahavishnu.session_buddy.auth" && \
 	PYTHONPATH="$$tmp/site" $(BIN)/python -m pytest -q -p no:cacheprovider tests/interop
 
+# One lock for every supported Python and platform (--universal: markers, not a resolution
+# for one interpreter), so the same hashes install on 3.11 and 3.13.
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
-		--index-url https://pypi.org/simple -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+		--python-version 3.11 --index-url https://pypi.org/simple -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info testkit/node/*/node_modules
+	rm -rf $(VENV) .venv313 .pytest_cache .ruff_cache .hypothesis build dist *.egg-info testkit/node/*/node_modules

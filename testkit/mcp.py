@@ -5,7 +5,8 @@ their ``*_transport`` halves are for callers that pick the client's mode themsel
 :func:`post_json_rpc` sends one JSON-RPC message as a plain HTTP POST, for what the client
 will not send (a bad ``Authorization`` header, a call before ``initialize``);
 :class:`RawStdio` writes any line to a server's stdin and reads its answers.
-:class:`McpConnection` drives a client from synchronous tests through a blocking portal.
+:class:`McpConnection` drives a client from synchronous tests through a blocking portal
+(:func:`connected` brings its own).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import queue
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 
 import httpx
 import httpx2
-from anyio.from_thread import BlockingPortal
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -122,6 +123,18 @@ def connect(
     manager = portal.wrap_async_context_manager(Client(transport, mode=mode))
     client = manager.__enter__()
     return McpConnection(portal, client, manager.__exit__)
+
+
+@contextlib.contextmanager
+def connected(url: str, **http: Any) -> Iterator[McpConnection]:
+    """The official client over streamable HTTP for synchronous code, with a portal of its
+    own: ``with connected(server.url) as client: client.call(...)``."""
+    with start_blocking_portal() as portal:
+        client = connect(portal, http_transport(url, **http))
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 # -- results --------------------------------------------------------------------------------

@@ -16,19 +16,9 @@ from typing import Any
 
 import psycopg
 
-from session_buddy.store import Database, SqliteDatabase
+from session_buddy.store import Database, SqliteDatabase, migrations
 
-TABLES = (
-    "alembic_version",
-    "revoked_tokens",
-    "revocation_log",
-    "sessions",
-    "checkpoints",
-    "envelope_nonces",
-    "auth_failures",
-    "auth_blocks",
-    "audit_events",
-)
+TABLES = migrations.TABLES
 """Every table of the schema at HEAD."""
 
 

@@ -294,6 +294,11 @@ class PostgresDatabase:
 
     # -- errors ---------------------------------------------------------------------------
 
+    def storage_error(self, exc: psycopg.Error) -> StorageError:
+        """The driver's ``exc`` as the :class:`StorageError` this database raises for it
+        (for callers that use a connection of their own, from :meth:`connect`)."""
+        return self._error(exc)
+
     def _error(self, exc: psycopg.Error) -> StorageError:
         if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
             kind, what, fix = _classify(str(exc))

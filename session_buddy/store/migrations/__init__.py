@@ -28,6 +28,19 @@ from session_buddy.store.errors import StorageError
 REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
+# Every table of the schema at HEAD, each after the tables it references (backups and
+# copies list them; a test holds this to what the migrations create on both backends).
+TABLES = (
+    VERSION_TABLE,
+    "revoked_tokens",
+    "revocation_log",
+    "sessions",
+    "checkpoints",
+    "envelope_nonces",
+    "auth_failures",
+    "auth_blocks",
+    "audit_events",
+)
 # pg_advisory_xact_lock key: any constant shared by every session-buddy version.
 MIGRATION_LOCK_KEY = 0x5E55_10B0_DD1E
 logger = logging.getLogger(__name__)
