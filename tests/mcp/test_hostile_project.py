@@ -4,10 +4,12 @@ Real servers over stdio (authentication on, the secret in their environment), ea
 in a working directory of its own whose name must never reach a caller. The session tools
 must run no program a repository's configuration names, and their refusals must name paths
 only as the caller spelled them: never where a symlink leads, never the server's directory.
+What the server writes about those projects is readable by its user only.
 """
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,22 @@ def test_the_session_tools_run_no_program_from_the_repository_config(
 
     assert not record.exists()
     assert started["snapshot"]["git"]["changed_files"] == 0
+
+
+# -- what the server writes is private -----------------------------------------------------
+
+
+def test_the_data_dir_the_server_creates_and_its_files_are_private(
+    anywhere: Deployment, repo: Path
+) -> None:
+    ok(anywhere.conn.call("start_session", working_directory=str(repo), token=anywhere.token))
+    data_dir = anywhere.cwd.parent / "data"
+
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in data_dir.iterdir()}
+
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert {"session-buddy.db", "session-buddy.db-wal", "session-buddy.db-shm"} <= modes.keys()
+    assert set(modes.values()) == {0o600}, modes
 
 
 # -- refusals name paths as the caller spelled them ---------------------------------------
