@@ -13,7 +13,7 @@ database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import anyio.to_thread
@@ -133,11 +133,25 @@ def run_stdio(server: MCPServer) -> None:
     server.run("stdio")
 
 
-def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
+def run_http(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    trusted_proxies: Sequence[str] = (),
+) -> None:
     """Serve ``app`` with uvicorn until interrupted; logs go through the root handler.
 
     Uvicorn's access log is off: one line per request would let a flood of bad requests
     fill the disk. Refused credentials are logged by the rate-limited auth failure log.
+
+    The client is the TCP peer. Only when ``trusted_proxies`` (``SESSION_BUDDY_TRUSTED_
+    PROXIES``: addresses or CIDR networks) is set does uvicorn's proxy-header middleware
+    run, and it believes ``X-Forwarded-For``/``-Proto`` from those peers alone, taking the
+    nearest untrusted address in the chain as the client. (Uvicorn's own default trusts
+    them from loopback, and its ``FORWARDED_ALLOW_IPS`` is never consulted.) The throttle,
+    the failure log and the audit trail all read the client from there.
     """
     logger.info("%s %s serving MCP at http://%s:%d%s", SERVER_NAME, VERSION, host, port, MCP_PATH)
     config = uvicorn.Config(
@@ -148,6 +162,8 @@ def run_http(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
         log_level=log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies),
     )
     uvicorn.Server(config).run()
 
