@@ -114,9 +114,9 @@ def metrics_enabled(setting: bool | None, host: str) -> bool:
 def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
 
-    ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
-    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted);
-    ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` keep it on for any host
+    ``host`` is what the server binds: on every loopback host the SDK's DNS rebinding
+    protection is on (only loopback ``Host`` and ``Origin`` headers accepted);
+    ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` add names and keep it on for any host
     (:func:`~session_buddy.mcp.exposure.transport_security`).
     """
     app = server.streamable_http_app(
