@@ -25,6 +25,7 @@ come only from options and the environment, since they say which ``.env`` to rea
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -366,6 +367,8 @@ class Settings(BaseSettings):
     audit: bool = True  # false: no audit trail is written (measurement, not advice)
     audit_retention_days: float = Field(default=30, gt=0)
     metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     _sources: SourceReport = PrivateAttr(default_factory=SourceReport)
 
@@ -433,6 +436,22 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        """Comma-separated addresses or CIDR networks, each checked and written canonically
+        (a mistyped one must not silently trust nobody, or everybody)."""
+        entries = _split_commas(value)
+        if not isinstance(entries, list):
+            return entries
+        networks = []
+        for entry in entries:
+            try:
+                networks.append(str(ipaddress.ip_network(str(entry), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return networks
 
     # -- where values came from ------------------------------------------------------------
 

@@ -63,10 +63,15 @@ class Runtime:
 
     @functools.cached_property
     def envelopes(self) -> CrossProjectAuth:
-        """Envelope signatures with the configured secret; replays refused across every
-        process on this database. Raises ``SecretConfigError`` when there is no usable
-        secret."""
-        return CrossProjectAuth(self.auth.secret, nonces=NonceRepository(self.database))
+        """Envelope signatures with the configured secret, for envelopes addressed to this
+        server (``to_project`` its audience, ``SESSION_BUDDY_AUDIENCE``); replays refused
+        across every process on this database. Raises ``SecretConfigError`` when there is
+        no usable secret."""
+        return CrossProjectAuth(
+            self.auth.secret,
+            nonces=NonceRepository(self.database),
+            recipient=self.settings.audience,
+        )
 
     def share_throttle(self) -> None:
         """Count refused credentials together with every instance on this database."""

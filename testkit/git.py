@@ -57,3 +57,42 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
             info = full.lstat()
             state[str(full.relative_to(root))] = (info.st_mtime_ns, info.st_size)
     return state
+
+
+def recording_program(path: Path, record: Path) -> Path:
+    """An executable at ``path`` that, whenever run, appends its environment to ``record``
+    and copies stdin to stdout (so it works as a filter driver too)."""
+    path.write_text(f"#!/bin/sh\nenv >> '{record}'\necho --- >> '{record}'\nexec cat\n")
+    path.chmod(0o755)
+    return path
+
+
+def commit_filtered_file(repo: Path, driver: bytes = b"evil") -> Path:
+    """Commit ``file.txt`` and a ``.gitattributes`` naming the filter ``driver`` for it (the
+    driver's program is for the caller to configure)."""
+    (repo / ".gitattributes").write_bytes(b"*.txt filter=" + driver + b"\n")
+    commit(repo, "file.txt", "content\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "attributes")
+    return repo
+
+
+def plain_status_runs(repo: Path, record: Path, dirty: str = "file.txt") -> bool:
+    """Whether an ordinary ``git status`` (this process's environment and configuration)
+    runs the program that writes ``record``: the proof that a hostile fixture is armed.
+    Afterwards ``record`` is gone and ``dirty`` is stat-dirty again."""
+    subprocess.run(["git", "-C", str(repo), "status"], capture_output=True, check=False)
+    ran = record.exists()
+    record.unlink(missing_ok=True)
+    make_stat_dirty(repo, dirty)
+    return ran
+
+
+def make_stat_dirty(path: Path, name: str) -> None:
+    """Rewrite a tracked file with the same content: git must read it again to know it is
+    unchanged (through the file's clean filter, if it has one)."""
+    file = path / name
+    content = file.read_bytes()
+    file.write_bytes(content)
+    stamp = file.stat().st_mtime_ns + 2_000_000_000
+    os.utime(file, ns=(stamp, stamp))

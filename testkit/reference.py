@@ -3,15 +3,16 @@
 Production verifies with :func:`session_buddy.auth.tokens.decode_access_token` (the HMAC
 before any JSON, PyJWT's claim checks in PyJWT's order). This module is the other path it
 must agree with, kept out of the product because only the differential tests and the
-benchmarks call it. It shares the product's rule functions for the header and the claim
-types, and states the token's shape on its own: a canonical base64url segment is one that
-encodes back to itself.
+benchmarks call it. It shares the product's rule functions for the header and the
+identity, and states on its own the token's shape (a canonical base64url segment is one that
+encodes back to itself) and what a time claim may hold.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,7 +26,6 @@ from session_buddy.auth.tokens import (
     TokenPolicy,
     _check_identity_and_type,
     check_header,
-    check_time_claim_types,
 )
 
 _SEGMENTS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
@@ -55,9 +55,27 @@ def check_shape(token: str) -> None:
             raise errors.MalformedTokenError("non-canonical base64url segment")
 
 
+def _is_numeric_date(value: object) -> bool:
+    """RFC 7519's NumericDate held to I-JSON (RFC 7493): a number an IEEE double represents
+    (PyJWT's ``int()`` takes ``"12"``, ``true`` and ``10**400``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)  # an int is converted to a double first
+    except OverflowError:
+        return False
+
+
+def check_time_claims(payload: Mapping[str, Any]) -> None:
+    """``exp``, ``iat`` and ``nbf``, where present, are NumericDates."""
+    for claim in ("exp", "iat", "nbf"):
+        if claim in payload and not _is_numeric_date(payload[claim]):
+            raise errors.InvalidClaimError(f"{claim} is not a NumericDate")
+
+
 def check_session_buddy_claims(payload: Mapping[str, Any]) -> None:
     """Our rules beyond PyJWT: numeric times, a real identity, the access type."""
-    check_time_claim_types(payload)
+    check_time_claims(payload)
     _check_identity_and_type(payload)  # the product's rule: nothing for PyJWT to say here
 
 
@@ -111,7 +129,7 @@ def decode_with_pyjwt(token: str, secrets_: Sequence[str], policy: TokenPolicy) 
             continue
         except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError) as exc:
             # The signature was good; an odd time claim outranks the time verdict.
-            check_time_claim_types(jwt.decode(token, options={"verify_signature": False}))
+            check_time_claims(jwt.decode(token, options={"verify_signature": False}))
             raise _map_pyjwt_error(exc) from None
         except jwt.PyJWTError as exc:
             raise _map_pyjwt_error(exc) from None

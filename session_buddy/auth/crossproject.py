@@ -6,10 +6,13 @@
 
 An envelope wraps a message with ``from_project``, ``to_project``, ``content`` and
 ``timestamp`` (plus a random ``nonce`` in envelopes we create); verification rejects
-envelopes that are stale (older than 5 minutes), from the future (more than 30 s ahead),
-undated, or already seen. "Seen" is remembered by a :class:`NonceStore`: in memory by
-default (one process), or in the database (``session_buddy.store.nonces``), where every
-process and every instance sharing it refuses a replay.
+envelopes that are addressed to another project (when the verifier knows its own name),
+stale (older than 5 minutes), from the future (more than 30 s ahead), undated, or already
+seen. A project's name is compared with ``-`` and ``_`` alike: Mahavishnu writes ours
+``session_buddy``, we write ``session-buddy``. "Seen" is remembered by a
+:class:`NonceStore`: in memory by default (one process), or in the database
+(``session_buddy.store.nonces``), where every process and every instance sharing it
+refuses a replay. A refused envelope is never remembered.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ EnvelopeProblem = Literal[
     "bad_algorithm",
     "bad_signature",
     "missing_field",
+    "wrong_recipient",
     "undated",
     "stale",
     "from_the_future",
@@ -87,6 +91,7 @@ _EXPLANATIONS: dict[EnvelopeProblem, str] = {
     "bad_algorithm": "signed with another algorithm than HMAC-SHA256",
     "bad_signature": "bad signature",
     "missing_field": "the message lacks from_project, to_project or content",
+    "wrong_recipient": "addressed to another project (to_project names someone else)",
     "undated": "the message has no usable timestamp",
     "stale": f"stale (older than {MAX_AGE_SECONDS / 60:g} minutes)",
     "from_the_future": f"dated in the future (by more than {MAX_FUTURE_SECONDS:g} s)",
@@ -111,8 +116,17 @@ def _timestamp_seconds(value: object) -> float | None:
     return None
 
 
+def same_project(one: object, other: str) -> bool:
+    """Whether ``one`` names the project ``other``, ``-`` and ``_`` counting alike."""
+    return isinstance(one, str) and one.replace("_", "-") == other.replace("_", "-")
+
+
 class CrossProjectAuth:
-    """HMAC-SHA256 signatures over JSON messages with a secret shared between projects."""
+    """HMAC-SHA256 signatures over JSON messages with a secret shared between projects.
+
+    ``recipient``: this project's name; envelopes whose ``to_project`` names another
+    project are refused (``wrong_recipient``). None accepts any recipient.
+    """
 
     def __init__(
         self,
@@ -120,12 +134,14 @@ class CrossProjectAuth:
         *,
         clock: Callable[[], float] = time.time,
         nonces: NonceStore | None = None,
+        recipient: str | None = None,
     ) -> None:
         if not isinstance(shared_secret, str) or len(shared_secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"{SECRET_TOO_SHORT}. {SECRET_HINT}")
         self._key = shared_secret.encode()
         self._clock = clock
         self._nonces: NonceStore = nonces if nonces is not None else MemoryNonces()
+        self.recipient = recipient
 
     def __repr__(self) -> str:
         return "CrossProjectAuth(shared_secret=<hidden>)"
@@ -163,7 +179,8 @@ class CrossProjectAuth:
         }
 
     def verify_envelope(self, envelope: object) -> bool:
-        """True once for a fresh, correctly signed envelope; False for anything else.
+        """True once for a fresh, correctly signed envelope (addressed to ``recipient``,
+        when set); False for anything else.
 
         A database-backed :class:`NonceStore` that cannot be reached raises its
         ``StorageError`` rather than pretend the envelope is new (or a replay).
@@ -184,6 +201,8 @@ class CrossProjectAuth:
             return EnvelopeCheck(False, "bad_signature")
         if not {"from_project", "to_project", "content"} <= message.keys():
             return EnvelopeCheck(False, "missing_field")
+        if self.recipient is not None and not same_project(message["to_project"], self.recipient):
+            return EnvelopeCheck(False, "wrong_recipient")  # not ours: its nonce stays unspent
         sent_at = _timestamp_seconds(message.get("timestamp"))
         now = self._clock()
         if sent_at is None:

@@ -7,7 +7,6 @@ missing token, an optional one, an HTTP bearer identity, and roles.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -22,6 +21,7 @@ from session_buddy.auth.revocation import RevocationStore, shared_revocation_sto
 from session_buddy.auth.scopes import ImpliedBy, missing_scope
 from session_buddy.auth.tokens import (
     access_claims,
+    finite_number,
     issue_token,
     normalize_token,
     presented,
@@ -172,7 +172,10 @@ class JWTManager:
 
     def _revoke_verified(self, token: str, claims: Mapping[str, Any]) -> bool:
         """Revoke; True when this call recorded the revocation (it was not revoked yet)."""
-        return self.revocations.revoke(revocation_key(dict(claims), token), float(claims["exp"]))
+        expires_at = finite_number(claims.get("exp"))
+        if expires_at is None:  # the verifier refuses such a token; never a crash here
+            raise errors.InvalidClaimError("exp is not a number")
+        return self.revocations.revoke(revocation_key(dict(claims), token), expires_at)
 
     # -- who is calling --------------------------------------------------------------
 
@@ -270,12 +273,7 @@ def _family_start(claims: Mapping[str, Any], latest: float) -> float:
     neither crash a refresh nor extend the maximum lifetime.
     """
     for claim in ("auth_time", "iat"):
-        value = claims.get(claim)
-        if (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and value <= latest
-        ):
-            return float(value)
+        value = finite_number(claims.get(claim))
+        if value is not None and value <= latest:
+            return value
     return latest

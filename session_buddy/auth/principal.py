@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from session_buddy.auth import errors
 from session_buddy.auth.scopes import granted_scopes
+from session_buddy.auth.tokens import finite_number
 
 PRIVILEGED_ROLES = frozenset({"admin", "orchestrator"})
 
@@ -35,18 +37,26 @@ class Principal:
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
+        """The caller a verified token names.
+
+        An ``exp`` that is present but no finite number a double can hold (a verifier that
+        let ``10**400`` through) raises :class:`~session_buddy.auth.errors.InvalidClaimError`.
+        """
         user_id = claims.get("user_id")
         if user_id is None:
             user_id = claims.get("sub")
         role = claims.get("role")
         issuer = claims.get("iss")
         exp = claims.get("exp")
+        expires_at = None if exp is None else finite_number(exp)
+        if exp is not None and expires_at is None:
+            raise errors.InvalidClaimError("exp is not a number")
         return cls(
             user_id=str(user_id),
             authenticated=True,
             role=role if isinstance(role, str) else None,
             issuer=issuer if isinstance(issuer, str) else None,
-            expires_at=float(exp) if isinstance(exp, int | float) else None,
+            expires_at=expires_at,
             claims=MappingProxyType(dict(claims)),
             scopes=granted_scopes(claims),
         )

@@ -2,7 +2,8 @@
 
 A token grants scopes through ``scopes`` (a list of strings: mcp-common's ``read``,
 ``write``, ``delete``, ``admin``; Mahavishnu's ``JWTAuth`` mints ``["read", "execute"]``)
-or, per RFC 9068, ``scope`` (one space-separated string); both are read. ``admin`` allows
+or, per RFC 9068, ``scope`` (one string of names separated by ASCII spaces, as RFC 6749
+says: no other whitespace separates); both are read. ``admin`` allows
 everything. A claim of the wrong shape grants nothing (it never means "no claim").
 
 A token with neither claim (Mahavishnu's other token shape, and every token minted before
@@ -39,7 +40,9 @@ def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str] | None:
         granted.update(item for item in listed if item)
     spaced = claims.get("scope")
     if isinstance(spaced, str):
-        granted.update(spaced.split())
+        # RFC 6749 3.3: scope-tokens separated by SP (0x20) only. str.split() would also
+        # split on tabs, NBSP and other Unicode spaces ("read\u00a0admin" is no admin).
+        granted.update(item for item in spaced.split(" ") if item)
     return frozenset(granted)
 
 

@@ -240,16 +240,29 @@ def _check_audience(payload: Mapping[str, Any], policy: TokenPolicy) -> None:
         raise errors.InvalidAudienceError("aud does not match")
 
 
+def finite_number(value: object) -> float | None:
+    """``value`` as a float when it is a JSON number a double can hold, else None.
+
+    Not a bool, not text, not NaN or ±infinity (Python's JSON reads ``NaN``, ``1e400``),
+    and not an integer beyond a double's range (``10**400``): I-JSON's numbers (RFC 7493),
+    so every later use of a time (``float()``, date arithmetic) is safe.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):  # a tuple: no union
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))  # a tuple: `int | float` builds a union per call
-        and not isinstance(value, bool)
-        and (not isinstance(value, float) or math.isfinite(value))
-    )
+    return finite_number(value) is not None
 
 
 def check_time_claim_types(payload: Mapping[str, Any]) -> None:
-    """``exp``, ``iat`` and ``nbf``, when present, are finite numbers (not bools, not text)."""
+    """``exp``, ``iat`` and ``nbf``, when present, are finite numbers a double can hold
+    (not bools, not text, not ``10**400``)."""
     for claim in ("exp", "iat", "nbf"):
         if claim in payload and not _is_number(payload[claim]):
             raise errors.InvalidClaimError(f"{claim} is not a number")

@@ -27,6 +27,7 @@ from session_buddy.cli.output import emit, fail, success
 from session_buddy.config import secret_from_variable, variables_for
 from session_buddy.store import StorageError
 from session_buddy.store.nonces import NonceRepository
+from session_buddy.text import shorten
 
 DEFAULT_SECRET_ENV = "SESSION_BUDDY_SECRET"
 
@@ -53,10 +54,14 @@ SecretEnv = Annotated[
 
 
 def shared_secret(
-    variable: str, nonces: NonceStore | None = None, config: AuthConfig | None = None
+    variable: str,
+    nonces: NonceStore | None = None,
+    config: AuthConfig | None = None,
+    recipient: str | None = None,
 ) -> CrossProjectAuth:
     """Signatures with the secret in ``variable`` (SESSION_BUDDY_SECRET: also its file/.env,
-    from ``config`` when the command has read it already)."""
+    from ``config`` when the command has read it already); envelopes must be addressed to
+    ``recipient`` when given."""
     if variable == DEFAULT_SECRET_ENV:
         config = config if config is not None else AuthConfig(cli_settings())
         try:
@@ -71,7 +76,7 @@ def shared_secret(
         names = " or ".join(variables_for(variable))
         fail(f"{names} is not set", f"export {variable}=<shared secret>, or {GENERATE_FIX}")
     try:
-        return CrossProjectAuth(secret, nonces=nonces)
+        return CrossProjectAuth(secret, nonces=nonces, recipient=recipient)
     except ValueError:
         fail(
             f"The secret in {variable} is unusable: {SECRET_TOO_SHORT.removeprefix('❌ ')}",
@@ -149,12 +154,23 @@ def envelope_sign(
 def envelope_verify(
     envelope: Annotated[str, typer.Argument(help="The envelope JSON, or '-' to read stdin.")],
     secret_env: SecretEnv = DEFAULT_SECRET_ENV,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="PROJECT",
+            help="The recipient the envelope must name in to_project ('-' and '_' alike). "
+            "Default: this server's name, SESSION_BUDDY_AUDIENCE (session-buddy).",
+        ),
+    ] = None,
 ) -> None:
-    """Exit 0 for a correctly signed, fresh envelope; 1 (and why) otherwise."""
+    """Exit 0 for a correctly signed, fresh envelope addressed to us; 1 (and why) otherwise."""
     value = parse_object(envelope, "ENVELOPE")
     runtime = cli_runtime()
+    recipient = to or runtime.settings.audience
     try:
-        auth = shared_secret(secret_env, NonceRepository(runtime.database.open()), runtime.auth)
+        nonces = NonceRepository(runtime.database.open())
+        auth = shared_secret(secret_env, nonces, runtime.auth, recipient)
         check = auth.check_envelope(value)
     except StorageError as exc:
         fail(str(exc), exc.fix)
@@ -168,6 +184,12 @@ def envelope_verify(
         fail(
             "Envelope invalid: bad signature",
             "sign it with the same shared secret and do not modify it",
+        )
+    if check.problem == "wrong_recipient":
+        fail(
+            f"Envelope rejected: addressed to "
+            f"'{shorten(str(value['message']['to_project']), 80)}', not '{recipient}'",
+            f"sign it for {recipient}, or pass --to with the project it names",
         )
     if check.problem == "replayed":
         fail(

@@ -186,6 +186,11 @@ def _serve(
             mcp_server.run_stdio(server)
         else:
             app = mcp_server.build_http_app(server, runtime, host=host)
-            mcp_server.run_http(app, listening, log_level=settings.log_level)
+            mcp_server.run_http(
+                app,
+                listening,
+                log_level=settings.log_level,
+                trusted_proxies=settings.trusted_proxies,
+            )
     finally:
         runtime.stop_serving()

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from session_buddy.auth import errors
 from session_buddy.auth.scopes import RELEASED_VOCABULARY, granted_scopes, is_scope_name
+from session_buddy.auth.tokens import finite_number
 from session_buddy.cli.config import cli_settings, usable_manager, usable_runtime
 from session_buddy.cli.output import cell, console, emit, fail, note, success, title, warn
 from session_buddy.store import Database, StorageError
@@ -114,12 +115,11 @@ def human_expiry(exp: float, now: float) -> str:
 
 
 def _show_value(claim: str, value: Any, now: float) -> str:
-    if claim in ("exp", "iat", "nbf", "auth_time", "refreshed_at") and isinstance(
-        value, int | float
-    ):
+    time = finite_number(value)  # unchecked claims (auth_time) may hold 10**400 or NaN
+    if claim in ("exp", "iat", "nbf", "auth_time", "refreshed_at") and time is not None:
         if claim == "exp":
-            return f"{value} ({_when(value)}, {human_expiry(value, now)})"
-        return f"{value} ({_when(value)}, {_rounded(abs(now - value))} ago)"
+            return f"{value} ({_when(time)}, {human_expiry(time, now)})"
+        return f"{value} ({_when(time)}, {_rounded(abs(now - time))} ago)"
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -338,7 +338,7 @@ def verify(
             )
             raise typer.Exit(1) from None
         fail(describe_rejection(exc), exc.fix)
-    exp = float(claims["exp"])
+    exp = finite_number(claims["exp"]) or 0.0  # the verifier refused any other exp
     user = claims.get("user_id", claims.get("sub"))
     scopes = granted_scopes(claims)
     if as_json:

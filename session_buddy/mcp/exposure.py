@@ -1,8 +1,10 @@
 """What serving over HTTP on a given address exposes, decided before the server starts.
 
-On a loopback address only this machine can connect, and the MCP SDK checks ``Host`` and
-``Origin`` itself (DNS-rebinding protection). Beyond loopback three things change, and
-:func:`review_http_exposure` says what to do about each:
+On a loopback address only this machine can connect, and ``Host`` and ``Origin`` are
+checked (DNS-rebinding protection: a web page whose name resolves to 127.0.0.1 must not
+reach the server) — on every loopback spelling, ``127.0.0.2`` or ``LOCALHOST`` as much as
+``127.0.0.1``, where the SDK would check only its three. Beyond loopback three things
+change, and :func:`review_http_exposure` says what to do about each:
 
 * **Protected mode** (as Redis has): with authentication disabled, anyone who reaches the
   port could read and write every session, so the server refuses to start — unless the
@@ -30,7 +32,8 @@ if TYPE_CHECKING:  # the SDK is imported only when a server is built, not to rev
     from mcp.server.transport_security import TransportSecuritySettings
 
 LOOPBACK_NAMES = frozenset({"localhost"})
-# What the SDK allows by itself when bound to 127.0.0.1, localhost or ::1.
+# What the SDK allows by itself when bound to 127.0.0.1, localhost or ::1; a bind to
+# another loopback spelling adds its own name.
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
@@ -53,24 +56,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _loopback_names(host: str) -> tuple[list[str], list[str]]:
+    """``Host`` and ``Origin`` patterns for a loopback bind: the usual three, and the bound
+    name itself as given, in lower case and (for an address) in canonical form."""
+    hosts, origins = list(LOOPBACK_HOSTS), list(LOOPBACK_ORIGINS)
+    given = host.strip().strip("[]")
+    names = [given, given.lower()]
+    try:
+        address = ipaddress.ip_address(given.lower())
+    except ValueError:
+        address = None
+    if address is not None:
+        names.append(str(address))
+    for name in names:
+        shown = f"[{name}]" if ":" in name else name
+        for patterns, pattern in ((hosts, f"{shown}:*"), (origins, f"http://{shown}:*")):
+            if pattern not in patterns:
+                patterns.append(pattern)
+    return hosts, origins
+
+
 def transport_security(host: str, settings: Settings) -> TransportSecuritySettings | None:
     """The SDK's Host/Origin checking for a server bound to ``host``.
 
-    ``SESSION_BUDDY_ALLOWED_HOSTS`` (``host:port``, or ``host:*`` for any port) turns it on
-    with those hosts — plus the loopback ones when bound to loopback — and
-    ``SESSION_BUDDY_ALLOWED_ORIGINS`` (empty: only requests without an ``Origin`` header,
-    which is what non-browser clients send). Without allowed hosts: None, the SDK's own
-    choice (checking on loopback, off beyond it).
+    On every loopback bind it is on, accepting the loopback names and the bound one (the
+    SDK itself checks only when bound to exactly ``127.0.0.1``, ``localhost`` or ``::1``).
+    ``SESSION_BUDDY_ALLOWED_HOSTS`` (``host:port``, or ``host:*`` for any port) adds names,
+    and turns it on beyond loopback, with ``SESSION_BUDDY_ALLOWED_ORIGINS`` (empty: only
+    requests without an ``Origin`` header, which is what non-browser clients send). Beyond
+    loopback without allowed hosts: None, no checking (the server warns at start).
     """
-    if not settings.allowed_hosts:
-        return None
     loopback = is_loopback(host)
+    if not loopback and not settings.allowed_hosts:
+        return None
+    hosts, origins = _loopback_names(host) if loopback else ([], [])
     from mcp.server.transport_security import TransportSecuritySettings
 
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[*(LOOPBACK_HOSTS if loopback else ()), *settings.allowed_hosts],
-        allowed_origins=[*(LOOPBACK_ORIGINS if loopback else ()), *settings.allowed_origins],
+        allowed_hosts=[*hosts, *settings.allowed_hosts],
+        allowed_origins=[*origins, *settings.allowed_origins],
     )
 
 

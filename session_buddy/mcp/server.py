@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import anyio.to_thread
@@ -119,9 +119,9 @@ def metrics_enabled(setting: bool | None, host: str) -> bool:
 def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
 
-    ``host`` is what the server binds: for loopback hosts the SDK turns on its DNS
-    rebinding protection (only loopback ``Host`` and ``Origin`` headers accepted);
-    ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` keep it on for any host
+    ``host`` is what the server binds: on every loopback host the SDK's DNS rebinding
+    protection is on (only loopback ``Host`` and ``Origin`` headers accepted);
+    ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` add names and keep it on for any host
     (:func:`~session_buddy.mcp.exposure.transport_security`). Between the two, the
     protocol answers the SDK gets wrong (:func:`~session_buddy.mcp.protocol.protocol_http_app`).
     """
@@ -143,13 +143,26 @@ def run_stdio(server: MCPServer) -> None:
     server.run("stdio")
 
 
-def run_http(app: ASGIApp, sock: socket.socket, *, log_level: str) -> None:
+def run_http(
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    log_level: str,
+    trusted_proxies: Sequence[str] = (),
+) -> None:
     """Serve ``app`` on ``sock`` (bound by :func:`~session_buddy.mcp.listen.listen_http`)
     with uvicorn until interrupted; logs go through the root handler. The socket is closed
     when serving ends. "serving" is logged only now, with the socket listening.
 
     Uvicorn's access log is off: one line per request would let a flood of bad requests
     fill the disk. Refused credentials are logged by the rate-limited auth failure log.
+
+    The client is the TCP peer. Only when ``trusted_proxies`` (``SESSION_BUDDY_TRUSTED_
+    PROXIES``: addresses or CIDR networks) is set does uvicorn's proxy-header middleware
+    run, and it believes ``X-Forwarded-For``/``-Proto`` from those peers alone, taking the
+    nearest untrusted address in the chain as the client. (Uvicorn's own default trusts
+    them from loopback, and its ``FORWARDED_ALLOW_IPS`` is never consulted.) The throttle,
+    the failure log and the audit trail all read the client from there.
     """
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -163,6 +176,8 @@ def run_http(app: ASGIApp, sock: socket.socket, *, log_level: str) -> None:
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         backlog=LISTEN_BACKLOG,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies),
     )
     with sock:
         uvicorn.Server(config).run(sockets=[sock])

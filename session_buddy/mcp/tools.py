@@ -131,8 +131,9 @@ class SessionTools:
             ),
             "list_sessions": ToolSpec("List sessions", read_only=True, idempotent=True, scope=READ),
             "whoami": ToolSpec("Who am I", read_only=True, idempotent=True, optional_auth=True),
+            # It writes: an accepted envelope's nonce is spent for every instance.
             "verify_envelope": ToolSpec(
-                "Verify a cross-project envelope", read_only=False, idempotent=False, scope=READ
+                "Verify a cross-project envelope", read_only=False, idempotent=False, scope=WRITE
             ),
         }
     )
@@ -243,10 +244,12 @@ class SessionTools:
     ) -> Annotated[CallToolResult, EnvelopeVerdict]:
         """Check a signed cross-project envelope (Mahavishnu's HMAC-SHA256 format).
 
-        Valid means: signed with the shared secret, fresh (at most 5 minutes old), and not
-        accepted before by any session-buddy instance on this database — so a replay to
-        another instance is refused too. The verdict carries the sender, recipient and
-        content of a valid envelope.
+        Valid means: signed with the shared secret, addressed to this server (to_project
+        'session-buddy', or SESSION_BUDDY_AUDIENCE; '_' and '-' alike), fresh (at most 5
+        minutes old), and not accepted before by any session-buddy instance on this
+        database — so a replay to another instance is refused too. Accepting spends the
+        envelope, so the call needs the 'write' scope. The verdict carries the sender,
+        recipient and content of a valid envelope.
         """
         if self._envelopes is None:
             raise EnvelopesUnavailableError()

@@ -28,7 +28,11 @@ class InvalidWorkingDirectoryError(SessionError):
 
 
 class NoActiveSessionError(SessionError):
-    """No active session exists (for this caller) in the project."""
+    """No active session exists (for this caller) in the project.
+
+    ``project_path`` is the working directory as the caller named it, not where it resolved
+    to: the message must not reveal a symlink's target.
+    """
 
     reason = "no_active_session"
 

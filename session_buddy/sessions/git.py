@@ -1,12 +1,38 @@
-"""What git says about a project, asked read-only and with a deadline.
+"""What git says about a project, asked read-only, with a deadline, and running nothing
+the repository's configuration names.
 
 :func:`git_snapshot` and :func:`count_commits` report a missing, failing or silent git as
-data (a ``note``, None) rather than an exception. Every git process runs as
-``git -C <path>`` with ``--no-optional-locks`` (so ``status`` never refreshes
-``.git/index``), ``core.fsmonitor`` off (a repository's config must not run programs), no
-terminal prompts, ``LC_ALL=C``, and without the ``GIT_*`` variables that would point it at
-another repository. A git that does not answer within the timeout
-(:data:`GIT_TIMEOUT_SECONDS` by default) is killed with its whole process group.
+data (a ``note``, None) rather than an exception. A git that does not answer within the
+timeout (:data:`GIT_TIMEOUT_SECONDS` by default) is killed with its whole process group.
+
+A project's ``.git/config`` (and the files it includes) is written by whoever can write
+the project, so git is run as if it were hostile:
+
+* **A minimal environment.** Every git process gets ``PATH`` and ``HOME`` from this
+  process and nothing else of it (no ``SESSION_BUDDY_*``, no secret, no ``GIT_*`` variable
+  that would point git at another repository or inject configuration), plus ``LC_ALL=C``,
+  no terminal prompts, no optional locks (``status`` never refreshes ``.git/index``), and
+  no system or global configuration (``GIT_CONFIG_NOSYSTEM``, ``GIT_CONFIG_GLOBAL`` set to
+  the null device): only the repository's own configuration is read.
+* **No program from the configuration.** Configuration given to git on its command line
+  (here as ``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``, which take any driver name
+  verbatim) beats every configuration file, so each git process runs with
+  ``core.fsmonitor=false``, ``core.hooksPath`` set to the null device, ``diff.external``
+  empty, and every transport refused (``GIT_ALLOW_PROTOCOL`` empty, ``protocol.allow=never``:
+  a partial clone's missing object is not fetched by a configured ``uploadpack`` or
+  ``sshCommand``). Before ``status`` — the one command that converts working-tree files —
+  the repository's configuration is read as data (``git config --list --includes``, so
+  ``include.path`` and ``includeIf`` files count) and every filter driver it names gets
+  empty ``clean``/``smudge``/``process`` commands (and ``required=false``), every diff
+  driver empty ``textconv``/``command``. ``status`` ignores submodules (``--ignore-submodules
+  =all``): a submodule's own configuration is never read, and its changes are not counted.
+  A configuration naming more than :data:`MAX_CONFIGURED_DRIVERS` drivers is not run at all
+  (``changed_files`` is None).
+
+What is left: a configuration rewritten between that read and ``status`` (milliseconds
+apart) could name a new driver; its program would then run with the minimal environment
+above. Files are only converted when git must hash a working-tree file, and the changed-file
+count is git's without the repository's filters.
 """
 
 from __future__ import annotations
@@ -21,19 +47,31 @@ from session_buddy.config import child_environment
 from session_buddy.sessions.models import GitSnapshot
 
 GIT_TIMEOUT_SECONDS = 3.0
+MAX_CONFIGURED_DRIVERS = 256
 
-# Variables that would point git at another repository than the one at ``-C path``.
-_GIT_REDIRECTING_VARIABLES = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+# Inherited by git from this process; everything else it gets is set below.
+_INHERITED_VARIABLES = ("PATH", "HOME")
+_FIXED_ENVIRONMENT = {
+    "LC_ALL": "C",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_ATTR_NOSYSTEM": "1",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ALLOW_PROTOCOL": "",  # an allow-list naming no protocol: no transport, whatever the config
+    "GIT_NO_LAZY_FETCH": "1",
+}
+# Configuration that beats the repository's own, for every git process.
+_ALWAYS = (
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", os.devnull),
+    ("diff.external", ""),
+    ("protocol.allow", "never"),
 )
+_FILTER_OFF = (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))
+_DIFF_OFF = (("textconv", ""), ("command", ""))
+
+Overrides = tuple[tuple[str, str], ...]
 
 
 class _GitUnavailable(Exception):
@@ -44,22 +82,55 @@ class _GitUnavailable(Exception):
         super().__init__(message)
 
 
-def _git_environment() -> dict[str, str]:
-    env = child_environment(without=_GIT_REDIRECTING_VARIABLES)
-    env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+def _git_environment(overrides: Overrides) -> dict[str, str]:
+    inherited = child_environment()
+    env = {name: inherited[name] for name in _INHERITED_VARIABLES if name in inherited}
+    env.update(_FIXED_ENVIRONMENT)
+    configuration = _ALWAYS + overrides
+    env["GIT_CONFIG_COUNT"] = str(len(configuration))
+    for index, (key, value) in enumerate(configuration):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
 
 
-def _run_git(git: str, path: Path, args: Sequence[str], timeout: float) -> str | None:
-    """stdout of ``git -C path …`` when it exits 0, None when it fails."""
-    command = [git, "-C", str(path), "--no-optional-locks", "-c", "core.fsmonitor=false", *args]
+def _driver_overrides(config_listing: str) -> Overrides | None:
+    """Overrides emptying every filter and diff driver in ``git config --list -z`` output.
+
+    None when the configuration names more than :data:`MAX_CONFIGURED_DRIVERS` drivers.
+    """
+    drivers: set[tuple[str, str]] = set()
+    for entry in config_listing.split("\0"):
+        key = entry.partition("\n")[0]
+        section, _, rest = key.partition(".")
+        subsection, dot, _ = rest.rpartition(".")
+        if dot and section in ("filter", "diff"):
+            drivers.add((section, subsection))
+    if len(drivers) > MAX_CONFIGURED_DRIVERS:
+        return None
+    overrides: list[tuple[str, str]] = []
+    for section, name in sorted(drivers):
+        for variable, value in _FILTER_OFF if section == "filter" else _DIFF_OFF:
+            overrides.append((f"{section}.{name}.{variable}", value))
+    return tuple(overrides)
+
+
+def _run_git(
+    git: str, path: Path, args: Sequence[str], timeout: float, overrides: Overrides = ()
+) -> str | None:
+    """stdout of ``git -C path …`` when it exits 0, None when it fails.
+
+    stdout is decoded with ``surrogateescape``, so names that are not UTF-8 reach
+    ``overrides`` byte for byte.
+    """
+    command = [git, "-C", str(path), *args]
     try:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=_git_environment(),
+            env=_git_environment(overrides),
             start_new_session=True,
         )
     except OSError as exc:
@@ -74,7 +145,7 @@ def _run_git(git: str, path: Path, args: Sequence[str], timeout: float) -> str |
         raise _GitUnavailable(f"git did not answer within {timeout:g} s", installed=True) from None
     if process.returncode != 0:
         return None
-    return stdout.decode("utf-8", errors="replace")
+    return stdout.decode("utf-8", errors="surrogateescape")
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -94,12 +165,7 @@ def git_snapshot(
             return GitSnapshot(git_available=True, note="not a git repository")
         branch = _run_git(git, path, ["symbolic-ref", "--quiet", "--short", "HEAD"], timeout)
         commit = _run_git(git, path, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], timeout)
-        status = _run_git(
-            git,
-            path,
-            ["status", "--porcelain=v1", "--untracked-files=normal", "--", "."],
-            timeout,
-        )
+        status = _status(git, path, timeout)
     except _GitUnavailable as exc:
         return GitSnapshot(git_available=exc.installed, note=str(exc))
     return GitSnapshot(
@@ -109,6 +175,28 @@ def git_snapshot(
         commit=(commit or "").strip() or None,
         changed_files=None if status is None else len(status.splitlines()),
         note=None if commit else "no commits yet",
+    )
+
+
+def _status(git: str, path: Path, timeout: float) -> str | None:
+    """``git status --porcelain`` with every driver the repository configures emptied."""
+    listing = _run_git(git, path, ["config", "--list", "--includes", "-z"], timeout)
+    overrides = None if listing is None else _driver_overrides(listing)
+    if overrides is None:
+        return None
+    return _run_git(
+        git,
+        path,
+        [
+            "status",
+            "--porcelain=v1",
+            "--untracked-files=normal",
+            "--ignore-submodules=all",
+            "--",
+            ".",
+        ],
+        timeout,
+        overrides,
     )
 
 

@@ -45,7 +45,7 @@ from session_buddy.sessions.paths import resolve_working_directory
 from session_buddy.sessions.project import detect_project
 from session_buddy.store import Database
 from session_buddy.store.sessions import CheckpointRecord, SessionRecord, SessionRepository
-from session_buddy.text import iso_time
+from session_buddy.text import iso_time, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class SessionService:
         """Record the project's state (and an optional note) in the active session."""
         note = _bounded_text("note", note)
         path = self._resolve(working_directory)
-        session = self._target(principal, path)
+        session = self._target(principal, path, working_directory)
         snapshot = self._snapshot(path)
         previous = self._repo.last_checkpoint(session.id)
         before = _load_snapshot(previous.snapshot_json if previous else session.snapshot_json)
@@ -143,7 +143,7 @@ class SessionService:
             changed_files=snapshot.git.changed_files,
         )
         if record is None:  # ended by another process meanwhile
-            raise NoActiveSessionError(str(path))
+            raise NoActiveSessionError(working_directory)
         return _checkpoint_info(record, session)
 
     def end(
@@ -152,7 +152,7 @@ class SessionService:
         """End the active session and return (and store) its Markdown hand-off."""
         summary = _bounded_text("summary", summary)
         path = self._resolve(working_directory)
-        session = self._target(principal, path)
+        session = self._target(principal, path, working_directory)
         end_snapshot = self._snapshot(path)
         start_snapshot = _load_snapshot(session.snapshot_json)
         commits = count_commits(
@@ -185,7 +185,7 @@ class SessionService:
             handoff=markdown,
         )
         if ended is None:  # ended by another process meanwhile
-            raise NoActiveSessionError(str(path))
+            raise NoActiveSessionError(working_directory)
         logger.info("session %s ended by %s", session.id, principal.user_id)
         return HandOff(
             session=self._session_info(ended, checkpoint_count=len(checkpoints)),
@@ -212,7 +212,10 @@ class SessionService:
             return SessionStatus(
                 active=False,
                 session=None,
-                message=f"No active session for {path}; call start_session to begin one.",
+                message=(
+                    f"No active session for {shorten(working_directory)}; call start_session "
+                    "to begin one."
+                ),
             )
         session, last = found
         owner = "" if session.user_id == principal.user_id else f" of user {session.user_id}"
@@ -277,10 +280,12 @@ class SessionService:
             return None
         return self._repo.latest_active_for_project(str(path))
 
-    def _target(self, principal: Principal, path: Path) -> SessionRecord:
+    def _target(self, principal: Principal, path: Path, as_named: str) -> SessionRecord:
+        """The session a change applies to; the refusal names the path ``as_named`` by the
+        caller, never where it resolved to."""
         session = self._find_target(principal, path)
         if session is None:
-            raise NoActiveSessionError(str(path))
+            raise NoActiveSessionError(as_named)
         return session
 
     def _list(self, user_id: str | None, project_path: str | None, limit: int) -> SessionList:

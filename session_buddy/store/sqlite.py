@@ -2,7 +2,8 @@
 
 WAL journal, foreign keys on, a busy timeout so several server processes (Claude Code's
 and Mahavishnu's) can write the same file, and every write inside ``BEGIN IMMEDIATE`` …
-``COMMIT``. The schema is migrated by :mod:`session_buddy.store.migrations`. Failures of
+``COMMIT``. A data directory it creates is 0700, a database file 0600 (its ``-wal`` and
+``-shm`` files follow). The schema is migrated by :mod:`session_buddy.store.migrations`. Failures of
 the file itself (missing directory, corrupted or read-only file) surface as
 :class:`StorageError` with a message naming the file, never as a raw ``sqlite3``
 traceback.
@@ -13,6 +14,7 @@ traceback.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -85,6 +87,26 @@ def _describe(path: Path, exc: sqlite3.Error | OSError | UnicodeEncodeError) -> 
             fix="check that its directory exists and is writable",
         )
     return StorageError(f"database {path}: {text}")
+
+
+PRIVATE_DIRECTORY_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def _create_private(path: Path) -> None:
+    """Create the data directory (0700) and an empty database file (0600) if missing.
+
+    Sessions, revocations and the audit trail are nobody else's business. SQLite creates
+    its files 0644 (less the umask) but gives the ``-wal``, ``-shm`` and journal files the
+    database file's mode, so creating that file first makes them all private. Existing
+    directories and files keep the modes they have (an operator may have chosen them).
+    """
+    path.parent.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)  # an empty file is an empty SQLite database
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -175,7 +197,7 @@ class SqliteDatabase:
         path = Path(str(self.path))
         try:
             if self._create:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(path)
             conn = sqlite3.connect(
                 str(self.path),
                 timeout=BUSY_TIMEOUT_MS / 1000,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from session_buddy.auth.crossproject import CrossProjectAuth
+from session_buddy.auth.crossproject import CrossProjectAuth, MemoryNonces
 
 SECRET = "shared-secret-for-cross-project-tests-0123456789"
 NOW = 1_800_000_000.0
@@ -156,3 +156,46 @@ def test_tampered_envelope_is_rejected() -> None:
 @pytest.mark.parametrize("envelope", [None, "x", [], {}, {"message": {}}, {"signature": "00"}])
 def test_malformed_envelopes_are_rejected(envelope: object) -> None:
     assert make(NOW).verify_envelope(envelope) is False
+
+
+# -- the recipient ----------------------------------------------------------------------
+
+
+def receiving_as(name: str) -> CrossProjectAuth:
+    return CrossProjectAuth(SECRET, clock=lambda: NOW, recipient=name)
+
+
+@pytest.mark.parametrize("addressed_to", ["session-buddy", "session_buddy"])
+def test_an_envelope_for_the_recipient_is_accepted_in_either_spelling(addressed_to: str) -> None:
+    envelope = make(NOW).sign_envelope("mahavishnu", addressed_to, {"op": "sync"})
+    assert receiving_as("session-buddy").verify_envelope(envelope)
+
+
+@pytest.mark.parametrize("addressed_to", ["crackerjack", "Session-Buddy", "session-buddy2", ""])
+def test_an_envelope_for_another_project_is_refused_and_its_nonce_kept(addressed_to: str) -> None:
+    envelope = make(NOW).sign_envelope("mahavishnu", addressed_to, {"op": "sync"})
+    nonces = MemoryNonces()
+    ours = CrossProjectAuth(SECRET, clock=lambda: NOW, nonces=nonces, recipient="session-buddy")
+    theirs = CrossProjectAuth(SECRET, clock=lambda: NOW, nonces=nonces, recipient=addressed_to)
+
+    check = ours.check_envelope(envelope)
+
+    assert (check.accepted, check.problem) == (False, "wrong_recipient")
+    assert theirs.verify_envelope(envelope)  # not spent by the refusal
+
+
+@pytest.mark.parametrize("to_project", [None, 7, ["session-buddy"], {"name": "session-buddy"}])
+def test_a_recipient_that_is_not_a_string_names_no_one(to_project: object) -> None:
+    message = {
+        "from_project": "m",
+        "to_project": to_project,
+        "content": "x",
+        "timestamp": datetime.fromtimestamp(NOW, tz=UTC).isoformat(),
+    }
+    envelope = {"message": message, "signature": reference(message), "algorithm": "HMAC-SHA256"}
+    assert receiving_as("session-buddy").check_envelope(envelope).problem == "wrong_recipient"
+
+
+def test_without_a_recipient_any_project_is_accepted() -> None:
+    envelope = make(NOW).sign_envelope("mahavishnu", "crackerjack", "hi")
+    assert make(NOW).verify_envelope(envelope)

@@ -48,6 +48,7 @@ odd_values = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-(2**70), 2**70),
+    st.sampled_from([10**400, -(10**400), 2**1024, -(2**1024), 2**1024 - 2**970]),
 )
 
 

@@ -50,6 +50,15 @@ def test_granted_scopes_read_both_claims_and_odd_shapes_grant_nothing(
     assert granted_scopes(claims) == (None if granted is None else frozenset(granted))
 
 
+@pytest.mark.parametrize("separator", ["\u00a0", "\t", "\n", "\u2003", "\u3000", "\x1f", "\u2028"])
+def test_only_an_ascii_space_separates_scopes(separator: str) -> None:
+    """RFC 6749 3.3: scope-tokens are separated by SP; "read<NBSP>admin" grants no admin."""
+    granted = granted_scopes({"scope": f"read{separator}admin"})
+
+    assert granted == frozenset({f"read{separator}admin"})
+    assert missing_scope(granted, ["read"]) == "read"
+
+
 def test_no_scope_claim_covers_everything_unless_scopes_are_required() -> None:
     assert missing_scope(None, ["write"]) is None
     assert missing_scope(None, ["read", "write"], require_claim=True) == "read"

@@ -13,9 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.principal import Principal
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
 from session_buddy.auth.verifier import TokenVerifier
+from session_buddy.config import load_settings
 from session_buddy.mcp import auth
 from session_buddy.store import SqliteDatabase
 from testkit.concurrency import run_in_threads
@@ -152,6 +154,52 @@ def test_exp_must_be_present_and_numeric(secret: str, exp: object) -> None:
 def test_exp_must_be_finite(secret: str, value: float) -> None:
     token = assemble({"alg": "HS256"}, {"user_id": "x", "exp": value}, secret)
     assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+BEYOND_A_DOUBLE = [10**400, -(10**400), 2**1024, -(2**1024)]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize(
+    "value", BEYOND_A_DOUBLE, ids=["10**400", "-10**400", "2**1024", "-2**1024"]
+)
+def test_a_time_beyond_a_doubles_range_is_invalid(secret: str, claim: str, value: int) -> None:
+    payload = {"user_id": "x", "exp": int(NOW) + 60, claim: value}
+    token = assemble({"alg": "HS256"}, payload, secret)
+    assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+def test_the_largest_double_is_still_a_time(secret: str) -> None:
+    token = assemble({"alg": "HS256"}, {"user_id": "x", "exp": 1.7976931348623157e308}, secret)
+    assert verifier(secret).verify(token)["user_id"] == "x"
+
+
+@pytest.mark.parametrize("exp", [10**400, math.inf, math.nan], ids=["10**400", "inf", "nan"])
+def test_a_principal_refuses_an_exp_it_cannot_hold(exp: float) -> None:
+    """For claims from a verifier that let one through (PyJWT takes ``10**400``)."""
+    with pytest.raises(errors.InvalidClaimError) as refused:
+        Principal.from_claims({"user_id": "x", "exp": exp})
+    assert refused.value.public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)], ids=["10**400", "-10**400"])
+@pytest.mark.parametrize("operation", ["authenticate", "refresh_token", "revoke_token"])
+def test_manager_operations_refuse_a_huge_exp_cleanly(
+    secret: str, tmp_path: Path, value: int, operation: str
+) -> None:
+    manager = JWTManager(AuthConfig(load_settings(secret=secret, data_dir=tmp_path)))
+    token = assemble({"alg": "HS256"}, {"user_id": "x", "exp": value}, secret)
+    with pytest.raises(errors.AuthError) as refused:
+        getattr(manager, operation)(token)
+    assert refused.value.public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("auth_time", [-(10**400), 10**400, "NaN"])
+def test_refresh_survives_an_odd_auth_time(secret: str, tmp_path: Path, auth_time: object) -> None:
+    """``auth_time`` is not checked on the way in: an odd one counts as "now"."""
+    manager = JWTManager(AuthConfig(load_settings(secret=secret, data_dir=tmp_path)))
+    token = mint(secret, auth_time=auth_time)
+    assert manager.verify_token(manager.refresh_token(token))["user_id"] == "mahavishnu"
 
 
 @pytest.mark.parametrize("claim", ["nbf", "iat"])

@@ -7,6 +7,8 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from session_buddy.auth.crossproject import CrossProjectAuth
 from testkit.cli import CliEnv
 
@@ -97,10 +99,38 @@ def test_tampered_envelope_is_rejected(cli: CliEnv) -> None:
 
 def test_stale_envelope_is_rejected(cli: CliEnv) -> None:
     old = (datetime.now(UTC) - timedelta(minutes=10)).timestamp()
-    envelope = CrossProjectAuth(cli.secret, clock=lambda: old).sign_envelope("a", "b", 1)
+    signer = CrossProjectAuth(cli.secret, clock=lambda: old)
+    envelope = signer.sign_envelope("a", "session-buddy", 1)
     result = cli.run("envelope", "verify", json.dumps(envelope))
     assert result.exit_code == 1
     assert "stale" in result.stderr
+
+
+@pytest.mark.parametrize("recipient", ["session-buddy", "session_buddy"])
+def test_an_envelope_for_us_under_either_spelling_is_valid(cli: CliEnv, recipient: str) -> None:
+    signed = cli.run("envelope", "sign", "mahavishnu", recipient, "{}")
+    assert cli.run("envelope", "verify", "-", input=signed.stdout).exit_code == 0
+
+
+def test_an_envelope_addressed_to_another_project_is_rejected_and_not_spent(cli: CliEnv) -> None:
+    signed = cli.run("envelope", "sign", "mahavishnu", "crackerjack", '{"n": 1}')
+
+    refused = cli.run("envelope", "verify", "-", input=signed.stdout)
+    for_them = cli.run("envelope", "verify", "-", "--to", "crackerjack", input=signed.stdout)
+
+    assert refused.exit_code == 1
+    assert "addressed to 'crackerjack', not 'session-buddy'" in refused.stderr
+    assert "--to" in refused.stderr
+    assert for_them.exit_code == 0, for_them.output
+
+
+def test_the_recipient_is_the_configured_audience(cli: CliEnv) -> None:
+    cli.set("SESSION_BUDDY_AUDIENCE", "buddy-eu")
+    to_default = cli.run("envelope", "sign", "mahavishnu", "session-buddy", "{}").stdout
+    to_us = cli.run("envelope", "sign", "mahavishnu", "buddy-eu", "{}").stdout
+
+    assert cli.run("envelope", "verify", "-", input=to_default).exit_code == 1
+    assert cli.run("envelope", "verify", "-", input=to_us).exit_code == 0
 
 
 def test_either_name_of_mahavishnus_secret_reads_both_settings_name_first(cli: CliEnv) -> None:

@@ -7,9 +7,11 @@ import re
 import time
 
 import jwt
+import pytest
 
 from testkit.cli import CliEnv
 from testkit.pytest_postgres import PostgresDatabase
+from testkit.tokens import RawJson, assemble
 
 JWT_LINE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n")
 
@@ -118,6 +120,24 @@ def test_verify_shows_claims_and_a_human_expiry(cli: CliEnv) -> None:
     assert "expires in 42 min" in result.stdout
     assert "mahavishnu" in result.stdout and "orchestrator" in result.stdout
     assert token not in result.output
+
+
+@pytest.mark.parametrize("exp", [10**400, -(10**400), "NaN", "1e400"])
+def test_verify_refuses_an_exp_beyond_a_double_as_invalid(cli: CliEnv, exp: object) -> None:
+    payload = RawJson(f'{{"user_id": "alice", "exp": {exp}}}')
+    result = cli.run("token", "verify", assemble({"alg": "HS256"}, payload, cli.secret))
+    assert result.exit_code == 1
+    assert "❌ Authentication failed: Invalid token" in result.stderr
+
+
+@pytest.mark.parametrize("odd", [10**400, -(10**400), "NaN"])
+def test_verify_shows_an_odd_unchecked_time_claim(cli: CliEnv, odd: object) -> None:
+    payload = RawJson(
+        f'{{"user_id": "alice", "exp": {int(time.time()) + 600}, "auth_time": {odd}}}'
+    )
+    result = cli.run("token", "verify", assemble({"alg": "HS256"}, payload, cli.secret))
+    assert result.exit_code == 0, result.output
+    assert "auth_time" in result.stdout
 
 
 def test_verify_json_is_machine_readable(cli: CliEnv) -> None:

@@ -7,6 +7,7 @@ Nothing leaves the machine: "beyond loopback" servers bind 0.0.0.0 and are reach
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from testkit.mcp import (
     stdio_transport,
     text_of,
 )
-from testkit.server import LOOPBACK, launch_http_server, run_server
+from testkit.server import LOOPBACK, can_bind, launch_http_server, run_server
 from testkit.tokens import mint
 
 ANY_ADDRESS = "0.0.0.0"
@@ -53,7 +54,27 @@ def test_hosts_beyond_loopback(host: str) -> None:
 def test_loopback_needs_nothing_and_says_nothing() -> None:
     review = review_http_exposure(LOOPBACK, load_settings(), auth_enabled=False)
     assert review.refusal is None and review.warnings == ()
-    assert transport_security(LOOPBACK, load_settings()) is None  # the SDK's own checking
+    checking = transport_security(LOOPBACK, load_settings())
+    assert checking is not None and checking.enable_dns_rebinding_protection
+    assert checking.allowed_hosts == list(LOOPBACK_HOSTS)  # what the SDK itself would allow
+
+
+@pytest.mark.parametrize(
+    ("host", "own"),
+    [
+        ("127.0.0.2", "127.0.0.2:*"),
+        ("127.1.2.3", "127.1.2.3:*"),
+        ("LOCALHOST", "LOCALHOST:*"),
+        ("Localhost", "Localhost:*"),
+        ("[0:0:0:0:0:0:0:1]", "[::1]:*"),
+    ],
+)
+def test_every_loopback_spelling_checks_host_and_origin(host: str, own: str) -> None:
+    checking = transport_security(host, load_settings())
+    assert checking is not None and checking.enable_dns_rebinding_protection
+    assert set(LOOPBACK_HOSTS) | {own} <= set(checking.allowed_hosts)
+    assert f"http://{own}" in checking.allowed_origins
+    assert not any("evil" in pattern for pattern in checking.allowed_hosts)
 
 
 def test_beyond_loopback_without_authentication_is_refused_unless_allowed() -> None:
@@ -179,6 +200,22 @@ def test_loopback_keeps_the_sdks_host_checking(tmp_path: Path) -> None:
     ) as server:
         assert post_initialize(server.url, f"127.0.0.1:{server.port}") == 200
         assert post_initialize(server.url, f"evil.example:{server.port}") == 421
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("host", ["127.0.0.2", "LOCALHOST"])
+def test_every_loopback_bind_refuses_a_foreign_host_or_origin(tmp_path: Path, host: str) -> None:
+    if not can_bind(host):
+        pytest.skip(f"cannot bind {host} here")
+    env = server_environment(tmp_path / "data", new_secret())
+    with launch_http_server(
+        env, tmp_path, host=host, reach_at=socket.gethostbyname(host)
+    ) as server:
+        own = f"{host}:{server.port}"
+        assert post_initialize(server.url, own) == 200
+        assert post_initialize(server.url, own, origin=f"http://{host}:{server.port}") == 200
+        assert post_initialize(server.url, f"evil.example:{server.port}") == 421
+        assert post_initialize(server.url, own, origin="http://evil.example") == 403
 
 
 # -- bearer-only ---------------------------------------------------------------------------------

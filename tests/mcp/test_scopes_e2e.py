@@ -2,7 +2,8 @@
 official MCP client against a real server process.
 
 Reading (session_status, list_sessions) needs ``read``; changing sessions (start_session,
-checkpoint, end_session) needs ``write`` — or Mahavishnu's ``execute``; whoami needs none;
+checkpoint, end_session) and accepting an envelope (verify_envelope spends its nonce) need
+``write`` — or Mahavishnu's ``execute``; whoami needs none;
 ``admin`` allows all; a token without a scope claim keeps full access. Too few scopes is a
 tool error of kind "authorization", never an HTTP status.
 """
@@ -19,6 +20,7 @@ import pytest
 from anyio.from_thread import BlockingPortal
 from mcp_types import CallToolResult
 
+from session_buddy.auth.crossproject import CrossProjectAuth
 from testkit.environment import clean_environment, new_secret, server_environment
 from testkit.mcp import (
     INITIALIZE,
@@ -109,6 +111,30 @@ def test_every_session_change_needs_write(
 ) -> None:
     result = as_caller(mahavishnu("read"))(tool, working_directory=str(repo))
     assert refused(result)["message"] == "missing scope 'write'"
+
+
+def test_verifying_an_envelope_needs_write_and_a_refusal_spends_nothing(
+    as_caller: Callable[[str], Caller],
+) -> None:
+    envelope = CrossProjectAuth(SECRET).sign_envelope("mahavishnu", "session-buddy", {"n": 1})
+
+    result = as_caller(mahavishnu("read"))("verify_envelope", envelope=envelope)
+    verdict = ok(as_caller(mahavishnu("read", "execute"))("verify_envelope", envelope=envelope))
+
+    assert refused(result)["message"] == "missing scope 'write'"
+    assert verdict["valid"] is True
+
+
+@pytest.mark.parametrize("addressed_to", ["crackerjack", "session-buddy-eu"])
+def test_an_envelope_addressed_to_another_project_is_not_valid(
+    as_caller: Callable[[str], Caller], addressed_to: str
+) -> None:
+    envelope = CrossProjectAuth(SECRET).sign_envelope("mahavishnu", addressed_to, {"n": 2})
+
+    verdict = ok(as_caller(mahavishnu("write"))("verify_envelope", envelope=envelope))
+
+    assert (verdict["valid"], verdict["problem"]) == (False, "wrong_recipient")
+    assert verdict["content"] is None
 
 
 def test_a_default_mahavishnu_token_read_execute_changes_sessions(

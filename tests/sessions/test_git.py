@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from session_buddy.sessions.git import count_commits, git_snapshot
+from session_buddy.sessions.git import MAX_CONFIGURED_DRIVERS, count_commits, git_snapshot
 from testkit import git as gitops
 
 # -- snapshot -------------------------------------------------------------------------
@@ -117,6 +117,185 @@ def test_a_repository_config_cannot_make_git_run_a_program(project: Path, tmp_pa
     git_snapshot(project)
 
     assert not witness.exists()
+
+
+# -- a hostile repository configuration ---------------------------------------------------
+# Each test first shows that plain git (what ran before) does run the configured program,
+# then that git_snapshot does not.
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    """Where a configured program writes its environment, should it ever run."""
+    return tmp_path / "program-ran.log"
+
+
+@pytest.fixture
+def program(tmp_path: Path, record: Path) -> Path:
+    return gitops.recording_program(tmp_path / "program.sh", record)
+
+
+@pytest.mark.parametrize("command", ["clean", "process"])
+def test_a_filter_driver_in_the_repository_config_never_runs(
+    project: Path, program: Path, record: Path, command: str
+) -> None:
+    gitops.commit_filtered_file(project)
+    gitops.git(project, "config", f"filter.evil.{command}", str(program))
+    gitops.make_stat_dirty(project, "file.txt")
+    assert gitops.plain_status_runs(project, record)
+
+    snapshot = git_snapshot(project)
+
+    assert not record.exists()
+    assert snapshot.changed_files == 0
+
+
+@pytest.mark.parametrize(
+    "driver", [b"evil", b"dotted.name", b"a=b", b"caf\xc3\xa9", b"not-utf8-\xff"]
+)
+@pytest.mark.parametrize("how", ["include.path", "includeIf"])
+def test_a_filter_driver_from_an_included_config_file_never_runs(
+    project: Path, program: Path, record: Path, tmp_path: Path, driver: bytes, how: str
+) -> None:
+    gitops.commit_filtered_file(project, driver)
+    included = tmp_path / "included.cfg"
+    included.write_bytes(b'[filter "' + driver + b'"]\n\tclean = ' + str(program).encode() + b"\n")
+    key = "include.path" if how == "include.path" else f"includeIf.gitdir:{project}/.path"
+    gitops.git(project, "config", key, str(included))
+    gitops.make_stat_dirty(project, "file.txt")
+    assert gitops.plain_status_runs(project, record)
+
+    git_snapshot(project)
+
+    assert not record.exists()
+
+
+def test_a_submodule_filter_driver_never_runs(
+    project: Path, program: Path, record: Path, tmp_path: Path
+) -> None:
+    library = gitops.commit_filtered_file(gitops.init(tmp_path / "library"))
+    gitops.git(
+        project, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib"
+    )
+    gitops.git(project, "commit", "-q", "-m", "submodule")
+    gitops.git(project / "lib", "config", "filter.evil.clean", str(program))
+    gitops.make_stat_dirty(project / "lib", "file.txt")
+    assert gitops.plain_status_runs(project, record, dirty="lib/file.txt")
+
+    git_snapshot(project)
+
+    assert not record.exists()
+
+
+def _partial_clone_missing_a_blob(origin: Path, clone: Path, program: Path) -> Path:
+    """A blob-less clone of ``origin`` whose staged rename makes git want a missing blob
+    from its promisor remote, fetched through a configured ``uploadpack`` program."""
+    gitops.git(origin, "config", "uploadpack.allowFilter", "true")
+    gitops.git(origin, "config", "uploadpack.allowAnySHA1InWant", "true")
+    gitops.git(
+        clone.parent, "clone", "-q", "--no-local", "--filter=blob:none", origin.as_uri(), clone.name
+    )
+    lines = "".join(f"{clone.name} {n}\n" for n in range(300))
+    gitops.commit(origin, f"{clone.name}.txt", lines)
+    gitops.git(clone, "-c", "protocol.file.allow=always", "fetch", "-q", "origin")
+    upload_pack = f"{program} </dev/null >/dev/null; git-upload-pack"
+    gitops.git(clone, "config", "remote.origin.uploadpack", upload_pack)
+    gitops.git(clone, "update-ref", "HEAD", "origin/main")
+    (clone / "renamed.txt").write_text(lines + "one more\n")
+    gitops.git(clone, "add", "renamed.txt")
+    return clone
+
+
+def test_a_partial_clone_does_not_fetch_through_a_configured_program(
+    project: Path, program: Path, record: Path, tmp_path: Path
+) -> None:
+    control = _partial_clone_missing_a_blob(project, tmp_path / "control", program)
+    assert gitops.plain_status_runs(control, record, dirty="renamed.txt")
+    clone = _partial_clone_missing_a_blob(project, tmp_path / "clone", program)
+
+    git_snapshot(clone)
+
+    assert not record.exists()
+
+
+@pytest.mark.parametrize(
+    "variable", ["HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_PARAMETERS", "COUNT"]
+)
+def test_configuration_from_outside_the_repository_is_not_read(
+    project: Path,
+    program: Path,
+    record: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+) -> None:
+    gitops.commit_filtered_file(project)
+    config = tmp_path / "home" / ".gitconfig"
+    config.parent.mkdir()
+    config.write_text(f'[filter "evil"]\n\tclean = {program}\n')
+    (tmp_path / "home" / "git").mkdir()
+    (tmp_path / "home" / "git" / "config").write_text(config.read_text())
+    settings = {
+        "HOME": {"HOME": str(config.parent)},
+        "XDG_CONFIG_HOME": {"XDG_CONFIG_HOME": str(config.parent)},
+        "GIT_CONFIG_GLOBAL": {"GIT_CONFIG_GLOBAL": str(config)},
+        "GIT_CONFIG_PARAMETERS": {"GIT_CONFIG_PARAMETERS": f"'filter.evil.clean'='{program}'"},
+        "COUNT": {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "filter.evil.clean",
+            "GIT_CONFIG_VALUE_0": str(program),
+        },
+    }[variable]
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    gitops.make_stat_dirty(project, "file.txt")
+    assert gitops.plain_status_runs(project, record)
+
+    git_snapshot(project)
+
+    assert not record.exists()
+
+
+def test_git_runs_with_a_minimal_environment(
+    project: Path, tmp_path: Path, record: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cret-" * 6
+    head = gitops.head(project)
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", secret)
+    monkeypatch.setenv("MAHAVISHNU_AUTH__SECRET", secret)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("GIT_TRACE", str(tmp_path / "trace"))
+    wrapper = tmp_path / "git-wrapper"
+    wrapper.write_text(f"#!/bin/sh\nenv -0 >> '{record}'\nexec git \"$@\"\n")
+    wrapper.chmod(0o755)
+
+    snapshot = git_snapshot(project, git=str(wrapper))
+
+    assert snapshot.commit == head
+    dump = record.read_bytes()
+    assert secret.encode() not in dump
+    names = {entry.partition(b"=")[0].decode() for entry in dump.split(b"\0") if entry}
+    shell_own = {"PWD", "SHLVL", "OLDPWD", "_"}
+    assert {name for name in names - shell_own if not name.startswith("GIT_")} == {
+        "PATH",
+        "HOME",
+        "LC_ALL",
+    }
+    assert "GIT_TRACE" not in names
+    assert not (tmp_path / "trace").exists()
+
+
+def test_a_config_naming_too_many_drivers_is_not_run(project: Path, tmp_path: Path) -> None:
+    included = tmp_path / "many.cfg"
+    included.write_text(
+        "".join(f'[filter "f{n}"]\n\tclean = cat\n' for n in range(MAX_CONFIGURED_DRIVERS + 1))
+    )
+    gitops.git(project, "config", "include.path", str(included))
+
+    snapshot = git_snapshot(project)
+
+    assert snapshot.commit == gitops.head(project)
+    assert snapshot.changed_files is None
 
 
 # -- commit counting ------------------------------------------------------------------

@@ -143,9 +143,52 @@ def test_a_symlink_inside_a_root_pointing_outside_is_refused(tmp_path: Path) -> 
     link = root / "escape"
     link.symlink_to(outside)
 
-    with pytest.raises(InvalidWorkingDirectoryError, match="resolves to") as raised:
+    with pytest.raises(InvalidWorkingDirectoryError, match="outside the allowed roots") as raised:
         resolve_working_directory(str(link), [root])
-    assert str(outside) in str(raised.value)
+    assert str(link) in str(raised.value)
+    assert str(outside) not in str(raised.value)
+    assert "resolves to" not in str(raised.value)
+
+
+def test_a_symlink_loop_is_refused_without_naming_the_links(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden-name"
+    hidden.symlink_to(tmp_path / "loop")
+    (tmp_path / "loop").symlink_to(hidden)
+
+    with pytest.raises(InvalidWorkingDirectoryError, match="symbolic links") as raised:
+        resolve_working_directory(str(tmp_path / "loop"), ())
+    assert "hidden-name" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "raw", ["/proc/self/cwd", "/proc/self/root/tmp", "/proc/1/cwd", "/dev/fd/0", "/proc/../proc"]
+)
+def test_a_path_into_proc_is_refused_without_resolving_it(raw: str) -> None:
+    with pytest.raises(InvalidWorkingDirectoryError) as raised:
+        resolve_working_directory(raw, ())
+    assert str(raised.value) == (
+        f"working directory {raw} leads into /proc; name the project directory itself"
+    )
+
+
+def test_a_symlink_chain_into_proc_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "second").symlink_to("/proc/self")
+    (tmp_path / "first").symlink_to("second")
+
+    raw = str(tmp_path / "first" / "cwd")
+
+    with pytest.raises(InvalidWorkingDirectoryError) as raised:
+        resolve_working_directory(raw, ())
+    assert str(raised.value) == (
+        f"working directory {raw} leads into /proc; name the project directory itself"
+    )
+
+
+def test_dot_dot_after_a_symlink_follows_the_link_first(tmp_path: Path) -> None:
+    (tmp_path / "real" / "inner").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "inner")
+
+    assert resolve_working_directory(str(tmp_path / "link" / ".."), ()) == tmp_path / "real"
 
 
 def test_a_symlinked_root_accepts_directories_under_its_target(tmp_path: Path) -> None:

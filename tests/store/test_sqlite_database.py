@@ -8,8 +8,11 @@ the contract suite, ``tests/store/contract/``.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sqlite3
+import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,47 @@ def test_a_new_database_creates_its_directories(tmp_path: Path) -> None:
 
     assert db.query("SELECT version_num FROM alembic_version")[0][0] == migrations.HEAD
     assert (tmp_path / "deep" / "dir" / "new.db").is_file()
+
+
+@pytest.fixture
+def common_umask() -> Iterator[None]:
+    """The usual umask (022), under which SQLite's defaults would be world-readable."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("common_umask")
+def test_a_new_data_dir_and_database_are_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "parent" / "data"
+    db = SqliteDatabase(data_dir / "session-buddy.db").open()
+    with db.transaction() as conn:
+        conn.execute("CREATE TABLE probe (x)")  # the -wal file now holds a write
+
+    files = {path.name: _mode(path) for path in data_dir.iterdir()}
+
+    assert _mode(data_dir) == 0o700
+    assert files == {
+        "session-buddy.db": 0o600,
+        "session-buddy.db-wal": 0o600,
+        "session-buddy.db-shm": 0o600,
+    }
+    db.close()
+
+
+@pytest.mark.usefixtures("common_umask")
+def test_an_existing_directory_and_database_keep_their_modes(tmp_path: Path) -> None:
+    tmp_path.chmod(0o750)
+    SqliteDatabase(tmp_path / "shared.db").open().close()
+    (tmp_path / "shared.db").chmod(0o640)
+
+    SqliteDatabase(tmp_path / "shared.db").open().close()
+
+    assert (_mode(tmp_path), _mode(tmp_path / "shared.db")) == (0o750, 0o640)
 
 
 @pytest.mark.parametrize("legacy_version", [1, 2])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import os
 import pwd
 import subprocess
@@ -17,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from testkit import netns
+from testkit import netns, processes
 from testkit.netns import BASE_NETWORK, Host, netns_unavailable_reason, remove_stale
 from testkit.postgres import PostgresServer
-from testkit.processes import REPO_ROOT
 
 FETCH = """\
 import http.client, sys
@@ -171,21 +171,41 @@ def test_leftovers_of_a_dead_process_are_removed() -> None:
     assert f"sbtk{dead.pid}h" not in _ip("-o", "link", "show")
 
 
+# Loads the kit's modules from source text given on stdin, so the probe reads nothing under
+# the checkout: ``nobody`` may not be able to enter it (a clone in a fresh ``mktemp -d``).
+_PROBE_FROM_SOURCES = """\
+import json, sys, types
+package = types.ModuleType("testkit")
+package.__path__ = []
+sys.modules["testkit"] = package
+for name, path, source in json.loads(sys.stdin.read()):
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    exec(compile(source, path, "exec"), module.__dict__)
+print(sys.modules["testkit.netns"].netns_unavailable_reason())
+"""
+
+
 def test_an_unprivileged_user_is_told_why_namespaces_are_unavailable() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to run the probe as an unprivileged user")
     nobody = pwd.getpwnam("nobody")
     # a Python that ``nobody`` can run (the venv's may point into root's private home);
-    # testkit.netns needs nothing but the standard library
+    # testkit.netns needs nothing but the standard library and testkit.processes
     python = "/usr/bin/python3"
     if not os.access(python, os.X_OK):
         pytest.skip(f"no {python} to run as nobody")
-    probe = "from testkit.netns import netns_unavailable_reason as r; print(r())"
+    modules = [
+        (f"testkit.{name}", str(path), path.read_text(encoding="utf-8"))
+        for name, path in (("processes", Path(processes.__file__)), ("netns", Path(netns.__file__)))
+    ]
 
     result = subprocess.run(
-        [python, "-c", probe],
-        cwd=REPO_ROOT,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT)},
+        [python, "-c", _PROBE_FROM_SOURCES],
+        cwd="/",
+        env={"PATH": os.environ["PATH"]},
+        input=json.dumps(modules),
         user=nobody.pw_uid,
         group=nobody.pw_gid,
         extra_groups=[],
