@@ -37,6 +37,11 @@ SERVER_NAME = "session-buddy"
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 GRACEFUL_SHUTDOWN_SECONDS = 3
+# /healthz waits this long for a database connection, and this long for any answer at all
+# (a database that accepted the query and went silent): under 1 s, as load balancers expect.
+HEALTH_CONNECT_SECONDS = 0.5
+HEALTH_DEADLINE_SECONDS = 0.9
+HEALTH_RETRY_AFTER_SECONDS = 5
 
 _ABOUT = """\
 session-buddy keeps track of coding sessions per project directory.
@@ -156,11 +161,23 @@ def _health_endpoint(
     database: Database, auth: AuthConfig
 ) -> Callable[[Request], Awaitable[Response]]:
     async def healthz(request: Request) -> Response:
-        """200 when the server answers and its database is readable, else 503."""
-        try:
-            await anyio.to_thread.run_sync(database.query, "SELECT 1")
-        except StorageError as exc:
-            return JSONResponse({"status": "error", "detail": str(exc)}, status_code=503)
+        """200 when the server answers and its database is readable, else 503 with
+        ``Retry-After`` — within ``HEALTH_DEADLINE_SECONDS`` either way."""
+        detail = f"database {database.display}: no answer within {HEALTH_DEADLINE_SECONDS:g} s"
+        with anyio.move_on_after(HEALTH_DEADLINE_SECONDS):
+            try:
+                await anyio.to_thread.run_sync(
+                    database.ping, HEALTH_CONNECT_SECONDS, abandon_on_cancel=True
+                )
+                detail = ""
+            except StorageError as exc:
+                detail = str(exc)
+        if detail:
+            return JSONResponse(
+                {"status": "error", "detail": detail},
+                status_code=503,
+                headers={"Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)},
+            )
         return JSONResponse(
             {
                 "status": "ok",
