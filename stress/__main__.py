@@ -32,6 +32,7 @@ from stress import (
     s6_storage,
     s7_hygiene,
     s8_hosts,
+    s9_pause,
 )
 from stress.harness import Context, Outcome, quiet_library_logging
 from testkit.environment import inherited_configuration
@@ -45,6 +46,7 @@ SCENARIOS: dict[int, ModuleType] = {
     6: s6_storage,
     7: s7_hygiene,
     8: s8_hosts,
+    9: s9_pause,
 }
 SCENARIO_LIMIT_SECONDS = 100.0  # unless the module sets LIMIT_SECONDS
 FIGURES_WIDTH = 125  # characters of the summary table's figures column, then it wraps

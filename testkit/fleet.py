@@ -11,6 +11,7 @@ instance), straight into the server's database.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -22,9 +23,9 @@ import jwt
 from mcp import Client
 
 from session_buddy.auth.verifier import revocation_key
-from session_buddy.store.revocations import RevocationRepository
+from session_buddy.store.base import Database
+from session_buddy.store.revocations import CHANNEL, RevocationRepository
 from testkit.mcp import mcp_http, text_of
-from testkit.store import database_at
 
 CALL_TIMEOUT = 30.0
 
@@ -94,17 +95,25 @@ class Fleet:
         return done[: len(self.clients)], done[len(self.clients) :]
 
 
-def revoke_elsewhere(location: str, tokens: Sequence[str], *, junk: int = 0) -> None:
-    """Revoke ``tokens`` (and ``junk`` tokens nobody holds) in the database at ``location``,
-    one transaction each, as another process does (``session-buddy token revoke``)."""
-    database = database_at(location).open()
-    try:
-        repository = RevocationRepository(database)
-        now = time.time()
-        for token in tokens:
-            claims = jwt.decode(token, options={"verify_signature": False})
-            repository.record(revocation_key(claims, token), float(claims["exp"]), now)
-        for n in range(junk):
-            repository.record(f"jti:elsewhere-{now}-{n}", now + 3600, now)
-    finally:
-        database.close()
+def revoke_elsewhere(database: Database, tokens: Sequence[str] = (), *, junk: int = 0) -> None:
+    """Revoke ``tokens`` in ``database`` (opened by the caller) as another process does
+    (``session-buddy token revoke``: one transaction each), then — in one more transaction
+    — ``junk`` tokens nobody holds: a mass revocation that makes the next read of the log
+    take a while. Every transaction notifies PostgreSQL's listeners."""
+    repository = RevocationRepository(database)
+    now = time.time()
+    for token in tokens:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        repository.record(revocation_key(claims, token), float(claims["exp"]), now)
+    if junk:
+        batch = secrets.token_hex(4)
+        keys = [f"jti:nobody-{batch}-{n}" for n in range(junk)]
+        with database.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO revoked_tokens(token_key, expires_at, revoked_at) VALUES (?, ?, ?)",
+                [(key, now + 3600, now) for key in keys],
+            )
+            conn.executemany(
+                "INSERT INTO revocation_log(token_key) VALUES (?)", [(key,) for key in keys]
+            )
+            database.notify(conn, CHANNEL)

@@ -146,19 +146,6 @@ def test_a_read_that_hangs_holds_checks_for_a_bounded_time(
     assert hung.outcome() is False
 
 
-@pytest.fixture
-def open_databases() -> Iterator[Callable[[str], PostgresDatabase]]:
-    opened: list[PostgresDatabase] = []
-
-    def open_database(url: str) -> PostgresDatabase:
-        opened.append(PostgresDatabase(url).open())
-        return opened[-1]
-
-    yield open_database
-    for database in opened:
-        database.close()
-
-
 def test_checks_during_a_notified_reread_use_what_the_listener_vouched_for(
     postgres_database: PgFixture,
     open_databases: Callable[[str], PostgresDatabase],

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from session_buddy.auth.revocation import MAX_STALE_SECONDS
+from session_buddy.store import SqliteDatabase
 from testkit.environment import new_secret, server_environment
 from testkit.fleet import Fleet, revoke_elsewhere
 from testkit.server import launch_http_server
@@ -47,19 +48,20 @@ async def test_sixteen_sessions_calling_at_once_after_a_pause_are_all_served(
     arguments = {"working_directory": str(project)}
     env = server_environment(tmp_path / "data", secret)
     with launch_http_server(env, tmp_path) as server:
-        database = str(server.data_dir / "session-buddy.db")
+        elsewhere = SqliteDatabase(server.data_dir / "session-buddy.db").open()
         async with Fleet(server.url, tokens, bearer=SESSIONS // 2) as fleet:
             warm, (victim_warm,) = await fleet.burst("session_status", arguments, extra=[victim])
             assert [reply.text for reply in warm if not reply.ok] == []
             assert victim_warm.ok  # accepted, so the server has it in its cache
             await anyio.sleep(PAUSE)
             await anyio.to_thread.run_sync(
-                lambda: revoke_elsewhere(database, [victim], junk=REVOKED_BY_NOBODY_HOLDING_THEM)
+                lambda: revoke_elsewhere(elsewhere, [victim], junk=REVOKED_BY_NOBODY_HOLDING_THEM)
             )
             replies, (victim_reply,) = await fleet.burst(
                 "session_status", arguments, extra=[victim]
             )
         alive = server.process.poll() is None
+        elsewhere.close()
     assert [reply.text for reply in replies if not reply.ok] == []  # 13 to 15 before the fix
     assert victim_reply.text == REVOKED
     assert alive
