@@ -35,6 +35,7 @@ from mcp_types import CallToolResult
 from session_buddy.mcp.auth import reload_auth_config, revoke_token, validate_token
 from session_buddy.store.postgres import LISTENER_NAME
 from testkit.clock import seconds_until
+from testkit.concurrency import run_in_threads
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import (
     INITIALIZE,
@@ -311,28 +312,47 @@ def test_an_outage_is_answered_503_with_retry_after_and_healthz_answers_within_1
     deployment.assert_log_is_clean(server_log)
 
 
+def threads_of(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
 def test_healthz_answers_within_1_s_when_the_database_stops_answering(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     """A database host that froze (its processes stopped, connections open but silent):
-    a query on a pooled connection would wait forever; ``/healthz`` does not."""
+    a query on a pooled connection would wait forever; ``/healthz`` does not, and checks
+    arriving meanwhile share the one ping under way instead of each holding a thread."""
     pg = deployment.pg.server
+    answers: list[tuple[float, httpx.Response]] = []
+
+    def check(_: int) -> None:
+        with httpx.Client(timeout=10, trust_env=False) as own:
+            answers.append(timed_health(own, server.base_url))
+
     with (
         launch_http_server(deployment.env, tmp_path) as server,
         httpx.Client(timeout=10, trust_env=False) as http,
     ):
+        pid = server.process.pid
         assert timed_health(http, server.base_url)[1].status_code == 200
+        threads_before = threads_of(pid)
         pg.freeze()
         try:
-            answers = [timed_health(http, server.base_url) for _ in range(3)]
+            check(0)
+            run_in_threads(check, range(20))
+            threads_during = threads_of(pid)
         finally:
             pg.thaw()
         seconds_until(lambda: timed_health(http, server.base_url)[1].status_code == 200, BOUND)
 
+    silent = f"database {deployment.where.removeprefix('PostgreSQL at ')}: no answer within 0.8 s"
+    # (or, when every pooled connection is already stuck, none to be had)
+    no_connection = (
+        f"{deployment.where}: no connection within 0.5 s (is the server down or unreachable?)"
+    )
+    assert len(answers) == 21
     for seconds, response in answers:
         assert response.status_code == 503
+        assert response.json()["detail"] in (silent, no_connection)
         assert seconds <= HEALTH_BOUND, f"/healthz took {seconds:.2f} s"
-    assert answers[0][1].json()["detail"] in (
-        f"database {deployment.where.removeprefix('PostgreSQL at ')}: no answer within 0.9 s",
-        f"{deployment.where}: no connection within 0.5 s (is the server down or unreachable?)",
-    )
+    assert threads_during <= threads_before + 2, (threads_before, threads_during)
