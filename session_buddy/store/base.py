@@ -116,6 +116,11 @@ class Database(Protocol):
         """Run one read outside any explicit transaction."""
         ...
 
+    def ping(self, timeout: float) -> None:
+        """Check that the database answers, waiting at most ``timeout`` seconds for a
+        connection (a query may wait longer); :class:`StorageError` when it does not."""
+        ...
+
     def notify(self, conn: Connection, channel: str) -> None:
         """Tell every other process watching ``channel`` that it changed, when the
         transaction ``conn`` belongs to commits (a no-op where nothing is pushed)."""

@@ -90,6 +90,25 @@ def test_storage_error_names_the_file() -> None:
     assert (error_data(result) or {})["kind"] == "storage"
 
 
+def test_a_token_the_database_cannot_confirm_is_a_storage_failure_not_an_authentication_one() -> (
+    None
+):
+    failure = StorageError("PostgreSQL at db:5432/sb: no connection within 3 s", kind="unreachable")
+    error = errors.RevocationUnavailableError("unconfirmed for 6 s", storage=failure)
+    result = raising(AuthenticationError(error))
+    assert result.is_error
+    assert result.content[0].text == (
+        "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s"
+    )
+    assert result.structured_content == {
+        "error": {
+            "kind": "storage",
+            "reason": "unreachable",
+            "message": "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s",
+        }
+    }
+
+
 def test_success_passes_through_untouched() -> None:
     @verbatim_errors
     def tool() -> CallToolResult:
