@@ -41,6 +41,7 @@ EXPECTED: dict[type[errors.AuthError], tuple[int, bool, int | None]] = {
     errors.ThrottledError: (429, False, None),
     errors.SecretConfigError: (503, False, 60),
     errors.SecretFileUnusableError: (503, False, 60),
+    errors.SecretSourcesDisagreeError: (503, False, 60),
     errors.SecretNotConfiguredError: (503, False, 60),
     errors.RevocationUnavailableError: (503, False, 5),
 }

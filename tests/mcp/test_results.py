@@ -14,6 +14,7 @@ from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.results import error_result, structured, verbatim_errors
 from session_buddy.sessions.errors import NoActiveSessionError
 from session_buddy.store import StorageError
+from testkit.mcp import refused
 
 IDENTITY = Identity(auth_enabled=True, authenticated=True, user_id="alice", role="dev")
 
@@ -100,12 +101,10 @@ def test_a_token_the_database_cannot_confirm_is_a_storage_failure_not_an_authent
     assert result.content[0].text == (
         "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s"
     )
-    assert result.structured_content == {
-        "error": {
-            "kind": "storage",
-            "reason": "unreachable",
-            "message": "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s",
-        }
+    assert refused(result) == {
+        "kind": "storage",
+        "reason": "unreachable",
+        "message": "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s",
     }
 
 
