@@ -1,7 +1,8 @@
 """What git says about a project, asked read-only and with a deadline.
 
-:func:`git_snapshot` and :func:`count_commits` report a missing, failing or silent git as
-data (a ``note``, None) rather than an exception. Every git process runs as
+:func:`git_snapshot`, :func:`count_commits`, :func:`current_branch` and
+:func:`configured_identity` report a missing, failing or silent git as data (a ``note``,
+None) rather than an exception. Every git process runs as
 ``git -C <path>`` with ``--no-optional-locks`` (so ``status`` never refreshes
 ``.git/index``), ``core.fsmonitor`` off (a repository's config must not run programs), no
 terminal prompts, ``LC_ALL=C``, and without the ``GIT_*`` variables that would point it at
@@ -12,6 +13,7 @@ another repository. A git that does not answer within the timeout
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -110,6 +112,46 @@ def git_snapshot(
         changed_files=None if status is None else len(status.splitlines()),
         note=None if commit else "no commits yet",
     )
+
+
+def current_branch(
+    path: Path, *, git: str = "git", timeout: float = GIT_TIMEOUT_SECONDS
+) -> str | None:
+    """The branch checked out at ``path``; None on a detached HEAD, outside git, or when
+    git cannot answer."""
+    try:
+        out = _run_git(git, path, ["symbolic-ref", "--quiet", "--short", "HEAD"], timeout)
+    except _GitUnavailable:
+        return None
+    return (out or "").strip() or None
+
+
+IDENTITY_KEY = "session-buddy.project"
+_ORIGIN_KEY = "remote.origin.url"
+
+
+def configured_identity(
+    path: Path, *, git: str = "git", timeout: float = GIT_TIMEOUT_SECONDS
+) -> str | None:
+    """What the repository says its project id is, unnormalised: its local
+    ``session-buddy.project`` setting, else the URL of its remote ``origin``.
+
+    Only the top directory of a work tree has one (a subdirectory of a repository is not the
+    repository's project); None there, outside git, or when git cannot answer.
+    """
+    try:
+        top = _run_git(git, path, ["rev-parse", "--show-toplevel"], timeout)
+        if top is None or not top.strip() or Path(top.strip()).resolve() != path.resolve():
+            return None
+        pattern = f"^({re.escape(IDENTITY_KEY)}|{re.escape(_ORIGIN_KEY)})$"
+        out = _run_git(git, path, ["config", "--local", "--null", "--get-regexp", pattern], timeout)
+    except (_GitUnavailable, OSError):
+        return None
+    values: dict[str, str] = {}
+    for entry in (out or "").split("\0"):
+        key, _, value = entry.partition("\n")
+        values[key.lower()] = value  # the last of a repeated key, as `git config --get` reads it
+    return values.get(IDENTITY_KEY) or values.get(_ORIGIN_KEY) or None
 
 
 def _is_sha(value: str | None) -> bool:
