@@ -55,9 +55,7 @@ def needs_upgrade(revision: str | None, where: str) -> bool:
     )
 
 
-def upgrade(
-    url: str, *, creator: Callable[[], Any] | None = None, revision: str = HEAD
-) -> None:
+def upgrade(url: str, *, creator: Callable[[], Any] | None = None, revision: str = HEAD) -> None:
     """Bring the database at SQLAlchemy ``url`` to :data:`HEAD` (see the module doc), or
     to an earlier ``revision`` (tests build databases as older versions left them)."""
     import sqlalchemy as sa
