@@ -251,9 +251,11 @@ class SessionRepository:
 
     def has_active_project_sessions(self, user_id: str | None) -> bool:
         """Whether the user (with None: anyone) has an active project session at all."""
-        where, params = where_clause(("project_path = ?", ""), ("user_id = ?", user_id))
+        # The literal '' lets both backends read the small partial index of project sessions.
+        user = "" if user_id is None else "user_id = ? AND "
         rows = self._db.query(
-            f"SELECT 1 FROM sessions {where} AND ended_at IS NULL LIMIT 1", params
+            f"SELECT 1 FROM sessions WHERE {user}project_path = '' AND ended_at IS NULL LIMIT 1",
+            () if user_id is None else (user_id,),
         )
         return bool(rows)
 
