@@ -2,17 +2,21 @@
 
 A session is a *directory session* (started with a working directory: ``project_path``
 is that directory, ``project_id`` its project id or NULL) or a *project session* (started
-with a project id: ``project_path`` is ``''`` in the table — None in a
-:class:`SessionRecord` — and ``project_id`` is the id).
+with a project id: the table holds the id in ``project_path`` too — a
+:class:`SessionRecord` shows None there). ``project_path`` is thus every session's key: a
+directory is always an absolute path and a project id never is one, so keys of the two
+kinds never meet, and a project session is exactly a row whose ``project_path`` equals
+its ``project_id``.
 
-Every write runs in one transaction. Two partial unique indexes guarantee, across every
-process and instance, at most one active directory session per (user, directory) and at
-most one active project session per (user, project id). Creating a session returns the
-active one the user already has instead (see :meth:`SessionRepository.create_or_get_active`),
-under a lock on (user, project id) on PostgreSQL — SQLite serializes writers anyway — so
-two instances starting the same project at once agree on one session. A checkpoint locks
-its session's row, so a checkpoint and an ``end_session`` racing on two instances never
-leave a checkpoint in an ended session.
+Every write runs in one transaction. The partial unique index
+``sessions_one_active_per_user_project`` guarantees, across every process and instance,
+at most one active session per (user, key). Creating a session returns the active one the
+user already has instead (see :meth:`SessionRepository.create_or_get_active`), under a
+lock on (user, project id) on PostgreSQL — SQLite serializes writers anyway — so two
+instances starting a directory and its id at once agree on one session. A checkpoint
+locks its session's row (PostgreSQL; SQLite serializes writers anyway), so a checkpoint
+and an ``end_session`` racing on two instances never leave a checkpoint in an ended
+session.
 """
 
 # Queries are assembled only from the constant column lists and clauses below; every value
@@ -31,15 +35,13 @@ _SESSION_COLUMNS = (
     "id, user_id, project_path, project_name, started_at, ended_at, "
     "snapshot_json, end_snapshot_json, summary, handoff, project_id"
 )
-# The literal "<> ''" lets PostgreSQL's generic plans use the partial unique indexes.
 _ACTIVE_FOR_USER = (
     f"SELECT {_SESSION_COLUMNS} FROM sessions "
-    "WHERE user_id = ? AND project_path = ? AND project_path <> '' AND ended_at IS NULL"
+    "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL"
 )
-_ACTIVE_PROJECT_SESSION = (
-    f"SELECT {_SESSION_COLUMNS} FROM sessions "
-    "WHERE user_id = ? AND project_id = ? AND project_path = '' AND ended_at IS NULL"
-)
+# A project session (see the module doc). No index predicate compares project_path with a
+# constant: SQLite would then re-prepare every query binding project_path to a parameter.
+_NAMED_BY_ID = "project_path = project_id"
 _CHECKPOINT_COLUMNS = (
     "id, session_id, created_at, note, snapshot_json, commits_since_previous, changed_files"
 )
@@ -56,7 +58,7 @@ _ACTIVE_WITH_LAST_CHECKPOINT = (
     "(SELECT COUNT(*) FROM checkpoints n WHERE n.session_id = s.id) "
     "FROM sessions s LEFT JOIN checkpoints c "
     "ON c.id = (SELECT MAX(m.id) FROM checkpoints m WHERE m.session_id = s.id) "
-    "WHERE s.user_id = ? AND s.project_path = ? AND s.project_path <> '' AND s.ended_at IS NULL"
+    "WHERE s.user_id = ? AND s.project_path = ? AND s.ended_at IS NULL"
 )
 _SESSION_WIDTH = len(_SESSION_COLUMNS.split(","))
 
@@ -66,7 +68,7 @@ class SessionRecord:
     """One row of ``sessions``; ``ended_at`` None means the session is active.
 
     ``project_path`` None: a project session (no directory on this server), whose
-    ``project_id`` is then set.
+    ``project_id`` is then set (and is its key in the table).
     """
 
     id: str
@@ -89,15 +91,11 @@ class SessionRecord:
     def active(self) -> bool:
         return self.ended_at is None
 
-    @property
-    def project(self) -> str:
-        """How the session names its project: its directory, else its project id."""
-        return self.project_path or f"project {self.project_id}"
-
     @classmethod
     def from_row(cls, row: Row) -> SessionRecord:
         values = list(row)
-        values[2] = values[2] or None  # '' in the table: no directory
+        if values[2] == values[-1]:  # keyed by its project id: no directory
+            values[2] = None
         return cls(*values)
 
     def values(self) -> tuple[Any, ...]:
@@ -105,7 +103,7 @@ class SessionRecord:
         return (
             self.id,
             self.user_id,
-            self.project_path or "",
+            self.project_path or self.project_id,
             self.project_name,
             self.started_at,
             self.ended_at,
@@ -160,7 +158,7 @@ class SessionRepository:
                 return existing, False
             inserted = conn.execute(
                 f"INSERT INTO sessions({_SESSION_COLUMNS}) VALUES ({placeholders}) "
-                "ON CONFLICT DO NOTHING",
+                "ON CONFLICT (user_id, project_path) WHERE ended_at IS NULL DO NOTHING",
                 record.values(),
             ).rowcount
             if inserted == 1:
@@ -176,13 +174,13 @@ class SessionRepository:
             row = conn.execute(_ACTIVE_FOR_USER, (record.user_id, record.project_path)).fetchone()
             if row is None and record.project_id is not None:
                 row = conn.execute(
-                    _ACTIVE_PROJECT_SESSION, (record.user_id, record.project_id)
+                    f"{_ACTIVE_FOR_USER} AND {_NAMED_BY_ID}", (record.user_id, record.project_id)
                 ).fetchone()
         else:
             row = conn.execute(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions "
                 "WHERE user_id = ? AND project_id = ? AND ended_at IS NULL "
-                f"ORDER BY project_path = '' DESC, started_at DESC, "
+                f"ORDER BY {_NAMED_BY_ID} DESC, started_at DESC, "
                 f"{self._db.dialect.insertion_order} DESC LIMIT 1",
                 (record.user_id, record.project_id),
             ).fetchone()
@@ -195,6 +193,7 @@ class SessionRepository:
         return SessionRecord.from_row(rows[0]) if rows else None
 
     def active_for_user(self, user_id: str, project_path: str) -> SessionRecord | None:
+        """The user's active session in the directory ``project_path``."""
         rows = self._db.query(_ACTIVE_FOR_USER, (user_id, project_path))
         return SessionRecord.from_row(rows[0]) if rows else None
 
@@ -214,10 +213,10 @@ class SessionRepository:
         return session, _checkpoint(checkpoint, int(row[-1]))
 
     def latest_active_for_project(self, project_path: str) -> SessionRecord | None:
-        """The most recently started active directory session of any user there."""
+        """The most recently started active session of any user in the directory."""
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions "
-            "WHERE project_path = ? AND project_path <> '' AND ended_at IS NULL "
+            "WHERE project_path = ? AND ended_at IS NULL "
             f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT 1",
             (project_path,),
         )
@@ -226,10 +225,10 @@ class SessionRepository:
     def active_project_session(self, user_id: str | None, project_id: str) -> SessionRecord | None:
         """The user's active project session of ``project_id``; with ``user_id`` None, the
         most recently started one of any user."""
-        where, params = where_clause(("project_id = ?", project_id), ("user_id = ?", user_id))
+        where, params = where_clause(("project_path = ?", project_id), ("user_id = ?", user_id))
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
-            "AND project_path = '' AND ended_at IS NULL "
+            f"AND {_NAMED_BY_ID} AND ended_at IS NULL "
             f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT 1",
             params,
         )
@@ -243,7 +242,7 @@ class SessionRepository:
         where, params = where_clause(("project_id = ?", project_id), ("user_id = ?", user_id))
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} AND ended_at IS NULL "
-            "ORDER BY project_path = '' DESC, started_at DESC, "
+            f"ORDER BY {_NAMED_BY_ID} DESC, started_at DESC, "
             f"{self._db.dialect.insertion_order} DESC LIMIT ?",
             (*params, limit),
         )
@@ -251,10 +250,9 @@ class SessionRepository:
 
     def has_active_project_sessions(self, user_id: str | None) -> bool:
         """Whether the user (with None: anyone) has an active project session at all."""
-        # The literal '' lets both backends read the small partial index of project sessions.
         user = "" if user_id is None else "user_id = ? AND "
-        rows = self._db.query(
-            f"SELECT 1 FROM sessions WHERE {user}project_path = '' AND ended_at IS NULL LIMIT 1",
+        rows = self._db.query(  # read from the small index sessions_active_named_by_id
+            f"SELECT 1 FROM sessions WHERE {user}{_NAMED_BY_ID} AND ended_at IS NULL LIMIT 1",
             () if user_id is None else (user_id,),
         )
         return bool(rows)

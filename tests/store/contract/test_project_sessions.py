@@ -51,14 +51,16 @@ def end(repo: SessionRepository, session_id: str) -> None:
     assert repo.end(session_id, ended_at=200.0, end_snapshot_json="{}", summary=None, handoff="h")
 
 
-def test_a_project_session_reads_back_without_a_directory(repo: SessionRepository) -> None:
+def test_a_project_session_reads_back_without_a_directory_and_is_keyed_by_its_id(
+    database: Database, repo: SessionRepository
+) -> None:
     stored, created = repo.create_or_get_active(reported("a" * 32))
 
     assert created is True
     assert repo.get(stored.id) == stored
     assert (stored.project_path, stored.project_id) == (None, REPO_ID)
     assert repo.active_project_session("alice", REPO_ID) == stored
-    assert repo.active_for_user("alice", "") is None  # no directory named ''
+    assert database.query("SELECT project_path, project_id FROM sessions") == [(REPO_ID, REPO_ID)]
 
 
 def test_a_record_needs_a_directory_or_a_project_id() -> None:
@@ -66,24 +68,13 @@ def test_a_record_needs_a_directory_or_a_project_id() -> None:
         reported("a" * 32, project_id=None)  # type: ignore[arg-type]
 
 
-def test_the_database_refuses_a_session_without_directory_or_project_id(
-    database: Database,
-) -> None:
-    with pytest.raises(StorageError) as raised, database.transaction() as conn:
-        conn.execute(
-            "INSERT INTO sessions(id, user_id, project_path, project_name, started_at, "
-            "snapshot_json) VALUES ('x', 'alice', '', 'p', 1, '{}')"
-        )
-
-    assert raised.value.kind == "constraint"
-
-
 def test_the_database_refuses_a_second_active_project_session_of_one_user_and_id(
     database: Database,
 ) -> None:
     insert = (
         "INSERT INTO sessions(id, user_id, project_path, project_id, project_name, "
-        "started_at, snapshot_json) VALUES (?, 'alice', '', 'github.com/o/r', 'r', 1, '{}')"
+        "started_at, snapshot_json) VALUES (?, 'alice', 'github.com/o/r', 'github.com/o/r', "
+        "'r', 1, '{}')"
     )
     with database.transaction() as conn:
         conn.execute(insert, ("a" * 32,))
@@ -152,8 +143,8 @@ def test_sessions_of_an_id_put_the_project_session_first_then_the_newest(
     with repo._db.transaction() as conn:  # a project session beside it, as a race could leave
         conn.execute(
             "INSERT INTO sessions(id, user_id, project_path, project_id, project_name, "
-            "started_at, snapshot_json) VALUES (?, 'alice', '', ?, 'r', 100, '{}')",
-            ("b" * 32, REPO_ID),
+            "started_at, snapshot_json) VALUES (?, 'alice', ?, ?, 'r', 100, '{}')",
+            ("b" * 32, REPO_ID, REPO_ID),
         )
     repo.create_or_get_active(directory("c" * 32, "/clone-2", user_id="bob", started_at=400.0))
 
@@ -191,9 +182,11 @@ def test_listing_by_project_id_finds_both_kinds(repo: SessionRepository) -> None
 def test_a_directory_lookup_never_finds_a_project_session(repo: SessionRepository) -> None:
     repo.create_or_get_active(reported("a" * 32))
 
-    assert repo.latest_active_for_project("") is None
-    assert repo.active_with_last_checkpoint("alice", "") is None
+    assert repo.latest_active_for_project("/p") is None
+    assert repo.active_for_user("alice", "/p") is None
+    assert repo.active_with_last_checkpoint("alice", "/p") is None
     assert repo.list_sessions(project_path="/p") == ([], 0)
+    assert repo.active_project_session("alice", "/p") is None
 
 
 # -- racing -----------------------------------------------------------------------------
