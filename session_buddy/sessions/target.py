@@ -75,7 +75,13 @@ def choose_project(
     changed_files: int | None = None,
 ) -> Target:
     """The one project the arguments name; InvalidProjectError when they name none, both,
-    or report a branch, commit or changed-file count beside a working directory."""
+    or report a branch, commit or changed-file count beside a working directory.
+
+    An empty string counts as not given (some clients fill every optional argument).
+    """
+    working_directory, project, branch, commit = (
+        None if value == "" else value for value in (working_directory, project, branch, commit)
+    )
     if working_directory is not None and project is not None:
         raise InvalidProjectError(
             "pass either working_directory or project, not both", "working_directory"

@@ -201,6 +201,13 @@ def test_a_project_id_names_a_reported_project_with_its_state() -> None:
     assert chosen == ReportedProject(parse_project_id("github.com/o/r"), "main", "abcdef12", 3)
 
 
+def test_an_empty_argument_counts_as_not_given() -> None:
+    assert choose_project("/srv/p", "", branch="", commit="") == "/srv/p"
+    assert choose_project("", "demo", branch="") == ReportedProject(parse_project_id("demo"))
+    with pytest.raises(InvalidProjectError, match="no project named"):
+        choose_project("", "")
+
+
 def test_naming_no_project_is_refused_saying_how() -> None:
     with pytest.raises(InvalidProjectError) as raised:
         choose_project(None, None)
