@@ -115,10 +115,7 @@ def _notices(place: _Place) -> list[str]:
     if place.reported is None or not place.reported.project.removed:
         return []
     removed = " and ".join(place.reported.project.removed)
-    return [
-        f"The {removed} in the project URL were removed and stored nowhere; "
-        "send the URL without them."
-    ]
+    return [f"Removed from the project URL and stored nowhere: {removed}; send it without them."]
 
 
 class SessionService:

@@ -217,8 +217,7 @@ def test_credentials_in_a_project_url_reach_no_row_no_log_and_no_result(
     for result in results:
         structured = ok(result)
         assert structured["notices"] == [
-            "The credentials in the project URL were removed and stored nowhere; "
-            "send the URL without them."
+            "Removed from the project URL and stored nowhere: credentials; send it without them."
         ]
         assert TOKEN not in text_of(result) + json.dumps(structured)
     assert ok(results[0])["project_id"] == normalised(project_url)

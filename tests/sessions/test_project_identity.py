@@ -322,10 +322,9 @@ def test_credentials_in_a_project_url_are_removed_stored_nowhere_and_reported(
     results = [started, checkpoint, status, listed, handoff]
     for result in results:
         assert result.notices == [
-            "The credentials in the project URL were removed and stored nowhere; "
-            "send the URL without them."
+            "Removed from the project URL and stored nowhere: credentials; send it without them."
         ]
-        assert "removed and stored nowhere" in result.summary_text()
+        assert "stored nowhere: credentials" in result.summary_text()
         assert TOKEN not in result.model_dump_json() + result.summary_text()
     assert started.project_id == REPO_ID
     assert TOKEN not in str(contents(str(db.path)))
