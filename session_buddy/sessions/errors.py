@@ -82,6 +82,23 @@ class InputTooLargeError(SessionError):
         super().__init__(f"{field} is {size:,} characters long; the limit is {limit:,}")
 
 
+class UnstorableTextError(SessionError):
+    """A note or summary holds a character no database can store: a NUL (PostgreSQL text
+    cannot hold it) or a lone surrogate (not Unicode text at all). Other control characters
+    are stored as sent and escaped wherever they are shown."""
+
+    reason = "unstorable_text"
+
+    def __init__(self, field: str, character: str, position: int) -> None:
+        self.field = field
+        self.position = position
+        name = "NUL" if character == "\x00" else "a lone surrogate"
+        super().__init__(
+            f"{field} contains {name} (U+{ord(character):04X}) at position {position}, "
+            "which cannot be stored; remove it"
+        )
+
+
 class SessionNotFoundError(SessionError):
     """No session with this id exists that the caller may see."""
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ from session_buddy.sessions.errors import (
     InputTooLargeError,
     NoActiveSessionError,
     SessionNotFoundError,
+    UnstorableTextError,
 )
 from session_buddy.sessions.git import GIT_TIMEOUT_SECONDS, count_commits, current_branch
 from session_buddy.sessions.handoff import render_handoff
@@ -78,12 +80,20 @@ def clamp_limit(limit: int) -> int:
 
 
 def _bounded_text(field: str, value: str | None) -> str | None:
-    """``value`` if within the size limit (blank means none), else InputTooLargeError."""
+    """``value`` if within the size limit (blank means none) and storable by every backend;
+    else InputTooLargeError or UnstorableTextError (never a storage failure later)."""
     if value is None:
         return None
     if len(value) > MAX_TEXT_CHARS:
         raise InputTooLargeError(field, len(value), MAX_TEXT_CHARS)
+    match = _UNSTORABLE.search(value)
+    if match is not None:
+        raise UnstorableTextError(field, match.group(), match.start())
     return value if value.strip() else None
+
+
+# NUL (PostgreSQL's text type refuses it) and lone surrogates (no database encodes them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _is_session_id(value: str) -> bool:
