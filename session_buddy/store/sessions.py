@@ -6,6 +6,11 @@ Every write runs in one transaction. The partial unique index
 (``INSERT … ON CONFLICT DO NOTHING``) returns the existing one instead. A checkpoint locks
 its session's row (PostgreSQL; SQLite serializes writers anyway), so a checkpoint and an
 ``end_session`` racing on two instances never leave a checkpoint in an ended session.
+
+Sessions are never deleted. Each one created here is marked ``counted`` and added to
+``session_totals`` in its own transaction; the total of every session is that row plus the
+few not counted yet (inserted by an older version, a copy, a bulk load: :meth:`tally`
+folds them in), so it never counts the whole table.
 """
 
 # Queries are assembled only from the constant column lists and clauses below; every value
@@ -47,6 +52,9 @@ _ACTIVE_WITH_LAST_CHECKPOINT = (
     "WHERE s.user_id = ? AND s.project_path = ? AND s.ended_at IS NULL"
 )
 _SESSION_WIDTH = len(_SESSION_COLUMNS.split(","))
+_COUNT_ONE_MORE = "UPDATE session_totals SET sessions = sessions + 1"
+# Every session: those counted, and those inserted otherwise (on ``sessions_uncounted``).
+_TOTAL = "SELECT sessions + (SELECT COUNT(*) FROM sessions WHERE counted = 0) FROM session_totals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +123,13 @@ class SessionRepository:
         )
         with self._db.transaction() as conn:
             inserted = conn.execute(
-                f"INSERT INTO sessions({_SESSION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO sessions({_SESSION_COLUMNS}, counted) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
                 "ON CONFLICT (user_id, project_path) WHERE ended_at IS NULL DO NOTHING",
                 values,
             ).rowcount
             if inserted == 1:
+                conn.execute(_COUNT_ONE_MORE)
                 return record, True
             existing = self._active(conn, record.user_id, record.project_path)
         if existing is None:  # ended by another process between the two statements
@@ -204,8 +213,20 @@ class SessionRepository:
             f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT ?",
             (*params, limit),
         )
-        total = self._db.query(f"SELECT COUNT(*) FROM sessions {where}", params)
+        # A user's or a project's sessions are counted on their index; all of them, never.
+        count = f"SELECT COUNT(*) FROM sessions {where}" if where else _TOTAL
+        total = self._db.query(count, params)
         return [SessionRecord.from_row(row) for row in rows], int(total[0][0])
+
+    def tally(self) -> int:
+        """Add the sessions not counted yet to ``session_totals`` (see the module doc);
+        returns how many. Anyone may run it at any time: the counter's row is locked
+        first, so concurrent creations and tallies count every session once."""
+        with self._db.transaction() as conn:
+            conn.execute("SELECT sessions FROM session_totals" + self._db.dialect.lock_row)
+            added = conn.execute("UPDATE sessions SET counted = 1 WHERE counted = 0").rowcount
+            conn.execute("UPDATE session_totals SET sessions = sessions + ?", (added,))
+        return int(added)
 
     # -- checkpoints ----------------------------------------------------------------
 

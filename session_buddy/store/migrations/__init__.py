@@ -25,7 +25,7 @@ from typing import Any
 
 from session_buddy.store.errors import StorageError
 
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0006")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # Every table of the schema at HEAD, each after the tables it references (backups and
@@ -35,6 +35,7 @@ TABLES = (
     "revoked_tokens",
     "revocation_log",
     "sessions",
+    "session_totals",
     "checkpoints",
     "envelope_nonces",
     "auth_failures",
@@ -68,13 +69,14 @@ def needs_upgrade(revision: str | None, where: str) -> bool:
     )
 
 
-def upgrade(url: str, *, creator: Callable[[], Any] | None = None) -> None:
-    """Bring the database at SQLAlchemy ``url`` to :data:`HEAD` (see the module doc)."""
+def upgrade(url: str, *, creator: Callable[[], Any] | None = None, target: str = HEAD) -> None:
+    """Bring the database at SQLAlchemy ``url`` to :data:`HEAD` (see the module doc); tests
+    of a migration stop at an earlier ``target``."""
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
 
-    logger.info("migrating the database schema to revision %s", HEAD)
+    logger.info("migrating the database schema to revision %s", target)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **_engine_options(url, creator))
     if engine.dialect.name == "sqlite":
         _begin_exclusive(engine)
@@ -83,7 +85,7 @@ def upgrade(url: str, *, creator: Callable[[], Any] | None = None) -> None:
             config = Config()
             config.set_main_option("script_location", str(SCRIPT_LOCATION))
             config.attributes["connection"] = connection
-            command.upgrade(config, HEAD)
+            command.upgrade(config, target)
     finally:
         engine.dispose()
 
