@@ -19,21 +19,15 @@ import pytest
 
 from benchmarks.growth import BACKENDS, CALL_TARGET, LISTINGS, START_TARGET, TOOLS
 from benchmarks.harness import QUICK
-from testkit.environment import clean_environment
+from testkit.bench import quick_run
 from testkit.history import History
-from testkit.processes import REPO_ROOT, run_python
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def output() -> str:
-    result = run_python(
-        "-m", "benchmarks", "--only", "growth", "--quick", "--json",
-        cwd=REPO_ROOT, env=clean_environment(), timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return quick_run("growth", timeout=600)
 
 
 @pytest.fixture(scope="module")
