@@ -14,15 +14,13 @@ import dataclasses
 import sqlite3
 import threading
 from contextlib import closing
-from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 
 from session_buddy.store import Database, migrations
 from session_buddy.store.sessions import SessionRecord, SessionRepository
 from testkit.concurrency import run_in_threads
-from testkit.store import database_at, is_postgres_url, raw_query
+from testkit.store import database_at, database_at_revision, is_postgres_url, raw_query
 
 RACERS = 8
 
@@ -122,7 +120,7 @@ def test_a_database_of_the_previous_revision_keeps_its_sessions_counted(
 ) -> None:
     """Upgrading: the sessions already there start counted, the old index is replaced."""
     previous = migrations.REVISIONS[migrations.REVISIONS.index("0006") - 1]
-    _create_at(empty_location, previous)
+    database_at_revision(empty_location, previous)
     assert raw_query(empty_location, "SELECT version_num FROM alembic_version") == [(previous,)]
     _insert_at_previous_revision(empty_location, 3)
 
@@ -135,16 +133,6 @@ def test_a_database_of_the_previous_revision_keeps_its_sessions_counted(
         assert "revoked_tokens_expires" not in indexes
     finally:
         db.close()
-
-
-def _create_at(location: str, revision: str) -> None:
-    if is_postgres_url(location):
-        migrations.upgrade(
-            "postgresql+psycopg://", creator=lambda: psycopg.connect(location), target=revision
-        )
-    else:
-        Path(location).parent.mkdir(parents=True, exist_ok=True)
-        migrations.upgrade(f"sqlite:///{quote(location)}", target=revision)
 
 
 def _insert_at_previous_revision(location: str, count: int) -> None:

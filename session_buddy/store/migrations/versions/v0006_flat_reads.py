@@ -15,7 +15,7 @@ So the total of every user's sessions reads one row and that index, never every 
 (PostgreSQL visits each row of an index to count). Existing sessions start counted.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
