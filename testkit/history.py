@@ -2,7 +2,8 @@
 
 :func:`fill` adds the rows a team's server accumulates over months — sessions of many users
 (one active per user, the rest ended, with snapshots and hand-offs of the sizes the server
-writes), their checkpoints, audit decisions, revocations in force with their log entries —
+writes; each in one of the team's repositories, by project id, one in five a remote
+caller's keyed by that id alone), their checkpoints, audit decisions, revocations in force with their log entries —
 in one transaction per table, not through the server: ``executemany`` on SQLite, ``COPY`` on
 PostgreSQL (then ``VACUUM ANALYZE``, the state autovacuum keeps a running database in).
 
@@ -32,6 +33,10 @@ HISTORY_ENDS_BEFORE = DAY  # nothing in the history is newer than a day
 SESSIONS_SPAN = 90 * DAY  # sessions started over the last three months
 AUDIT_SPAN = 28 * DAY  # within the 30-day default audit retention, so none is purged
 PROJECTS_PER_USER = 5
+# Every user works on PROJECTS_PER_USER of the team's repositories (project ids); one session
+# in PROJECT_SESSION_EVERY is a remote caller's, keyed by the id alone (no directory).
+TEAM_PROJECTS = 50
+PROJECT_SESSION_EVERY = 5
 TOOLS = ("session_status", "checkpoint", "start_session", "end_session", "list_sessions")
 DENIALS = ("Token has expired", "Invalid token", "Token has been revoked")
 
@@ -69,6 +74,7 @@ SESSION_COLUMNS = (
     "end_snapshot_json",
     "summary",
     "handoff",
+    "project_id",
 )
 CHECKPOINT_COLUMNS = (
     "session_id",
@@ -117,6 +123,12 @@ class _Session:
     name: str
     started_at: float
     ended_at: float | None
+    project_id: str | None = None
+
+
+def team_project_id(number: int) -> str:
+    """The project id of the team's repository ``number``."""
+    return f"git.example.com/team/repo-{number % TEAM_PROJECTS:02d}"
 
 
 def _sessions(history: History, now: float, rng: random.Random) -> list[_Session]:
@@ -130,8 +142,11 @@ def _sessions(history: History, now: float, rng: random.Random) -> list[_Session
         started = newest - SESSIONS_SPAN * (1 - number / history.sessions) - 4 * 3600
         ended = started + rng.uniform(600, 4 * 3600)
         session_id = f"{rng.getrandbits(128):032x}"
-        path = f"/srv/work/{user}/{name}"
-        sessions.append(_Session(session_id, user, path, name, started, ended))
+        project_id = team_project_id(number % history.users + project)
+        # A directory session keeps its directory; a project session's key is its id.
+        remote = number % PROJECT_SESSION_EVERY == PROJECT_SESSION_EVERY - 1
+        path = project_id if remote else f"/srv/work/{user}/{name}"
+        sessions.append(_Session(session_id, user, path, name, started, ended, project_id))
     seen: set[str] = set()
     for index in range(len(sessions) - 1, -1, -1):  # the newest session of each user
         session = sessions[index]
@@ -180,6 +195,7 @@ def session_rows(sessions: Sequence[_Session], rng: random.Random) -> Iterator[t
             end_snapshot,
             summary,
             handoff,
+            s.project_id,
         )
 
 
@@ -281,6 +297,7 @@ def fill_recent(database: Database, *, now: float, seed: int = 29) -> None:
                 f"project-{number}",
                 started,
                 started + 200,
+                team_project_id(number),
             )
         )
     shape = History(users=5, sessions=RECENT_SESSIONS, audit=RECENT_AUDIT, revoked=0)

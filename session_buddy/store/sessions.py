@@ -235,7 +235,9 @@ class SessionRepository:
     def active_project_session(self, user_id: str | None, project_id: str) -> SessionRecord | None:
         """The user's active project session of ``project_id``; with ``user_id`` None, the
         most recently started one of any user."""
-        where, params = where_clause(("project_path = ?", project_id), ("user_id = ?", user_id))
+        # project_id = ? with _NAMED_BY_ID: the key is the id, read from the small index of
+        # active sessions by id (project_path = ? would walk every session with that key).
+        where, params = where_clause(("project_id = ?", project_id), ("user_id = ?", user_id))
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
             f"AND {_NAMED_BY_ID} AND ended_at IS NULL "

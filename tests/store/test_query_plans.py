@@ -24,7 +24,7 @@ from session_buddy.store.audit import AuditRepository
 from session_buddy.store.base import Params, Row
 from session_buddy.store.revocations import RevocationRepository
 from session_buddy.store.sessions import SessionRepository
-from testkit.history import History, fill
+from testkit.history import History, fill, team_project_id
 from testkit.postgres import PostgresServer
 from testkit.pytest_postgres import fresh_database
 
@@ -176,6 +176,85 @@ def test_a_status_reads_the_callers_session_and_its_checkpoints_by_index(
         assert any("checkpoints_by_session" in step for step in steps)
     else:
         assert not [step for step in steps if step.startswith("Seq Scan")], steps
+
+
+# Partial indexes of the active sessions alone: as small as the number of active sessions,
+# whatever the history (sorting what they hold is sorting a handful of rows).
+ACTIVE_ONLY = (
+    "sessions_one_active_per_user_project",
+    "sessions_active_by_project_id",
+    "sessions_active_named_by_id",
+)
+
+
+def _no_scan_of_sessions(database: Database, steps: list[str]) -> None:
+    if database.dialect.name == "sqlite":
+        assert not [step for step in steps if step.startswith("SCAN")], steps
+    else:
+        assert not [step for step in steps if step.startswith("Seq Scan")], steps
+
+
+def _reads_active_sessions_only(steps: list[str]) -> None:
+    reads = [step for step in steps if "sessions USING" in step or "on sessions" in step]
+    assert reads, steps
+    assert all(any(index in step for index in ACTIVE_ONLY) for step in reads), steps
+
+
+def test_a_projects_sessions_newest_first_are_read_from_the_project_id_index(
+    database: Database,
+) -> None:
+    """``list_sessions`` by project id (a caller on another machine, or an admin's view of
+    one repository): that id's entries of ``sessions_by_project_id``, in start order."""
+    recording = Recording(database)
+    project_id = team_project_id(7)
+    sessions, total = SessionRepository(recording).list_sessions(project_id=project_id)
+    assert sessions and {s.project_id for s in sessions} == {project_id}
+    assert total > len(sessions)
+
+    steps = plan(database, *only_read(recording, "ORDER BY"), seqscan=False)
+    counting = plan(database, *only_read(recording, "COUNT(*)"), seqscan=False)
+
+    if database.dialect.name == "sqlite":
+        assert steps == ["SEARCH sessions USING INDEX sessions_by_project_id (project_id=?)"]
+        assert counting == [
+            "SEARCH sessions USING COVERING INDEX sessions_by_project_id (project_id=?)"
+        ]
+    else:
+        assert any("using sessions_by_project_id" in step for step in steps), steps
+        assert any("using sessions_by_project_id" in step for step in counting), counting
+    _no_scan_of_sessions(database, steps)
+    _no_scan_of_sessions(database, counting)
+
+
+def test_a_callers_project_session_and_the_sessions_of_its_id_are_read_by_index(
+    database: Database,
+) -> None:
+    """What ``start_session``/``session_status``/``checkpoint`` read for a project named by
+    id: the caller's (or anyone's) active sessions of that id, and whether there is any
+    active project session at all — from indexes of the active sessions alone, never every
+    session of the id (the history's ended ones)."""
+    recording = Recording(database)
+    repository = SessionRepository(recording)
+    project_id = team_project_id(3)
+    repository.active_project_session("user-00003", project_id)
+    repository.active_project_session(None, project_id)
+    repository.active_with_project_id("user-00003", project_id)
+    repository.active_with_project_id(None, project_id)
+    repository.has_active_project_sessions("user-00003")
+    repository.has_active_project_sessions(None)
+    assert len(recording.reads) == 6
+
+    for sql, params in recording.reads:
+        _reads_active_sessions_only(plan(database, sql, params, seqscan=False))
+
+
+def test_the_latest_active_session_of_a_directory_is_read_by_index(database: Database) -> None:
+    recording = Recording(database)
+    SessionRepository(recording).latest_active_for_project("/srv/work/user-00003/project-0")
+
+    steps = plan(database, *recording.reads[0], seqscan=False)
+
+    _no_scan_of_sessions(database, steps)
 
 
 # -- revocations ----------------------------------------------------------------------------

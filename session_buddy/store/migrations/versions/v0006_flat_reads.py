@@ -3,7 +3,9 @@
 ``sessions_by_start``: every user's sessions newest first (an orchestrator's or admin's
 ``list_sessions``, ``session-buddy sessions list``) reads the newest entries of an index
 instead of sorting the whole table; it lists (started_at, insertion order), the order the
-query asks for (SQLite's rowid is part of every index). ``revoked_tokens_in_force``
+query asks for (SQLite's rowid is part of every index). ``sessions_active_by_project_id``:
+the active sessions of a project id (see below) read a small index, not every session of
+that id. ``revoked_tokens_in_force``
 replaces ``revoked_tokens_expires`` with (expires_at, token_key), so loading the
 revocations in force at start-up reads that index alone, not a table row per revocation.
 
@@ -27,6 +29,13 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+# The active sessions of a project id, whoever started them and of either kind: what
+# starting, checking or checkpointing a project named by id reads. Without it those reads
+# walked every session of the id (sessions_by_project_id), ended ones included.
+ACTIVE_BY_PROJECT_ID = (
+    "CREATE INDEX sessions_active_by_project_id ON sessions(project_id, started_at) "
+    "WHERE ended_at IS NULL"
+)
 SQLITE = [
     "CREATE INDEX sessions_by_start ON sessions(started_at)",
     "CREATE INDEX revoked_tokens_in_force ON revoked_tokens(expires_at, token_key)",
@@ -39,6 +48,7 @@ SQLITE = [
     )""",
     "INSERT INTO session_totals(id, sessions) SELECT 1, COUNT(*) FROM sessions",
     "CREATE INDEX sessions_uncounted ON sessions(counted) WHERE counted = 0",
+    ACTIVE_BY_PROJECT_ID,
 ]
 POSTGRESQL = [
     "CREATE INDEX sessions_by_start ON sessions(started_at, seq)",
@@ -52,6 +62,7 @@ POSTGRESQL = [
     )""",
     "INSERT INTO session_totals(id, sessions) SELECT 1, COUNT(*) FROM sessions",
     "CREATE INDEX sessions_uncounted ON sessions(counted) WHERE counted = 0",
+    ACTIVE_BY_PROJECT_ID,
     # Last: dropping it locks revoked_tokens against readers (instances of the previous
     # version among them) until the migration commits, just after.
     "DROP INDEX revoked_tokens_expires",
