@@ -10,8 +10,11 @@ read. Every figure is a ratio large / empty, measured in the same run:
 
 * tools, through the real HTTP server and the official client with a bearer token, calls
   alternating between the backend's two servers (rotated): ``session_status``,
-  ``checkpoint``, ``whoami``, ``list_sessions`` of the caller's own sessions and of every
-  user's (a token with the ``admin`` role, as an orchestrator's);
+  ``checkpoint`` (in a directory on the server's disk, and in a project named by id as a
+  caller on another machine names it), ``whoami``, ``list_sessions`` of the caller's own
+  sessions, of a project id's (every user's: a repository of the team's with about 2,000
+  sessions in the history) and of every user's (a token with the ``admin`` role, as an
+  orchestrator's);
 * CLI listings, a process each as an operator runs them: ``sessions list``, ``audit list
   --since 1h``, ``audit export --since 1d``;
 * start-up: from starting ``serve --transport http`` to its first 200 on ``/healthz``
@@ -41,7 +44,7 @@ from benchmarks.harness import Profile, Row, median, progress, spread
 from benchmarks.postgres import BenchPostgres, bench_postgres
 from testkit.environment import new_secret, server_environment
 from testkit.git import make_git_repo
-from testkit.history import RECENT_SESSIONS, History, fill, fill_recent
+from testkit.history import RECENT_SESSIONS, History, fill, fill_recent, team_project_id
 from testkit.mcp import mcp_http
 from testkit.processes import run_python
 from testkit.server import ServerProcess, launch_http_server
@@ -73,15 +76,28 @@ class Tool:
     name: str
     admin: bool = False  # called with the admin's token
     project: bool = False  # takes the caller's project directory
+    remote: bool = False  # names the project by id (a caller on another machine)
 
 
 TOOLS = (
     Tool("session_status", "session_status", "session_status", project=True),
     Tool("checkpoint", "checkpoint", "checkpoint", project=True),
+    Tool("session_status_remote", "session_status (project by id)", "session_status", remote=True),
+    Tool("checkpoint_remote", "checkpoint (project by id)", "checkpoint", remote=True),
     Tool("whoami", "whoami", "whoami"),
     Tool("list_sessions_own", "list_sessions (own sessions)", "list_sessions"),
+    Tool(
+        "list_sessions_project",
+        "list_sessions (a project id's, every user's, admin)",
+        "list_sessions",
+        admin=True,
+        remote=True,
+    ),
     Tool("list_sessions_all", "list_sessions (every user's, admin)", "list_sessions", admin=True),
 )
+# A repository of the team's with about 2,000 sessions of the large history (and one of
+# the recent ones): what a caller on another machine names.
+REMOTE_PROJECT = team_project_id(7)
 LISTINGS = (
     ("sessions_list", ("sessions", "list")),
     ("audit_list_1h", ("audit", "list", "--since", "1h")),
@@ -283,7 +299,11 @@ async def _tool_rows(profile: Profile, setup: Setup) -> list[Row]:
 
 
 async def _call(setup: Setup, deployment: Deployment, tool: Tool) -> Any:
-    arguments = {"working_directory": str(setup.repo)} if tool.project else {}
+    arguments: dict[str, Any] = {}
+    if tool.project:
+        arguments["working_directory"] = str(setup.repo)
+    if tool.remote:
+        arguments["project"] = REMOTE_PROJECT
     if tool.name == "checkpoint":
         arguments["note"] = "growth benchmark"
     result = await deployment.clients[tool.admin].call_tool(tool.name, arguments)
@@ -297,10 +317,14 @@ async def _check_setup(setup: Setup, deployment: Deployment) -> None:
     started = await deployment.clients[False].call_tool(
         "start_session", {"working_directory": str(setup.repo)}
     )
-    if started.is_error:
-        raise RuntimeError(f"{deployment.name}: start_session failed: {started.content}")
+    remote = await deployment.clients[False].call_tool(
+        "start_session", {"project": REMOTE_PROJECT, "branch": "main"}
+    )
+    for answer in (started, remote):
+        if answer.is_error:
+            raise RuntimeError(f"{deployment.name}: start_session failed: {answer.content}")
     listing = await _call(setup, deployment, TOOLS[-1])
-    expected = 1 + RECENT_SESSIONS + (setup.history.sessions if deployment.size == "large" else 0)
+    expected = 2 + RECENT_SESSIONS + (setup.history.sessions if deployment.size == "large" else 0)
     total = listing.get("total")
     if total != expected:
         raise RuntimeError(f"{deployment.name}: {total} sessions listed, {expected} expected")

@@ -3,9 +3,10 @@
 :func:`fill` adds the rows a team's server accumulates over months — sessions of many users
 (one active per user, the rest ended, with snapshots and hand-offs of the sizes the server
 writes; each in one of the team's repositories, by project id, one in five a remote
-caller's keyed by that id alone), their checkpoints, audit decisions, revocations in force with their log entries —
-in one transaction per table, not through the server: ``executemany`` on SQLite, ``COPY`` on
-PostgreSQL (then ``VACUUM ANALYZE``, the state autovacuum keeps a running database in).
+caller's keyed by that id alone), their checkpoints, audit decisions, revocations in force
+with their log entries — in one transaction per table, not through the server:
+``executemany`` on SQLite, ``COPY`` on PostgreSQL (then ``VACUUM ANALYZE``, the state
+autovacuum keeps a running database in).
 
 Every row is dated at least :data:`HISTORY_ENDS_BEFORE` before ``now``, and every audit row
 within the audit retention, so a server started on the database purges none of it and reads
