@@ -1,6 +1,6 @@
 """Side-by-side benchmarks of session-buddy's authentication (``make bench``).
 
-Four parts, each reported as ratios to a baseline measured in the same run (absolute
+Five parts, each reported as ratios to a baseline measured in the same run (absolute
 times drift on a shared machine; ratios of interleaved measurements much less):
 
 * ``micro`` — ``validate_token`` on one reused token, on distinct tokens and on forged
@@ -12,6 +12,9 @@ times drift on a shared machine; ratios of interleaved measurements much less):
   latency, and RSS growth over 1,000,000 distinct tokens.
 * ``propagation`` — how soon other HTTP instances refuse a revoked token: PostgreSQL
   (pushed by ``NOTIFY``) vs SQLite (polled every 0.5 s).
+* ``growth`` — tools, CLI listings and start-up on a database holding a team's months of
+  history (10⁵ sessions, 10⁶ checkpoints, 10⁶ audit rows, 10⁵ revocations) against one
+  without, on SQLite and PostgreSQL.
 
 The PostgreSQL server is the test kit's (:mod:`benchmarks.postgres`), started by the run.
 

@@ -72,10 +72,14 @@ class Profile:
     rss_tokens: int
     revoked: int
     propagation_rounds: int  # each: a few PostgreSQL revocations and one SQLite revocation
+    growth_fraction: float  # of the large database (1.0: 10⁵ sessions, 10⁶ …)
+    growth_rounds: int  # rounds of tool calls (and of CLI runs) on the empty and large one
+    growth_calls: int  # calls per tool per server per round
+    growth_starts: int  # server starts (and CLI runs) on each database, after a warm-up
 
 
-QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000, 3)
-FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000, 50)
+QUICK = Profile("quick", 7, 1, 0.005, 5, 20, 100_000, 100_000, 3, 0.01, 2, 3, 1)
+FULL = Profile("full", 31, 2, 0.02, 40, 60, 1_000_000, 100_000, 50, 1.0, 10, 8, 5)
 
 
 def interleave(

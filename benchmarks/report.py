@@ -13,9 +13,9 @@ METHOD = """\
 ## How these figures are made
 
 * `make bench` (= `python -m benchmarks`; `--quick` for a smoke run,
-  `--only micro|scale|e2e|propagation`, `--json`). Every run also writes
+  `--only micro|scale|e2e|propagation|growth`, `--json`). Every run also writes
   `benchmarks/last.json`. This file is rewritten by `python -m benchmarks
-  --write-results` after a full run of all four parts.
+  --write-results` after a full run of all five parts.
 * Every target is a **ratio to a baseline measured in the same run**, because absolute
   times drift on a shared machine. Timing uses `time.perf_counter_ns`; candidates and
   baselines run in interleaved rounds (order rotated every round) after discarded warm-up
@@ -81,9 +81,29 @@ METHOD = """\
   round discarded; p50/p99 by nearest rank. The failure throttle counts every refusal per
   client address (20 per 60 s, shared by the instances), so the client moves to a new
   127.0.0.x source address every 8 revocations rather than be answered 429.
+* **growth** — how cost grows with data: per backend (SQLite; PostgreSQL 15 started as for
+  e2e), an *empty* database and a *large* one holding the issue's history (10⁵ sessions over
+  10³ users, 10⁶ checkpoints, 10⁶ audit rows, 10⁵ revocations in force; `testkit.history`,
+  written in bulk — `executemany` / `COPY`, then `VACUUM ANALYZE` on PostgreSQL — in about
+  a minute per backend, about 0.9 GB of SQLite file). Both hold the same recent activity
+  (25 sessions and 200 audit rows of the last hours: a page of every listing) and the
+  history is older than a day and within the audit retention, so the two differ only by
+  what a call should not need to read. Tools: an HTTP server (auth on, bearer token,
+  official client) on each database, `session_status`, `checkpoint`, `whoami`,
+  `list_sessions` of the caller's own sessions and of every user's (a token with the
+  `admin` role), calls alternating between the backend's two servers call by call; 10
+  rounds of 8 calls each, plus a warm-up round; a round's figure is the mean call time on
+  each server, the row the median of the per-round ratios large / empty. CLI listings
+  (`sessions list`, `audit list --since 1h`, `audit export --since 1d`), a process each,
+  alternating, 5 rounds. Start-up: from starting `serve --transport http` to the first
+  200 on `/healthz` (asked every 5 ms; authentication and metrics on, so the revocations
+  in force are loaded by then), alternating, 5 starts each; SQLite also with its file
+  dropped from the page cache before each start (`posix_fadvise(DONTNEED)` on that file
+  only). Targets: ≤ 1.2× for every tool and listing, ≤ 1.5× for every start.
 * No timing assertion is part of `make test`: `tests/benchmarks/test_bench_smoke.py` and
-  `test_bench_propagation_smoke.py` check that quick micro and propagation runs produce
-  every row, consistent with the measurements they came from. The e2e part is left to
+  `test_bench_propagation_smoke.py` (and `test_bench_growth_smoke.py`, on a history of
+  1 % of the size) check that quick micro, propagation and growth runs produce every row,
+  consistent with the measurements they came from. The e2e part is left to
   `make bench` (ten servers and a PostgreSQL, about 25 s even when quick, for figures no
   test may assert); `test_bench_e2e_rows.py` checks without servers what it computes for
   the audit + metrics rows: the quiet servers' switches as the product reads them, each

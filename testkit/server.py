@@ -98,8 +98,9 @@ class ServerProcess:
     def data_dir(self) -> Path:
         return Path(self.env["SESSION_BUDDY_DATA_DIR"])
 
-    def wait_until_ready(self) -> float:
-        """Seconds until ``GET /healthz`` answered 200; :class:`StartFailed` otherwise."""
+    def wait_until_ready(self, poll: float = 0.05) -> float:
+        """Seconds until ``GET /healthz`` answered 200 (asked every ``poll`` seconds);
+        :class:`StartFailed` otherwise."""
         started = time.monotonic()
         with httpx.Client(timeout=1.0, trust_env=False) as http:
             while time.monotonic() - started < self.startup_timeout:
@@ -109,7 +110,7 @@ class ServerProcess:
                 with contextlib.suppress(httpx.HTTPError):
                     if http.get(f"{self.base_url}/healthz").status_code == 200:
                         return time.monotonic() - started
-                time.sleep(0.05)
+                time.sleep(poll)
         limit = self.startup_timeout
         raise StartFailed(f"server did not answer /healthz in {limit:.0f} s: {self.tail()}")
 

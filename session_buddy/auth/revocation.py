@@ -101,7 +101,7 @@ class RevocationStore:
         seq = self._repository.log_position()
         in_force = self._repository.in_force(now - RETENTION_AFTER_EXPIRY)
         with self._lock:
-            self._expiry = {r.token_key: r.expires_at for r in in_force}
+            self._expiry = in_force
             self._last_seq = seq
             self._next_sync = started + self._sync_interval
             self._known_at = started

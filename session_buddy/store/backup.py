@@ -41,6 +41,8 @@ BackupProblem = Literal[
 # Every connection to a WAL database holds a shared lock on this byte of the "-shm" file
 # while it is open (SQLite's "DMS" lock, documented in its walformat.html for unix).
 SHM_DMS_BYTE = 128
+# Tables that hold no data of their own: the schema revision, the count of sessions.
+BOOKKEEPING = (migrations.VERSION_TABLE, "session_totals")
 # What a row of each table is, for people ("3 sessions, 1 revoked token"), in that order.
 ROW_NAMES = {
     "sessions": "session",
@@ -73,7 +75,7 @@ class BackupError(Exception):
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a backup (or a restored database) holds: its schema revision and the number of
-    rows of each table (the revision table left out)."""
+    rows of each table (:data:`BOOKKEEPING` left out)."""
 
     revision: str | None
     rows: Mapping[str, int]
@@ -130,7 +132,7 @@ def snapshot_of(conn: sqlite3.Connection) -> Snapshot:
     rows = {
         table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
         for table in migrations.TABLES
-        if table in present and table != migrations.VERSION_TABLE
+        if table in present and table not in BOOKKEEPING
     }
     return Snapshot(revision, rows)
 

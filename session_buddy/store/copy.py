@@ -13,8 +13,11 @@ each database counts for itself, so they are known by their content (every other
 duplicates counted) and PostgreSQL numbers the ones it receives, in their SQLite order.
 The revocation log is a change feed, not data: every revocation the copy adds gets a new
 entry in PostgreSQL's log, and the same transaction notifies running instances, which
-refuse the token within moments. The schema is migrated first on both sides (under
-PostgreSQL's advisory lock) and must then be the same revision.
+refuse the token within moments. Which sessions are counted in ``session_totals`` is each
+database's own bookkeeping: copied sessions arrive uncounted and are counted after the
+commit. The schema is migrated first on both sides (under PostgreSQL's advisory lock) and
+must then be the same revision; the SQLite file is checked whole (every page and index)
+before anything is read from it.
 
 It all happens in one PostgreSQL transaction, under an advisory lock of its own (two copies
 at once take turns): the SQLite rows, read in one read transaction, are streamed into
@@ -40,7 +43,8 @@ from session_buddy.store import migrations
 from session_buddy.store.backup import STOP_SERVERS_FIX, others_have_open
 from session_buddy.store.postgres import PostgresDatabase
 from session_buddy.store.revocations import CHANNEL as REVOCATION_CHANNEL
-from session_buddy.store.sqlite import SqliteDatabase
+from session_buddy.store.sessions import SessionRepository
+from session_buddy.store.sqlite import SqliteDatabase, failed_check
 from session_buddy.text import shorten
 
 # pg_advisory_xact_lock key of a copy; not the migrations' (a copy migrates before it).
@@ -53,16 +57,18 @@ CopyProblem = Literal["missing", "in_use", "conflict", "schema", "verification"]
 @dataclass(frozen=True, slots=True)
 class _Table:
     """How a table is copied: by its natural ``key``, or (no key) by content, leaving out
-    the ``counter`` column each database numbers for itself."""
+    the ``counter`` column each database numbers for itself and the ``bookkeeping`` columns
+    each keeps for itself."""
 
     name: str
     key: tuple[str, ...] = ()
     counter: str | None = None
+    bookkeeping: tuple[str, ...] = ()
 
 
 TABLES = (
     _Table("revoked_tokens", key=("token_key",)),
-    _Table("sessions", key=("id",)),
+    _Table("sessions", key=("id",), bookkeeping=("counted",)),
     _Table("checkpoints", counter="id"),
     _Table("envelope_nonces", key=("nonce_key",)),
     _Table("auth_failures", key=("client", "bucket")),
@@ -70,9 +76,10 @@ TABLES = (
     _Table("audit_events", counter="id"),
 )
 """The tables copied row by row, each after those it references."""
-DERIVED = (migrations.VERSION_TABLE, "revocation_log")
-"""The tables not copied row by row: the schema revision (migrated, then compared) and the
-revocation log (one new entry per revocation copied)."""
+DERIVED = (migrations.VERSION_TABLE, "revocation_log", "session_totals")
+"""The tables not copied row by row: the schema revision (migrated, then compared), the
+revocation log (one new entry per revocation copied) and the count of sessions (counted
+again after the copy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +164,19 @@ def copy_sqlite_to_postgres(database: Path, url: str) -> CopyReport:
     source = SqliteDatabase(database)
     target = PostgresDatabase(url)
     try:
-        source.open()  # migrated to this version's schema, checked
+        source.open()  # migrated to this version's schema
+        problems = source.check()  # every page: a copy must not stop halfway through
+        if problems:
+            raise failed_check(database, problems)
         target.open()  # the same, under the migrations' advisory lock
         target.close()  # its pool is not needed: the copy is one connection
         with target.connect() as conn:
             try:
-                return _Copy(source, target, conn).run()
+                report = _Copy(source, target, conn).run()
             except psycopg.Error as exc:
                 raise target.storage_error(exc) from None
+        SessionRepository(target).tally()  # the copied sessions, counted
+        return report
     finally:
         source.close()
         target.close()
@@ -258,7 +270,7 @@ class _Copy:
         names = tuple(
             str(row[1])
             for row in sqlite.execute(f'PRAGMA table_info("{table.name}")').fetchall()
-            if str(row[1]) != table.counter
+            if str(row[1]) != table.counter and str(row[1]) not in table.bookkeeping
         )
         missing = set(names) - self._target_columns(table.name)
         if missing:

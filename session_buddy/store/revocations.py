@@ -15,6 +15,7 @@ order there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from session_buddy.store.base import Database
 
@@ -68,18 +69,28 @@ class RevocationRepository:
         rows = self._db.query("SELECT COALESCE(MAX(seq), 0) FROM revocation_log")
         return int(rows[0][0])
 
-    def in_force(self, cutoff: float) -> list[Revocation]:
-        """Every revocation whose token expires after ``cutoff``."""
+    def in_force(self, cutoff: float) -> dict[str, float]:
+        """Every revocation whose token expires after ``cutoff``: token key → expiry.
+
+        What a process loads at start: one read of the index ``revoked_tokens_in_force``
+        (no table row per revocation), straight into a dict (no object per row).
+        """
         rows = self._db.query(
             "SELECT token_key, expires_at FROM revoked_tokens WHERE expires_at > ?", (cutoff,)
         )
-        return [Revocation(row[0], float(row[1])) for row in rows]
+        return dict(cast("list[tuple[str, float]]", rows))
 
     def since(self, seq: int) -> tuple[list[Revocation], int]:
         """Revocations logged after ``seq``, and the log position they reach."""
         since = "l.seq > ?"
         if self._db.dialect.name == "postgresql":
-            since += f" OR l.logged_at > clock_timestamp() - interval '{LOOK_BACK_SECONDS} seconds'"
+            # statement_timestamp(), not clock_timestamp(): it is fixed for the statement
+            # (stable), so the index on logged_at serves this condition; and it is when
+            # the statement began, never later than any clock reading during it, so the
+            # window reaches at least as far back as the one it replaces.
+            since += (
+                f" OR l.logged_at > statement_timestamp() - interval '{LOOK_BACK_SECONDS} seconds'"
+            )
         rows = self._db.query(
             "SELECT l.seq, l.token_key, r.expires_at, r.revoked_at FROM revocation_log l "
             f"JOIN revoked_tokens r ON r.token_key = l.token_key WHERE {since} "

@@ -17,6 +17,11 @@ instances starting a directory and its id at once agree on one session. A checkp
 locks its session's row (PostgreSQL; SQLite serializes writers anyway), so a checkpoint
 and an ``end_session`` racing on two instances never leave a checkpoint in an ended
 session.
+
+Sessions are never deleted. Each one created here is marked ``counted`` and added to
+``session_totals`` in its own transaction; the total of every session is that row plus the
+few not counted yet (inserted by an older version, a copy, a bulk load: :meth:`tally`
+folds them in), so it never counts the whole table.
 """
 
 # Queries are assembled only from the constant column lists and clauses below; every value
@@ -61,6 +66,9 @@ _ACTIVE_WITH_LAST_CHECKPOINT = (
     "WHERE s.user_id = ? AND s.project_path = ? AND s.ended_at IS NULL"
 )
 _SESSION_WIDTH = len(_SESSION_COLUMNS.split(","))
+_COUNT_ONE_MORE = "UPDATE session_totals SET sessions = sessions + 1"
+# Every session: those counted, and those inserted otherwise (on ``sessions_uncounted``).
+_TOTAL = "SELECT sessions + (SELECT COUNT(*) FROM sessions WHERE counted = 0) FROM session_totals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +165,13 @@ class SessionRepository:
             if existing is not None:
                 return existing, False
             inserted = conn.execute(
-                f"INSERT INTO sessions({_SESSION_COLUMNS}) VALUES ({placeholders}) "
+                f"INSERT INTO sessions({_SESSION_COLUMNS}, counted) "
+                f"VALUES ({placeholders}, 1) "
                 "ON CONFLICT (user_id, project_path) WHERE ended_at IS NULL DO NOTHING",
                 record.values(),
             ).rowcount
             if inserted == 1:
+                conn.execute(_COUNT_ONE_MORE)
                 return record, True
             existing = self._belongs_to(conn, record)
         if existing is None:  # ended by another process between the two statements
@@ -225,7 +235,9 @@ class SessionRepository:
     def active_project_session(self, user_id: str | None, project_id: str) -> SessionRecord | None:
         """The user's active project session of ``project_id``; with ``user_id`` None, the
         most recently started one of any user."""
-        where, params = where_clause(("project_path = ?", project_id), ("user_id = ?", user_id))
+        # project_id = ? with _NAMED_BY_ID: the key is the id, read from the small index of
+        # active sessions by id (project_path = ? would walk every session with that key).
+        where, params = where_clause(("project_id = ?", project_id), ("user_id = ?", user_id))
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
             f"AND {_NAMED_BY_ID} AND ended_at IS NULL "
@@ -300,8 +312,20 @@ class SessionRepository:
             f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT ?",
             (*params, limit),
         )
-        total = self._db.query(f"SELECT COUNT(*) FROM sessions {where}", params)
+        # A user's or a project's sessions are counted on their index; all of them, never.
+        count = f"SELECT COUNT(*) FROM sessions {where}" if where else _TOTAL
+        total = self._db.query(count, params)
         return [SessionRecord.from_row(row) for row in rows], int(total[0][0])
+
+    def tally(self) -> int:
+        """Add the sessions not counted yet to ``session_totals`` (see the module doc);
+        returns how many. Anyone may run it at any time: the counter's row is locked
+        first, so concurrent creations and tallies count every session once."""
+        with self._db.transaction() as conn:
+            conn.execute("SELECT sessions FROM session_totals" + self._db.dialect.lock_row)
+            added = conn.execute("UPDATE sessions SET counted = 1 WHERE counted = 0").rowcount
+            conn.execute("UPDATE session_totals SET sessions = sessions + ?", (added,))
+        return int(added)
 
     # -- checkpoints ----------------------------------------------------------------
 

@@ -6,7 +6,9 @@ and Mahavishnu's) can write the same file, and every write inside ``BEGIN IMMEDI
 ``-shm`` files follow). The schema is migrated by :mod:`session_buddy.store.migrations`. Failures of
 the file itself (missing directory, corrupted or read-only file) surface as
 :class:`StorageError` with a message naming the file, never as a raw ``sqlite3``
-traceback.
+traceback. Opening checks what costs the same at any size; every page is checked by
+:meth:`SqliteDatabase.check`, and before use after the machine went down with the file open
+(:func:`went_down_open`).
 """
 
 # SQL here is assembled only from constants and dialect keywords; every value is bound.
@@ -14,6 +16,7 @@ traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -29,6 +32,8 @@ from session_buddy.store.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_RETRY_SECONDS = 0.01
+MAX_PROBLEMS = 20  # integrity-check findings reported (SQLite stops looking after them)
+logger = logging.getLogger(__name__)
 
 
 def _blocking_file(path: Path) -> Path | None:
@@ -87,6 +92,71 @@ def _describe(path: Path, exc: sqlite3.Error | OSError | UnicodeEncodeError) -> 
             fix="check that its directory exists and is writable",
         )
     return StorageError(f"database {path}: {text}")
+
+
+def failed_check(path: Path, problems: list[str]) -> StorageError:
+    """The error for a file whose integrity check found ``problems`` (SQLite's words)."""
+    more = f"; {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+    return StorageError(
+        f"database {path} failed its integrity check ({problems[0]}{more})",
+        kind="corrupted",
+        fix="restore the last good backup (session-buddy db restore PATH), or move the file "
+        "aside to start fresh",
+    )
+
+
+def _problems(conn: sqlite3.Connection, pragma: str) -> list[str]:
+    """What ``PRAGMA quick_check`` or ``integrity_check`` reports; empty when sound.
+
+    A check that meets a page it cannot read at all stops with "database disk image is
+    malformed"; each table is then read whole, to name the ones that cannot be.
+    """
+    try:
+        rows = conn.execute(f"PRAGMA {pragma}({MAX_PROBLEMS})").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if _result_code(exc) not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise
+        return _unreadable_tables(conn) or [str(exc)]
+    problems = [str(row[0]) for row in rows]
+    return [] if problems == ["ok"] else problems
+
+
+def _unreadable_tables(conn: sqlite3.Connection) -> list[str]:
+    unreadable = []
+    for table in migrations.TABLES:
+        try:
+            for _ in conn.execute(f"SELECT * FROM {table}"):
+                pass
+        except sqlite3.DatabaseError as exc:
+            unreadable.append(f"table {table}: {exc}")
+    return unreadable
+
+
+def boot_time() -> float:
+    """When this machine started (Unix time; later than the truth after a suspend where
+    the clock since boot is not known, which only makes :func:`went_down_open` say yes
+    more often)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    since_boot = time.clock_gettime(clock) if clock is not None else time.monotonic()
+    return time.time() - since_boot
+
+
+def went_down_open(path: Path) -> bool:
+    """Whether the machine went down while the database at ``path`` was open.
+
+    The write-ahead log (``-wal``) exists while any connection is open and is removed by
+    the last one to close; one last written before this machine booted was left by a
+    machine that stopped with the file open (a crash, a power cut, a hard reset). A
+    process that merely died (``kill -9``) leaves a log written since boot: SQLite's
+    commits survive that by design, and it is not taken for a crash. A check after a crash
+    that passes sets the log's time to now, so only the first opener checks.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        written = wal.stat().st_mtime
+    except OSError:
+        return False
+    return written < boot_time()
 
 
 PRIVATE_DIRECTORY_MODE = 0o700
@@ -165,24 +235,37 @@ class SqliteDatabase:
         """Open (creating the directory and schema if needed) and check the file now.
 
         Raises :class:`StorageError` with a precise message; call at startup so a broken
-        file stops the server before it accepts requests. The check reads the whole file,
-        so it runs once per object until :meth:`close` (as PostgreSQL's connects once).
+        file stops the server before it accepts requests. The check costs the same
+        whatever the file's size: the header and the schema (read to prepare any
+        statement) and the first page of every table. A damaged page elsewhere is found
+        by the first read or write that meets it (:class:`StorageError`, kind
+        ``corrupted``, for that request alone), by :meth:`check` (``session-buddy db
+        check``) and by ``session-buddy db backup``; every page is checked before use only
+        after the machine went down with the file open (:func:`went_down_open`). It runs
+        once per object until :meth:`close` (as PostgreSQL's connects once).
         """
         if self._checked:
             return self
         conn = self.connection()
         try:
-            row = conn.execute("PRAGMA quick_check").fetchone()
+            for table in migrations.TABLES:
+                conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc) from None
-        if row is None or row[0] != "ok":
-            raise StorageError(
-                f"database {self.path} failed its integrity check ({row[0] if row else '?'})",
-                kind="corrupted",
-                fix="move the file aside to start fresh, or restore it from a backup",
-            )
         self._checked = True
         return self
+
+    def check(self) -> list[str]:
+        """Every page and every index of the file (``PRAGMA integrity_check``): the
+        problems found (at most :data:`MAX_PROBLEMS`), none when it is sound.
+
+        Reads the whole file in one read transaction, while others go on writing (WAL).
+        :class:`StorageError` when the file cannot be read at all.
+        """
+        try:
+            return _problems(self.connection(), "integrity_check")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -195,6 +278,8 @@ class SqliteDatabase:
 
     def _connect(self) -> sqlite3.Connection:
         path = Path(str(self.path))
+        # Read before connecting: the evidence is the log as the last process left it.
+        crashed = not self._uri and not self._connections and went_down_open(path)
         try:
             if self._create:
                 _create_private(path)
@@ -214,6 +299,8 @@ class SqliteDatabase:
                 _use_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             with self._lock:
+                if crashed:
+                    self._check_after_crash(conn)
                 if not self._migrated:
                     self._migrate(conn)
                     self._migrated = True
@@ -224,6 +311,20 @@ class SqliteDatabase:
             conn.close()
             raise
         return conn
+
+    def _check_after_crash(self, conn: sqlite3.Connection) -> None:
+        logger.warning(
+            "database %s was open when this machine last went down: checking every page "
+            "before using it (PRAGMA quick_check)",
+            self.path,
+        )
+        path = Path(str(self.path))
+        problems = _problems(conn, "quick_check")
+        if problems:
+            raise failed_check(path, problems)
+        # Checked since this boot: the processes that open the file next need not again.
+        with suppress(OSError):
+            os.utime(path.with_name(path.name + "-wal"))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:

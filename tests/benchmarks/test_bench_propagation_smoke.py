@@ -18,9 +18,8 @@ import pytest
 
 from benchmarks.harness import QUICK
 from benchmarks.propagation import INSTANCES, PG_PER_ROUND, TARGET_P99_MS, TARGET_RATIO
-from testkit.environment import clean_environment
+from testkit.bench import quick_run
 from testkit.figures import percentile
-from testkit.processes import REPO_ROOT, run_python
 
 PG = "revocation_propagation_pg_p99_ms"
 SQLITE = "revocation_propagation_sqlite_p99_ms"
@@ -29,12 +28,7 @@ RATIO = "revocation_propagation_pg_vs_sqlite"
 
 @pytest.fixture(scope="module")
 def output() -> str:
-    result = run_python(
-        "-m", "benchmarks", "--only", "propagation", "--quick", "--json",
-        cwd=REPO_ROOT, env=clean_environment(), timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return quick_run("propagation")
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,7 @@ from typing import Any
 import pytest
 
 from benchmarks.harness import QUICK
-from testkit.environment import clean_environment
-from testkit.processes import REPO_ROOT, run_python
+from testkit.bench import quick_run
 
 BASELINE = "pyjwt"
 RATIO_ROWS = {"same_token", "distinct_tokens", "forged_tokens", "joserfc", "pyjwt_forged"}
@@ -38,12 +37,8 @@ TARGETS = {"same_token": 0.05, "distinct_tokens": 0.5, "forged_tokens": 0.15}
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    result = run_python(
-        "-m", "benchmarks", "--only", "micro", "--quick", "--json",
-        cwd=REPO_ROOT, env=clean_environment(), timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
+    data: dict[str, Any] = json.loads(quick_run("micro"))
+    return data
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import pytest
 from session_buddy.store import migrations
 from session_buddy.store.copy import DERIVED, TABLES
 from testkit.clock import seconds_until
+from testkit.damage import change_in_page, root_page
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import connected, ok, text_of
 from testkit.populated import REVOKED, Populated, populate
@@ -99,10 +100,12 @@ def postgres_rows(url: str, table: str, columns: list[str], order: str) -> list[
     return raw_query(url, f"SELECT {listed} FROM {table} ORDER BY {order}")
 
 
-def copied_columns(path: Path, table: str, counter: str | None) -> list[str]:
+def copied_columns(
+    path: Path, table: str, counter: str | None, bookkeeping: tuple[str, ...]
+) -> list[str]:
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         names = [str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")]
-    return [name for name in names if name != counter]
+    return [name for name in names if name != counter and name not in bookkeeping]
 
 
 def table_lines(output: str) -> dict[str, list[int]]:
@@ -127,7 +130,7 @@ def test_copy_moves_every_row_and_a_second_run_changes_nothing(move: Move) -> No
     assert first.returncode == 0, first.stderr
     copied = table_lines(first.stdout)
     for table in TABLES:
-        columns = copied_columns(move.database, table.name, table.counter)
+        columns = copied_columns(move.database, table.name, table.counter, table.bookkeeping)
         source = sqlite_rows(move.database, table.name, columns)
         target = postgres_rows(move.pg.url, table.name, columns, table.counter or "1")
         assert source, f"the populated deployment has no {table.name}"
@@ -139,6 +142,10 @@ def test_copy_moves_every_row_and_a_second_run_changes_nothing(move: Move) -> No
     revoked = {row[0] for row in sqlite_rows(move.database, "revoked_tokens", ["token_key"])}
     logged = {row[0] for row in raw_query(move.pg.url, "SELECT token_key FROM revocation_log")}
     assert logged == revoked
+    # the copied sessions are counted: every user's total reads no uncounted row
+    sessions = len(sqlite_rows(move.database, "sessions", ["id"]))
+    assert raw_query(move.pg.url, "SELECT sessions FROM session_totals") == [(sessions,)]
+    assert raw_query(move.pg.url, "SELECT COUNT(*) FROM sessions WHERE counted = 0") == [(0,)]
     assert "verified there; 1 revocation pushed to running instances." in first.stdout
     assert second.returncode == 0, second.stderr
     assert "Nothing to copy: PostgreSQL at " in second.stdout
@@ -236,6 +243,20 @@ def test_copy_is_refused_while_a_server_has_the_sqlite_file_open(move: Move) -> 
 
     assert refused.returncode == 1
     assert f"another process has {move.database} open (a running server?)" in refused.stderr
+    assert table_names(move.pg.url) == set()  # not even migrated
+
+
+def test_a_damaged_sqlite_file_is_refused_before_anything_is_copied(move: Move) -> None:
+    """The whole file is checked first: damage a start would not notice (an index that no
+    longer matches its table) stops the copy, naming it, before PostgreSQL is touched."""
+    index = root_page(move.database, "sessions_by_user")
+    change_in_page(move.database, index, "bob", "bop")  # bob's session, indexed as bop's
+
+    refused = move.copy()
+
+    assert refused.returncode == 1
+    assert f"database {move.database} failed its integrity check (row " in refused.stderr
+    assert "missing from index sessions_by_user" in refused.stderr
     assert table_names(move.pg.url) == set()  # not even migrated
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from session_buddy.store.errors import StorageError
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # Every table of the schema at HEAD, each after the tables it references (backups and
@@ -35,6 +35,7 @@ TABLES = (
     "revoked_tokens",
     "revocation_log",
     "sessions",
+    "session_totals",
     "checkpoints",
     "envelope_nonces",
     "auth_failures",
