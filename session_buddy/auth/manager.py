@@ -14,8 +14,8 @@ from types import EllipsisType
 from typing import Any
 
 from session_buddy.auth import errors
-from session_buddy.auth.audit import AuthFailureLog
 from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.failure_log import AuthFailureLog
 from session_buddy.auth.principal import ANONYMOUS, Principal
 from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.auth.scopes import ImpliedBy, missing_scope
