@@ -75,7 +75,7 @@ class JWTManager:
                 if self._revocations is None:
                     try:
                         database = self._database or database_for(self.config.settings)
-                        self._revocations = shared_revocation_store(database.open())
+                        self._revocations = shared_revocation_store(database).open()
                     except StorageError as exc:
                         raise errors.RevocationUnavailableError(str(exc), storage=exc) from None
         return self._revocations

@@ -50,6 +50,9 @@ class RevocationStore:
     way (the first request after a pause started it) waits for that read rather than
     refusing; it refuses at once only when the last read failed, or once the read has
     taken ``READ_WAIT_SECONDS``.
+
+    Building a store touches nothing; :meth:`open` reads the database and starts the
+    poller thread, :meth:`close` stops it.
     """
 
     def __init__(
@@ -81,17 +84,48 @@ class RevocationStore:
         self._pushes = 0
         self._last_failure: StorageError | None = None
         self._closed = threading.Event()
-        # Called with the delay between another process's revocation and this one
-        # learning of it (the metrics' propagation lag).
-        self.on_learned: Callable[[float], None] | None = None
-        self._load()
+        self._push = push
+        self._opening = threading.Lock()
+        self._opened = False
         self._watch: Watch | None = None  # the listener may call _pushed before it is set
-        self._watch = db.watch(CHANNEL, self._pushed) if push else None
-        if self._watch is not None:
-            # While the push is down, poll off the request path (never block a check).
-            threading.Thread(
-                target=self._poll_while_unpushed, name="session-buddy-revocations", daemon=True
-            ).start()
+        # Each told the delay between another process's revocation and this one learning
+        # of it (the metrics' propagation lag): one per server of the process that asks.
+        self._learned_listeners: tuple[Callable[[float], None], ...] = ()
+
+    def open(self) -> RevocationStore:
+        """Open the database, read the revocations in force and start following the log:
+        the push (PostgreSQL's notifications) and, while it is down, a poller thread.
+        Idempotent and thread-safe; returns ``self``. :class:`StorageError` when the
+        database cannot be read (the store stays closed; a later call tries again)."""
+        with self._opening:
+            if self._opened:
+                return self
+            self._db.open()
+            self._load()
+            self._opened = True
+            self._watch = self._db.watch(CHANNEL, self._pushed) if self._push else None
+            if self._watch is not None:
+                # While the push is down, poll off the request path (never block a check).
+                threading.Thread(
+                    target=self._poll_while_unpushed, name="session-buddy-revocations", daemon=True
+                ).start()
+        return self
+
+    @property
+    def opened(self) -> bool:
+        """Whether :meth:`open` succeeded (checks may be answered)."""
+        return self._opened
+
+    def add_learned_listener(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` the delay (seconds) of every revocation learned from the log."""
+        with self._lock:
+            self._learned_listeners = (*self._learned_listeners, listener)
+
+    def remove_learned_listener(self, listener: Callable[[float], None]) -> None:
+        with self._lock:
+            self._learned_listeners = tuple(
+                known for known in self._learned_listeners if known != listener
+            )
 
     def _load(self) -> None:
         now = self._clock()
@@ -128,8 +162,10 @@ class RevocationStore:
         revocations could not be honoured, so tokens are refused rather than accepted on
         stale knowledge (fail closed). A set that is stale only because nobody read the
         log for a while (an idle server) is read first; checks arriving meanwhile wait for
-        that read.
+        that read. Only for an opened store (:meth:`open`).
         """
+        if not self._opened:
+            raise RuntimeError("RevocationStore.is_revoked before open()")
         if self._watch is None and self._monotonic() >= self._next_sync:
             self._sync()
         stale = self._monotonic() - self._known_as_of()
@@ -231,11 +267,12 @@ class RevocationStore:
                     self._read_done.notify_all()
             if learned is None:
                 return
-            observer = self.on_learned
-            if observer is not None and learned:
+            listeners = self._learned_listeners
+            if listeners and learned:
                 now = self._clock()
                 for revoked_at in learned:
-                    observer(max(0.0, now - revoked_at))
+                    for listener in listeners:
+                        listener(max(0.0, now - revoked_at))
             if self._pushes == pushes:
                 return
 
@@ -291,11 +328,11 @@ _shared: dict[str, RevocationStore] = {}
 
 
 def shared_revocation_store(database: Database) -> RevocationStore:
-    """The process's :class:`RevocationStore` for ``database`` (built on first use).
+    """The process's :class:`RevocationStore` for ``database`` (built on first use, not
+    opened: whoever checks a token first calls :meth:`RevocationStore.open`).
 
     An explicit cache, one store per database location: every manager, verifier and
     facade function of the process then sees a revocation the moment it is recorded.
-    Raises :class:`StorageError` when the database cannot be read.
     """
     key = database.location
     with _shared_lock:

@@ -109,7 +109,7 @@ def _attach_metrics(metrics: ServerMetrics, runtime: Runtime) -> None:
     runtime.decisions.add(metrics)
     revocations = runtime.manager.revocations if runtime.auth.problem() is None else None
     if revocations is not None:
-        revocations.on_learned = metrics.observe_propagation
+        revocations.add_learned_listener(metrics.observe_propagation)
     metrics.watch(
         throttled_clients=runtime.throttle.blocked_count,
         revoked_tokens=(lambda: revocations.known) if revocations is not None else (lambda: 0),

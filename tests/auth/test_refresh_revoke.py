@@ -139,7 +139,7 @@ def test_revocation_by_another_process_is_honoured_within_a_second(
 
 def test_expired_revocations_are_forgotten(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), clock=lambda: now[0])
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), clock=lambda: now[0]).open()
     store.revoke("jti:a", expires_at=now[0] + 60)
     store.revoke("jti:b", expires_at=now[0] + 86_400)
     assert store.count() == 2
@@ -204,7 +204,7 @@ def test_odd_or_future_auth_time_neither_crashes_nor_extends_the_lifetime(
 
 def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
-    writer = RevocationStore(SqliteDatabase(path))
+    writer = RevocationStore(SqliteDatabase(path)).open()
     db = SqliteDatabase(path)
     real_query = db.query
     calls = []
@@ -218,7 +218,7 @@ def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) ->
 
     db.query = query  # type: ignore[method-assign]
     tick = [0.0]
-    reader = RevocationStore(db, monotonic=lambda: tick[0])
+    reader = RevocationStore(db, monotonic=lambda: tick[0]).open()
     tick[0] += 1.0
     assert reader.is_revoked("jti:late")
 
@@ -229,7 +229,7 @@ def test_unreadable_revocation_store_fails_closed_after_a_grace_period(tmp_path:
 
     db = SqliteDatabase(tmp_path / "r.db")
     tick = [0.0]
-    store = RevocationStore(db, monotonic=lambda: tick[0])
+    store = RevocationStore(db, monotonic=lambda: tick[0]).open()
 
     def broken(sql: str, params: tuple = ()) -> list:
         raise StorageError("database r.db: disk I/O error")

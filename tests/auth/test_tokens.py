@@ -413,7 +413,7 @@ def test_a_cached_token_is_not_answered_from_memory_while_a_revocation_sync_is_d
     secret: str, tmp_path: Path
 ) -> None:
     tick = [0.0]
-    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), monotonic=lambda: tick[0])
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), monotonic=lambda: tick[0]).open()
     v = TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(), store, clock=lambda: NOW)
     token = mint(secret, now=NOW)
     v.verify(token)

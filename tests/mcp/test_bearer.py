@@ -264,7 +264,9 @@ def test_a_header_the_server_cannot_check_for_its_database_gets_503_with_retry_a
     starts OAuth); the token is fine, the server's database is not."""
     tick = [0.0]
     database = SqliteDatabase(tmp_path / "r.db")
-    harness = Harness(tmp_path, revocations=RevocationStore(database, monotonic=lambda: tick[0]))
+    harness = Harness(
+        tmp_path, revocations=RevocationStore(database, monotonic=lambda: tick[0]).open()
+    )
     token = mint(SECRET, "alice")
     assert harness.post(authorization=f"Bearer {token}").status_code == 200
 

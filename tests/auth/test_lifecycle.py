@@ -1,0 +1,73 @@
+"""Constructors build; ``open()`` acts: no I/O, no thread and no environment read while an
+object is built, and hooks that every interested party can join."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from session_buddy.auth.revocation import RevocationStore
+from session_buddy.store import SqliteDatabase, StorageError
+from session_buddy.store.postgres import PostgresDatabase
+
+POLLER = "session-buddy-revocations"
+
+
+def _pollers() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == POLLER)
+
+
+def test_building_a_revocation_store_reads_nothing(tmp_path: Path) -> None:
+    garbage = tmp_path / "not-a-database.db"
+    garbage.write_bytes(b"this is no SQLite file " * 100)
+    store = RevocationStore(SqliteDatabase(garbage))  # nothing read yet: no error
+    assert not store.opened
+    with pytest.raises(StorageError):
+        store.open()
+    assert not store.opened
+
+
+def test_a_revocation_store_refuses_checks_before_it_is_opened(tmp_path: Path) -> None:
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"))
+    with pytest.raises(RuntimeError, match="open"):
+        store.is_revoked("jti:x")
+    assert store.open().is_revoked("jti:x") is False
+
+
+def test_building_a_revocation_store_starts_no_thread(postgres_url: str) -> None:
+    database = PostgresDatabase(postgres_url)
+    before = _pollers()
+    store = RevocationStore(database)
+    try:
+        assert _pollers() == before
+        store.open()
+        assert _pollers() == before + 1
+    finally:
+        store.close()
+        database.close()
+
+
+def test_every_listener_learns_of_a_revocation_from_the_log(tmp_path: Path) -> None:
+    """Two servers of one process on one database both keep their metrics: adding the
+    second listener does not silence the first."""
+    path = tmp_path / "r.db"
+    tick = [0.0]
+    reader = RevocationStore(SqliteDatabase(path), monotonic=lambda: tick[0]).open()
+    first: list[float] = []
+    second: list[float] = []
+    reader.add_learned_listener(first.append)
+    reader.add_learned_listener(second.append)
+    RevocationStore(SqliteDatabase(path)).revoke("jti:elsewhere", time.time() + 3600)
+
+    tick[0] += 1.0  # the poll interval is over: the next check reads the log
+    assert reader.is_revoked("jti:elsewhere")
+    assert (len(first), len(second)) == (1, 1)
+
+    reader.remove_learned_listener(first.append)
+    RevocationStore(SqliteDatabase(path)).revoke("jti:again", time.time() + 3600)
+    tick[0] += 1.0
+    assert reader.is_revoked("jti:again")
+    assert (len(first), len(second)) == (1, 2)
