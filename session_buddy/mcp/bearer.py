@@ -47,7 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from session_buddy.auth.errors import AuthError, MalformedTokenError, ThrottledError
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
-from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.auth.tokens import presented
 from session_buddy.auth.trail import UNKNOWN_ACTION, AuthDecision
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
@@ -166,8 +166,7 @@ class BearerAuthMiddleware:
         return None
 
     def _count_failure(self, client: str, error: AuthError) -> None:
-        if is_bad_credential(error):
-            self.throttle.record_failure(client)
+        self.throttle.record_refusal(client, error)
 
     def _too_many(self, client: str) -> JSONResponse | None:
         retry_after = self.throttle.retry_after(client)
