@@ -27,7 +27,7 @@ from session_buddy.auth.tokens import (
     presented,
     sign_claims,
 )
-from session_buddy.auth.trail import AuthDecision, DecisionRecorder
+from session_buddy.auth.trail import AuthDecision, Recorders
 from session_buddy.auth.verifier import TokenVerifier, revocation_key
 from session_buddy.store import Database, StorageError, database_for
 
@@ -51,7 +51,7 @@ class JWTManager:
         database: Database | None = None,
         revocations: RevocationStore | None = None,
         failure_log: AuthFailureLog | None = None,
-        decisions: DecisionRecorder | None = None,
+        decisions: Recorders | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else AuthConfig()
@@ -62,8 +62,8 @@ class JWTManager:
         self._build_lock = threading.RLock()
         self.failure_log = failure_log or AuthFailureLog()
         # Every decision of authenticate(), allowed or denied (the audit trail, metrics);
-        # none is built while it is empty (a falsy Recorders).
-        self.decisions = decisions
+        # none is built while no recorder listens.
+        self.decisions = decisions if decisions is not None else Recorders()
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -220,7 +220,7 @@ class JWTManager:
                     raise errors.MissingScopeError(lacking)
         except errors.AuthError as exc:
             self.failure_log.record(exc, token=token, tool=tool, client=client)
-            if self.decisions:
+            if self.decisions.listening:
                 self.decisions.record(
                     AuthDecision.denied(
                         exc,
@@ -234,7 +234,7 @@ class JWTManager:
                     )
                 )
             raise
-        if self.decisions:
+        if self.decisions.listening:
             self.decisions.record(
                 AuthDecision.allowed(
                     principal,

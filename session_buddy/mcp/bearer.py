@@ -96,7 +96,7 @@ class BearerAuthMiddleware:
                 too_many = self._too_many(client)
                 if too_many is None:
                     self._count_failure(client, error)
-                if self.manager.decisions:  # the body only names the tool for the audit
+                if self.manager.decisions.listening:  # the body only names the audit's action
                     body = await _read_body(receive, self.max_body_bytes)
                     token = header.strip().partition(" ")[2].strip()
                     refusal = ThrottledError() if too_many else error
@@ -123,7 +123,7 @@ class BearerAuthMiddleware:
         """A refusal before any tool ran, as an audit decision (action: the tool the parsed
         JSON-RPC body asked for)."""
         decisions = self.manager.decisions
-        if decisions:
+        if decisions.listening:
             action = _action_of(parsed, self.tools)
             decisions.record(
                 AuthDecision.denied(

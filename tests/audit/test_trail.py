@@ -186,11 +186,11 @@ class Collected:
         self.decisions.append(decision)
 
 
-def test_recorders_are_falsy_until_one_listens() -> None:
+def test_recorders_listen_once_one_is_added() -> None:
     recorders = Recorders()
-    assert not recorders
+    assert not recorders.listening
     recorders.add(Collected())
-    assert recorders
+    assert recorders.listening
 
 
 def test_no_decision_is_built_while_nobody_records_them(
