@@ -100,12 +100,11 @@ def test_a_token_the_database_cannot_confirm_is_a_storage_failure_not_an_authent
     assert result.content[0].text == (
         "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s"
     )
-    assert result.structured_content == {
-        "error": {
-            "kind": "storage",
-            "reason": "unreachable",
-            "message": "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s",
-        }
+    assert result.structured_content is None
+    assert error_data(result) == {
+        "kind": "storage",
+        "reason": "unreachable",
+        "message": "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s",
     }
 
 
