@@ -35,7 +35,7 @@ from benchmarks.harness import (
     spread,
 )
 from benchmarks.minting import FastMinter
-from session_buddy.auth.verifier import DEFAULT_CACHE_SIZE
+from session_buddy.auth.verification import DEFAULT_CACHE_SIZE
 from session_buddy.config import DEFAULT_AUDIENCE
 from session_buddy.mcp import auth
 from testkit.environment import new_secret

@@ -15,10 +15,16 @@ from dataclasses import dataclass
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import CrossProjectAuth
+from session_buddy.auth.failure_log import AuthFailureLog
 from session_buddy.auth.manager import JWTManager
-from session_buddy.auth.revocation import forget_shared_revocation_stores
+from session_buddy.auth.revocation import (
+    RevocationStore,
+    forget_shared_revocation_stores,
+    shared_revocation_store,
+)
 from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.auth.trail import AuditTrail, Recorders
+from session_buddy.auth.verification import TokenVerification
 from session_buddy.config import Settings
 from session_buddy.sessions.service import SessionService
 from session_buddy.store import Database, close_shared_databases, database_for
@@ -39,6 +45,9 @@ class Runtime:
     settings: Settings
     database: Database
     auth: AuthConfig
+    revocations: RevocationStore
+    verification: TokenVerification
+    failure_log: AuthFailureLog
     manager: JWTManager
     throttle: AuthFailureThrottle
     decisions: Recorders
@@ -48,13 +57,21 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         database = database_for(settings)
         auth = AuthConfig(settings)
-        audit = AuditTrail(AuditRepository(database), retention_days=settings.audit_retention_days)
+        revocations = shared_revocation_store(database)  # opened by the first check
+        # The verifiers (chosen by issuer: auth.verifiers.configured_verifiers), behind the
+        # shared cache and revocation check; the manager and the HTTP middleware get it.
+        verification = TokenVerification.for_config(auth, revocations)
+        failure_log = AuthFailureLog()
         decisions = Recorders()  # the audit trail joins when serving starts
-        manager = JWTManager(auth, database=database, decisions=decisions)
+        audit = AuditTrail(AuditRepository(database), retention_days=settings.audit_retention_days)
+        manager = JWTManager(auth, verification, failure_log=failure_log, decisions=decisions)
         return cls(
             settings=settings,
             database=database,
             auth=auth,
+            revocations=revocations,
+            verification=verification,
+            failure_log=failure_log,
             manager=manager,
             throttle=AuthFailureThrottle(),
             decisions=decisions,

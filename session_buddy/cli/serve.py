@@ -120,7 +120,7 @@ def serve(
         fail(str(exc), exc.fix)
     # A configuration or database that cannot work stops here, before the MCP SDK and
     # uvicorn are imported (they take a second, which a failing start should not pay).
-    problem = runtime.auth.problem() if runtime.auth.enabled else None
+    problem = runtime.auth.problem() if runtime.auth.secret_configured else None
     if problem is not None:
         fail(str(problem), problem.fix)
     http = transport is Transport.http
@@ -130,7 +130,7 @@ def serve(
         review = review_http_exposure(
             host,
             settings,
-            auth_enabled=runtime.auth.enabled,
+            auth_enabled=runtime.manager.enabled,
             allow_unauthenticated=allow_unauthenticated,
         )
         if review.refusal is not None:

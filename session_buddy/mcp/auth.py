@@ -31,6 +31,7 @@ import functools
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -40,16 +41,21 @@ from pydantic import ValidationError, json_schema
 
 from session_buddy.auth import (
     ANONYMOUS,
-    AuthConfig,
     AuthError,
     CrossProjectAuth,
-    JWTManager,
     Principal,
     errors,
 )
+from session_buddy.auth import config as library_config
+from session_buddy.auth import manager as library_manager
 from session_buddy.auth.context import current_principal, last_auth_error
+from session_buddy.auth.failure_log import AuthFailureLog
+from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.auth.scopes import ImpliedBy
-from session_buddy.config import ENV_PREFIX, load_settings
+from session_buddy.auth.trail import Recorders
+from session_buddy.auth.verification import TokenVerification
+from session_buddy.auth.verifiers import configured_verifiers
+from session_buddy.config import ENV_PREFIX, Settings, load_settings
 from session_buddy.mcp.request import (
     bearer_principal_of,
     client_of,
@@ -57,6 +63,7 @@ from session_buddy.mcp.request import (
     request_of_context,
 )
 from session_buddy.runtime import Runtime
+from session_buddy.store import Database, database_for
 
 __all__ = [
     "ANONYMOUS",
@@ -92,7 +99,57 @@ R = TypeVar("R")
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_default_config: AuthConfig | None = None
 _disabled_warning_logged = False
+
+
+class AuthConfig(library_config.AuthConfig):
+    """The original design note's ``AuthConfig``: ``AuthConfig()`` reads the environment
+    (and ``.env``) now — this facade is an edge. ``enabled``: whether a verifier is
+    configured (:func:`~session_buddy.auth.verifiers.configured_verifiers`)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings if settings is not None else load_settings())
+
+    @property
+    def enabled(self) -> bool:
+        return configured_verifiers(self).enabled
+
+    def __repr__(self) -> str:  # never shows the secret
+        return (
+            f"AuthConfig(enabled={self.enabled}, algorithm={self.algorithm!r}, "
+            f"expire_minutes={self.expire_minutes})"
+        )
+
+
+class JWTManager(library_manager.JWTManager):
+    """The original design note's ``JWTManager``: ``JWTManager()`` reads the environment.
+
+    Composed like a runtime's: revocations in ``database`` (default: the configuration's),
+    or ``revocations`` itself (tests).
+    """
+
+    def __init__(
+        self,
+        config: library_config.AuthConfig | None = None,
+        *,
+        database: Database | None = None,
+        revocations: RevocationStore | None = None,
+        failure_log: AuthFailureLog | None = None,
+        decisions: Recorders | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config = config if config is not None else AuthConfig()
+        if revocations is None:
+            store_in = database if database is not None else database_for(config.settings)
+            revocations = shared_revocation_store(store_in)
+        super().__init__(
+            config,
+            TokenVerification.for_config(config, revocations, clock=clock),
+            failure_log=failure_log,
+            decisions=decisions,
+            clock=clock,
+        )
 
 
 class AuthenticationError(ToolError):
@@ -117,7 +174,7 @@ def _warn_if_disabled(runtime: Runtime) -> None:
     global _disabled_warning_logged
     if _disabled_warning_logged:
         return
-    if not runtime.auth.enabled:
+    if not runtime.manager.enabled:
         _disabled_warning_logged = True
         logger.warning(errors.AUTH_DISABLED_WARNING)
     elif runtime.auth.secret_source == "shared":
@@ -128,46 +185,53 @@ def _warn_if_disabled(runtime: Runtime) -> None:
 def default_runtime() -> Runtime:
     """The runtime the module-level functions use: built from the environment on first
     use (``pydantic.ValidationError`` when a ``SESSION_BUDDY_*`` value is malformed)."""
-    global _runtime
+    global _runtime, _default_config
     runtime = _runtime
     if runtime is None:
         with _lock:
             if _runtime is None:
                 _runtime = Runtime.build(load_settings())
+                _default_config = AuthConfig(_runtime.settings)
                 _warn_if_disabled(_runtime)
             runtime = _runtime
     return runtime
 
 
 def install_runtime(runtime: Runtime) -> None:
-    """Make ``runtime`` the process's default (``session-buddy serve`` does, at start)."""
-    global _runtime
+    """Make ``runtime`` the process's default (a program that builds its own runtime and
+    also uses these functions)."""
+    global _runtime, _default_config
     with _lock:
         _runtime = runtime
+        _default_config = AuthConfig(runtime.settings)
     _warn_if_disabled(runtime)
 
 
-def get_manager() -> JWTManager:
+def get_manager() -> library_manager.JWTManager:
     """The default runtime's :class:`JWTManager`."""
     return default_runtime().manager
 
 
 def get_auth_config() -> AuthConfig:
     """The cached configuration (read once per process; see :func:`reload_auth_config`)."""
-    return default_runtime().auth
+    default_runtime()
+    config = _default_config
+    assert config is not None  # set with the runtime
+    return config
 
 
 def reload_auth_config() -> AuthConfig:
     """Re-read the environment now: new secret, new keys, an empty token cache."""
-    global _runtime
+    global _runtime, _default_config
     with _lock:
-        _runtime = None
+        _runtime = _default_config = None
     return get_auth_config()
 
 
 def is_authentication_enabled() -> bool:
-    """True when a (non-empty) ``SESSION_BUDDY_SECRET`` or secret file is configured."""
-    return get_auth_config().enabled
+    """True when a way to authenticate is configured: today a (non-empty)
+    ``SESSION_BUDDY_SECRET`` or secret file."""
+    return get_manager().enabled
 
 
 # -- the design note's functions -----------------------------------------------------
@@ -185,7 +249,7 @@ def validate_token(token: object) -> dict[str, Any] | None:
         names = sorted({f"{ENV_PREFIX}{str(e['loc'][0]).upper()}" for e in exc.errors()})
         last_auth_error.set(f"Invalid configuration: {', '.join(names)}")
         return None
-    if not manager.config.enabled:
+    if not manager.enabled:
         last_auth_error.set(None)
         return dict(DISABLED_PAYLOAD)
     try:
@@ -281,7 +345,7 @@ def require_auth(
     *,
     scopes: Collection[str] = (),
     implied_by: ImpliedBy | None = None,
-    manager: JWTManager | None = None,
+    manager: library_manager.JWTManager | None = None,
     bearer_only: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Protect a sync or async callable (typically an MCP tool) with JWT authentication.

@@ -80,7 +80,7 @@ class BearerAuthMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.manager.config.enabled:
+        if scope["type"] != "http" or not self.manager.enabled:
             await self.app(scope, receive, send)
             return
 
@@ -138,8 +138,7 @@ class BearerAuthMiddleware:
             self.manager.failure_log.record(error, tool=HEADER_SOURCE, client=client)
             raise error
         token = token.strip()
-        verifier = self.manager.built_verifier
-        if verifier is not None and verifier.answers_from_memory(token):
+        if self.manager.verification.answers_from_memory(token):
             # A client's token, verified before: a dict and a set lookup, far cheaper
             # than a trip to a worker thread. Anything else may compute an HMAC or read
             # the database, off the event loop.
@@ -148,7 +147,7 @@ class BearerAuthMiddleware:
 
     def _verify_token(self, token: str, client: str) -> Principal:
         try:
-            return Principal.from_claims(self.manager.verifier.verify(token))
+            return self.manager.verification.verify(token)
         except AuthError as error:
             self.manager.failure_log.record(error, token=token, tool=HEADER_SOURCE, client=client)
             raise
@@ -157,7 +156,7 @@ class BearerAuthMiddleware:
         """The first ``token`` argument in a parsed JSON-RPC body that does not verify."""
         for token in _token_arguments(parsed):
             try:
-                await anyio.to_thread.run_sync(self.manager.verifier.verify, token)
+                await anyio.to_thread.run_sync(self.manager.verification.verify, token)
             except AuthError as error:
                 self.manager.failure_log.record(
                     error, token=token, tool="tools/call", client=client

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.manager import JWTManager
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.exposure import is_loopback, transport_security
 from session_buddy.mcp.listen import LISTEN_BACKLOG
@@ -94,7 +94,7 @@ def build_server(
         runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only, metrics=metrics
     ).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
-        _health_endpoint(database, runtime.auth)
+        _health_endpoint(database, runtime.manager)
     )
     if metrics is not None:
         _attach_metrics(metrics, runtime)
@@ -107,12 +107,11 @@ def build_server(
 def _attach_metrics(metrics: ServerMetrics, runtime: Runtime) -> None:
     """Feed ``metrics`` from the runtime: decisions, gauges, revocation propagation."""
     runtime.decisions.add(metrics)
-    revocations = runtime.manager.revocations if runtime.auth.problem() is None else None
-    if revocations is not None:
-        revocations.add_learned_listener(metrics.observe_propagation)
+    revocations = runtime.revocations
+    revocations.add_learned_listener(metrics.observe_propagation)
     metrics.watch(
         throttled_clients=runtime.throttle.blocked_count,
-        revoked_tokens=(lambda: revocations.known) if revocations is not None else (lambda: 0),
+        revoked_tokens=lambda: revocations.known,
         audit_dropped=lambda: runtime.audit.dropped,
     )
 
@@ -192,7 +191,7 @@ def run_http(
 
 
 def _health_endpoint(
-    database: Database, auth: AuthConfig
+    database: Database, manager: JWTManager
 ) -> Callable[[Request], Awaitable[Response]]:
     probe = _HealthProbe(database)
 
@@ -211,7 +210,7 @@ def _health_endpoint(
                 "status": "ok",
                 "server": SERVER_NAME,
                 "version": VERSION,
-                "auth_enabled": auth.enabled,
+                "auth_enabled": manager.enabled,
             }
         )
 

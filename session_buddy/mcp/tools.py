@@ -236,7 +236,7 @@ class SessionTools:
 
     def whoami(self, ctx: Context, token: Token = None) -> Annotated[CallToolResult, Identity]:
         """Whether authentication is enabled, and who the verified caller is (never the token)."""
-        identity = Identity.of(_caller(), auth_enabled=self._manager.config.enabled)
+        identity = Identity.of(_caller(), auth_enabled=self._manager.enabled)
         return structured(identity)
 
     def verify_envelope(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from session_buddy.auth.config import AuthConfig
 from session_buddy.config import load_settings
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig
 from testkit.tokens import mint
 
 SHORT = "too-short-secret"

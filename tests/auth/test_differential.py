@@ -24,10 +24,10 @@ from session_buddy.auth.tokens import (
     decode_access_token,
     normalize_token,
 )
-from session_buddy.auth.verifier import TokenVerifier
 from testkit.mutations import mutate, mutation_recipes
 from testkit.reference import decode_with_pyjwt
 from testkit.tokens import assemble
+from testkit.verification import shared_secret_verification
 
 EXAMPLES = int(os.environ.get("SESSION_BUDDY_FUZZ_EXAMPLES", "2500"))
 CURRENT = "current-secret-0123456789abcdefghijklmnop"
@@ -201,8 +201,8 @@ def verdict(decode: Any) -> tuple[str, Any]:
 @given(recipes())
 def test_fast_path_and_pyjwt_reference_agree(recipe: dict[str, Any]) -> None:
     token, policy = build(recipe, time.time())
-    # The production path exactly: a fresh TokenVerifier (normalising, then verifying).
-    fast = verdict(lambda: TokenVerifier(KEYS, policy).verify(token))
+    # The production path exactly: a fresh verification (normalising, then verifying).
+    fast = verdict(lambda: dict(shared_secret_verification(KEYS, policy).verify(token).claims))
     reference = verdict(lambda: decode_with_pyjwt(normalize_token(token), SECRETS, policy))
     assert fast == reference, (token, policy)
 

@@ -9,10 +9,9 @@ import jwt
 import pytest
 
 from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from session_buddy.store import SqliteDatabase
 from testkit.clock import seconds_until
 from testkit.concurrency import run_in_threads

@@ -15,12 +15,11 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import MAX_STALE_SECONDS, RevocationStore
 from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.auth.trail import AuthDecision, Recorders
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 from session_buddy.mcp.tools import SessionTools
@@ -430,7 +429,8 @@ def test_a_token_seen_before_goes_to_a_thread_when_revocations_must_be_read(
     hops = ThreadHops(monkeypatch)
     token = mint(SECRET, "alice")
     harness.post(authorization=f"Bearer {token}")
-    revocations = harness.manager.revocations
+    revocations = harness.manager.verification.open_revocations()
+    assert revocations is not None
     monkeypatch.setattr(type(revocations), "sync_due", property(lambda self: True))
     assert harness.post(authorization=f"Bearer {token}").json()["user"] == "alice"
     assert hops.count == 2
