@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from session_buddy.auth import config as library_config
+from session_buddy.auth import errors
+from session_buddy.auth import manager as library_manager
 from session_buddy.auth.revocation import RevocationStore
+from session_buddy.config import load_settings
+from session_buddy.mcp import auth as facade
+from session_buddy.runtime import Runtime
 from session_buddy.store import SqliteDatabase, StorageError
 from session_buddy.store.postgres import PostgresDatabase
+from testkit.environment import new_secret
 
 POLLER = "session-buddy-revocations"
 
@@ -71,3 +78,40 @@ def test_every_listener_learns_of_a_revocation_from_the_log(tmp_path: Path) -> N
     tick[0] += 1.0
     assert reader.is_revoked("jti:again")
     assert (len(first), len(second)) == (1, 2)
+
+
+# -- configuration comes in through the constructor ---------------------------------------
+
+
+def test_library_constructors_take_their_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an edge reads the environment: the library's AuthConfig and JWTManager are
+    given theirs."""
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", new_secret())
+    with pytest.raises(TypeError):
+        library_config.AuthConfig()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        library_manager.JWTManager()  # type: ignore[call-arg]
+
+
+def test_the_design_notes_constructors_read_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = new_secret()
+    monkeypatch.setenv("SESSION_BUDDY_SECRET", secret)
+    assert facade.AuthConfig().secret == secret
+    assert facade.AuthConfig().enabled
+    assert facade.JWTManager().config.secret == secret
+
+
+def test_building_a_runtime_reads_no_file_and_opens_no_database(tmp_path: Path) -> None:
+    """An unreadable secret file and a database that is no database: both are found out
+    when used, not while the runtime is built."""
+    secret_file = tmp_path / "missing-secret"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "session-buddy.db").write_bytes(b"no database " * 100)
+    settings = load_settings(secret_file=secret_file, data_dir=tmp_path / "data")
+    runtime = Runtime.build(settings)
+    assert not runtime.revocations.opened
+    assert runtime.manager.enabled  # a secret is configured, however unusable
+    with pytest.raises(errors.SecretConfigError):
+        runtime.manager.authenticate(None, optional=True)
