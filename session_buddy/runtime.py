@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import CrossProjectAuth
+from session_buddy.auth.errors import AUTH_DISABLED_WARNING, SHARED_SECRET_WARNING
 from session_buddy.auth.failure_log import AuthFailureLog
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import (
@@ -77,6 +78,16 @@ class Runtime:
             decisions=decisions,
             audit=audit,
         )
+
+    @property
+    def auth_warning(self) -> str | None:
+        """The warning this process's authentication deserves, once: none configured at
+        all, or only the secret every service of the ecosystem shares."""
+        if not self.manager.enabled:
+            return AUTH_DISABLED_WARNING
+        if self.auth.secret_source == "shared":
+            return SHARED_SECRET_WARNING
+        return None
 
     @functools.cached_property
     def envelopes(self) -> CrossProjectAuth:

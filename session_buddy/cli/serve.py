@@ -166,11 +166,11 @@ def _serve(
     superuser = superuser_warning(runtime.database)
     if superuser is not None:
         logger.warning("⚠️ %s", superuser)
-    from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
 
-    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
+    if runtime.auth_warning is not None:
+        logging.getLogger("session_buddy.auth").warning(runtime.auth_warning)
     metrics = (
         ServerMetrics() if http and mcp_server.metrics_enabled(settings.metrics, host) else None
     )
