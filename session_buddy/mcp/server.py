@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from session_buddy.auth.manager import JWTManager
-from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.exposure import is_loopback, transport_security
+from session_buddy.mcp.http_auth import bearer_authentication
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
@@ -139,8 +139,13 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
         max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
     )
     app = protocol_http_app(sdk_app, max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
-    return BearerAuthMiddleware(
-        app, manager=runtime.manager, throttle=runtime.throttle, tools=SessionTools.names()
+    return bearer_authentication(
+        app,
+        verification=runtime.verification,
+        failure_log=runtime.failure_log,
+        throttle=runtime.throttle,
+        recorders=runtime.decisions,
+        tools=SessionTools.names(),
     )
 
 
