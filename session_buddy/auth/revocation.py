@@ -13,12 +13,14 @@ them at once, not after the next sync.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 
 from session_buddy.auth.errors import RevocationUnavailableError
+from session_buddy.shared import SharedParts
 from session_buddy.store.base import Database, Watch
 from session_buddy.store.errors import StorageError
 from session_buddy.store.revocations import CHANNEL, RevocationRepository
@@ -102,12 +104,16 @@ class RevocationStore:
                 return self
             self._db.open()
             self._load()
+            closed = self._closed = threading.Event()
             self._opened = True
             self._watch = self._db.watch(CHANNEL, self._pushed) if self._push else None
             if self._watch is not None:
                 # While the push is down, poll off the request path (never block a check).
                 threading.Thread(
-                    target=self._poll_while_unpushed, name="session-buddy-revocations", daemon=True
+                    target=self._poll_while_unpushed,
+                    args=(closed,),
+                    name="session-buddy-revocations",
+                    daemon=True,
                 ).start()
         return self
 
@@ -222,15 +228,18 @@ class RevocationStore:
             return True
         return now - self._known_as_of() > MAX_STALE_SECONDS - STALE_MARGIN_SECONDS
 
-    def _poll_while_unpushed(self) -> None:
+    def _poll_while_unpushed(self, closed: threading.Event) -> None:
         watch = self._watch
-        while not self._closed.wait(self._sync_interval):
+        while not closed.wait(self._sync_interval):
             if watch is not None and (not watch.healthy or self._unread_push):
                 self._sync()
 
     def close(self) -> None:
-        """Stop the background poller (the database itself belongs to its owner)."""
-        self._closed.set()
+        """Stop following the log (the poller thread); checks then need :meth:`open` again,
+        which reads the log afresh. The database itself belongs to its owner."""
+        with self._opening:
+            self._closed.set()
+            self._opened = False
 
     def _pushed(self) -> None:
         """Another process revoked something (or the push reconnected): read the log now,
@@ -323,29 +332,27 @@ class RevocationStore:
         return self._repository.count(self._clock() - RETENTION_AFTER_EXPIRY)
 
 
-_shared_lock = threading.Lock()
-_shared: dict[str, RevocationStore] = {}
+_stores: SharedParts[RevocationStore] = SharedParts(lambda store: store.close())
 
 
-def shared_revocation_store(database: Database) -> RevocationStore:
+def shared_revocation_store(database: Database, *, hold: bool = False) -> RevocationStore:
     """The process's :class:`RevocationStore` for ``database`` (built on first use, not
-    opened: whoever checks a token first calls :meth:`RevocationStore.open`).
+    opened: whoever checks a token first calls :meth:`RevocationStore.open`); ``hold``:
+    the caller holds it until :func:`release_revocation_store`.
 
     An explicit cache, one store per database location: every manager, verifier and
     facade function of the process then sees a revocation the moment it is recorded.
     """
-    key = database.location
-    with _shared_lock:
-        store = _shared.get(key)
-        if store is None:
-            store = _shared[key] = RevocationStore(database)
-        return store
+    build = functools.partial(RevocationStore, database)
+    return (_stores.hold if hold else _stores.get)(database.location, build)
+
+
+def release_revocation_store(database: Database) -> None:
+    """A holder of ``database``'s store is done with it."""
+    _stores.release(database.location)
 
 
 def forget_shared_revocation_stores() -> None:
-    """Close and drop the cached stores (tests, and processes that switch databases)."""
-    with _shared_lock:
-        stores = list(_shared.values())
-        _shared.clear()
-    for store in stores:
-        store.close()
+    """Close and drop the cached stores no runtime holds (tests, and processes that switch
+    databases); a closed store reopens when next used."""
+    _stores.forget()

@@ -194,3 +194,4 @@ def _serve(
             )
     finally:
         runtime.stop_serving()
+        runtime.close()

@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import ValidationError
@@ -90,8 +91,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _lock = threading.Lock()
-_runtime: Runtime | None = None
-_default_config: AuthConfig | None = None
+_default: _Default | None = None
 _disabled_warning_logged = False
 
 
@@ -157,28 +157,47 @@ def _warn_if_disabled(runtime: Runtime) -> None:
         logger.warning(warning)
 
 
+@dataclass(frozen=True)
+class _Default:
+    """The process's default runtime and its configuration; closed when replaced if this
+    module built it."""
+
+    runtime: Runtime
+    config: AuthConfig
+    built_here: bool
+
+
+def _current() -> _Default:
+    global _default
+    current = _default
+    if current is None:
+        with _lock:
+            if _default is None:
+                runtime = Runtime.build(load_settings())
+                _default = _Default(runtime, AuthConfig(runtime.settings), built_here=True)
+                _warn_if_disabled(runtime)
+            current = _default
+    return current
+
+
+def _replace(new: _Default | None) -> None:
+    global _default
+    with _lock:
+        old, _default = _default, new
+    if old is not None and old.built_here:
+        old.runtime.close()
+
+
 def default_runtime() -> Runtime:
     """The runtime the module-level functions use: built from the environment on first
     use (``pydantic.ValidationError`` when a ``SESSION_BUDDY_*`` value is malformed)."""
-    global _runtime, _default_config
-    runtime = _runtime
-    if runtime is None:
-        with _lock:
-            if _runtime is None:
-                _runtime = Runtime.build(load_settings())
-                _default_config = AuthConfig(_runtime.settings)
-                _warn_if_disabled(_runtime)
-            runtime = _runtime
-    return runtime
+    return _current().runtime
 
 
 def install_runtime(runtime: Runtime) -> None:
     """Make ``runtime`` the process's default (a program that builds its own runtime and
-    also uses these functions)."""
-    global _runtime, _default_config
-    with _lock:
-        _runtime = runtime
-        _default_config = AuthConfig(runtime.settings)
+    also uses these functions; it stays that program's to close)."""
+    _replace(_Default(runtime, AuthConfig(runtime.settings), built_here=False))
     _warn_if_disabled(runtime)
 
 
@@ -189,17 +208,12 @@ def get_manager() -> library_manager.JWTManager:
 
 def get_auth_config() -> AuthConfig:
     """The cached configuration (read once per process; see :func:`reload_auth_config`)."""
-    default_runtime()
-    config = _default_config
-    assert config is not None  # set with the runtime
-    return config
+    return _current().config
 
 
 def reload_auth_config() -> AuthConfig:
     """Re-read the environment now: new secret, new keys, an empty token cache."""
-    global _runtime, _default_config
-    with _lock:
-        _runtime = _default_config = None
+    _replace(None)
     return get_auth_config()
 
 

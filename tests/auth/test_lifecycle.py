@@ -12,12 +12,13 @@ import pytest
 from session_buddy.auth import config as library_config
 from session_buddy.auth import errors
 from session_buddy.auth import manager as library_manager
-from session_buddy.auth.revocation import RevocationStore
+from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.config import load_settings
 from session_buddy.mcp import auth as facade
-from session_buddy.runtime import Runtime
-from session_buddy.store import SqliteDatabase, StorageError
+from session_buddy.runtime import Runtime, forget_shared_state
+from session_buddy.store import SqliteDatabase, StorageError, database_for, shared_database
 from session_buddy.store.postgres import PostgresDatabase
+from testkit.clock import seconds_until
 from testkit.environment import new_secret
 
 POLLER = "session-buddy-revocations"
@@ -115,3 +116,61 @@ def test_building_a_runtime_reads_no_file_and_opens_no_database(tmp_path: Path) 
     assert runtime.manager.enabled  # a secret is configured, however unusable
     with pytest.raises(errors.SecretConfigError):
         runtime.manager.authenticate(None, optional=True)
+
+
+# -- forgetting shared state never pulls a part from under a runtime ----------------------
+
+
+def test_forgetting_shared_state_keeps_what_a_runtime_holds(tmp_path: Path) -> None:
+    settings = load_settings(secret=new_secret(), data_dir=tmp_path / "data")
+    runtime = Runtime.build(settings).open()
+    unheld = SqliteDatabase(tmp_path / "other.db")
+    assert shared_database(str(unheld.path)) is shared_database(str(unheld.path))
+    forgotten = shared_database(str(unheld.path))
+
+    forget_shared_state()
+    assert database_for(settings) is runtime.database  # still shared, still open
+    assert shared_revocation_store(runtime.database) is runtime.revocations
+    assert shared_database(str(unheld.path)) is not forgotten  # nobody held that one
+
+    runtime.close()
+    forget_shared_state()
+    assert database_for(settings) is not runtime.database
+
+
+def test_a_runtime_keeps_hearing_of_revocations_after_the_process_forgets(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL a revocation reaches the runtime by notification: forgetting shared
+    state used to close the database (its listener) and the store (its poller) of a live
+    runtime, which then missed every revocation until it refused all tokens."""
+    runtime = Runtime.build(load_settings(secret=new_secret(), database_url=postgres_url))
+    elsewhere = PostgresDatabase(postgres_url)
+    try:
+        token = runtime.open().manager.create_token("alice")
+        runtime.manager.verify_token(token)
+        forget_shared_state()
+
+        jti = runtime.manager.verify_token(token)["jti"]
+        RevocationStore(elsewhere.open(), push=False).revoke(f"jti:{jti}", time.time() + 3600)
+        seconds_until(lambda: runtime.revocations.is_revoked(f"jti:{jti}"), 3.0)
+    finally:
+        runtime.close()
+        forget_shared_state()
+        elsewhere.close()
+
+
+def test_a_forgotten_store_reopens_when_next_used(tmp_path: Path) -> None:
+    """A manager built outside any runtime holds nothing: forgetting closes its store, and
+    its next check reads the log afresh."""
+    settings = load_settings(secret=new_secret(), data_dir=tmp_path / "d")
+    manager = facade.JWTManager(facade.AuthConfig(settings))
+    token = manager.create_token("alice")
+    manager.verify_token(token)
+    store = manager.verification.open_revocations()
+    assert store is not None and store.opened
+    forget_shared_state()
+    assert not store.opened
+    manager.revoke_token(token)
+    with pytest.raises(errors.RevokedTokenError):
+        manager.verify_token(token)

@@ -56,5 +56,7 @@ async def test_server_with_a_data_dir_option_keeps_sessions_and_revocations_toge
     assert not from_environment.exists(), "the environment's data dir was used as well"
     store = operator.verification.open_revocations()
     assert store is not None and store.count() == 1
-    stored = Runtime.build(load_settings(data_dir=served)).sessions.list_all()
+    reader = Runtime.build(load_settings(data_dir=served))
+    stored = reader.sessions.list_all()
+    reader.close()
     assert [session.id for session in stored.sessions] == [started.id]
