@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 from pathlib import Path
@@ -10,7 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from session_buddy.auth import errors
+from session_buddy.auth import errors, tokens
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
@@ -335,6 +336,18 @@ def test_padded_or_non_canonical_base64_is_rejected(secret: str) -> None:
     v = verifier(secret)
     assert rejected(v, f"{head}.{body}.{sig[:-1]}{sibling}").public_message == "Invalid token"
     assert rejected(v, f"{head}.{body}.{sig}=").public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("length", [2, 3, 6, 7])
+def test_canonical_encoding_is_our_rule_not_left_to_pyjwt(length: int) -> None:
+    # PyJWT >= 2.10 is allowed, and its releases differ on non-canonical segments (2.13
+    # accepted them): one spelling per token, whatever PyJWT does (revocation by digest).
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for last in alphabet:
+        segment = "A" * (length - 1) + last
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        canonical = base64.urlsafe_b64encode(data).rstrip(b"=").decode() == segment
+        assert tokens._canonical(segment) is canonical, segment
 
 
 # -- secrets and rotation ----------------------------------------------------------
