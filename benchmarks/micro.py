@@ -9,6 +9,10 @@
 Baseline: ``jwt.decode(token, secret, algorithms=["HS256"], audience="session-buddy")``
 on a valid token (ours carry that ``aud``), timed in the same rounds. joserfc and PyJWT
 rejecting the forged pool are shown for context.
+
+Only the cache hit has a target. A miss is PyJWT's decode plus our rules (the hand-written
+HS256 path those two targets were set for bought under 2 % of HTTP calls/s end to end and
+was replaced by PyJWT), so the distinct and forged rows are reported for context.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ from benchmarks.harness import (
     spread,
 )
 from benchmarks.minting import FastMinter
-from session_buddy.auth.verifier import DEFAULT_CACHE_SIZE
+from session_buddy.auth.verification import DEFAULT_CACHE_SIZE
 from session_buddy.config import DEFAULT_AUDIENCE
 from session_buddy.mcp import auth
 from testkit.environment import new_secret
 
 PART = "micro"
-TARGETS = {"same_token": 0.05, "distinct_tokens": 0.5, "forged_tokens": 0.15}
+TARGETS = {"same_token": 0.05}
 
 
 class Pool:

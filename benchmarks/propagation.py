@@ -309,6 +309,8 @@ def _clusters(root: Path, secret: str) -> Iterator[tuple[Cluster, Cluster]]:
             "sqlite": Runtime.build(load_settings(secret=secret, data_dir=shared_dir)),
         }
         stack.callback(forget_shared_state)
+        for runtime in runtimes.values():
+            stack.callback(runtime.close)
         yield (
             Cluster("pg", servers["postgresql"], runtimes["postgresql"].open(), secret),
             Cluster("sqlite", servers["sqlite"], runtimes["sqlite"].open(), secret),

@@ -26,7 +26,8 @@ METHOD = """\
   filled, so every call is a miss that evicts); *forged tokens* (a pool signed with another
   secret). The baseline for all three is PyJWT's `jwt.decode(token, secret,
   algorithms=["HS256"], audience="session-buddy")` on a valid token; joserfc's
-  `jwt.decode` and PyJWT rejecting the forged pool are shown for context. Logging goes to
+  `jwt.decode` and PyJWT rejecting the forged pool are shown for context. Only the cache
+  hit has a target: a miss is PyJWT's decode plus our rules. Logging goes to
   a counting handler, so the rate-limited failure log really runs (one line per reason
   and client per 10 s).
   Tokens for the pools are minted with a prepared HMAC (byte-identical to PyJWT's; one is
@@ -142,10 +143,12 @@ METHOD = """\
   decision); with both on, accepted tokens' fingerprints are remembered and the decision
   counters looked up once per result and reason (4.95 → 3.39 µs).
 * Where the micro figures come from: the verifier cache (same token) is a dict lookup
-  plus the expiry and revocation rechecks; a miss checks size and shape, then the HMAC
-  (prepared key, OpenSSL's HMAC object copied per check) before any JSON is parsed, then
-  the header (accepted encoded headers are remembered) and the claims; a bad signature
-  is raised without decoding anything, and its log line is rate-limited.
+  plus the expiry and revocation rechecks; a miss checks size, shape and canonical
+  encoding, then PyJWT decodes the token and checks its signature, then our header rules
+  and the claims; a bad signature's log line is rate-limited. A hand-written HS256 path
+  (signature before any JSON, about 4× faster than PyJWT per miss) was measured end to
+  end against PyJWT behind the same cache and bought under 2 % of HTTP calls/s even with
+  a fresh token on every call, so PyJWT verifies.
 * Revocation checks are a set lookup in memory, kept in step with other processes by
   reading the append-only revocation log at most every 0.5 s (SQLite), or at once when
   PostgreSQL notifies a revocation.

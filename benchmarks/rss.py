@@ -59,7 +59,7 @@ def main() -> int:
         seconds = time.perf_counter() - began
         gc.collect()
         end = rss_mb()
-        cache_entries = auth.get_manager().verifier.cache_len
+        cache_entries = auth.get_manager().verification.cache_len
     if rejected:
         raise RuntimeError(f"{rejected} valid tokens were rejected")
     json.dump(

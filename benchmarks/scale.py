@@ -91,7 +91,7 @@ def _revocations_at_scale(profile: Profile, env: AuthEnvironment) -> Row:
         if auth.validate_token(warm) is None:
             raise RuntimeError(f"valid token rejected: {auth.get_auth_error()}")
         runtimes[name] = auth.default_runtime()
-    in_force = {name: r.manager.revocations.count() for name, r in runtimes.items()}
+    in_force = {name: r.revocations.count() for name, r in runtimes.items()}
     if in_force["revoked"] < profile.revoked or in_force["none"] != 0:
         raise RuntimeError(f"revocations in force not as set up: {in_force}")
 

@@ -11,17 +11,26 @@ the same database and no lower layer reads the environment again.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.crossproject import CrossProjectAuth
+from session_buddy.auth.errors import AUTH_DISABLED_WARNING, SHARED_SECRET_WARNING
+from session_buddy.auth.failure_log import AuthFailureLog
 from session_buddy.auth.manager import JWTManager
-from session_buddy.auth.revocation import forget_shared_revocation_stores
+from session_buddy.auth.revocation import (
+    RevocationStore,
+    forget_shared_revocation_stores,
+    release_revocation_store,
+    shared_revocation_store,
+)
 from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.auth.trail import AuditTrail, Recorders
+from session_buddy.auth.verification import TokenVerification
 from session_buddy.config import Settings
 from session_buddy.sessions.service import SessionService
-from session_buddy.store import Database, close_shared_databases, database_for
+from session_buddy.store import Database, close_shared_databases, database_for, release_database
 from session_buddy.store.audit import AuditRepository
 from session_buddy.store.failures import FailureRepository
 from session_buddy.store.nonces import NonceRepository
@@ -39,27 +48,49 @@ class Runtime:
     settings: Settings
     database: Database
     auth: AuthConfig
+    revocations: RevocationStore
+    verification: TokenVerification
+    failure_log: AuthFailureLog
     manager: JWTManager
     throttle: AuthFailureThrottle
     decisions: Recorders
     audit: AuditTrail
+    _closed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        database = database_for(settings)
+        database = database_for(settings, hold=True)  # held until close()
         auth = AuthConfig(settings)
-        audit = AuditTrail(AuditRepository(database), retention_days=settings.audit_retention_days)
+        revocations = shared_revocation_store(database, hold=True)  # opened by the first check
+        # The verifiers (chosen by issuer: auth.verifiers.configured_verifiers), behind the
+        # shared cache and revocation check; the manager and the HTTP middleware get it.
+        verification = TokenVerification.for_config(auth, revocations)
+        failure_log = AuthFailureLog()
         decisions = Recorders()  # the audit trail joins when serving starts
-        manager = JWTManager(auth, database=database, decisions=decisions)
+        audit = AuditTrail(AuditRepository(database), retention_days=settings.audit_retention_days)
+        manager = JWTManager(auth, verification, failure_log=failure_log, decisions=decisions)
         return cls(
             settings=settings,
             database=database,
             auth=auth,
+            revocations=revocations,
+            verification=verification,
+            failure_log=failure_log,
             manager=manager,
             throttle=AuthFailureThrottle(),
             decisions=decisions,
             audit=audit,
         )
+
+    @property
+    def auth_warning(self) -> str | None:
+        """The warning this process's authentication deserves, once: none configured at
+        all, or only the secret every service of the ecosystem shares."""
+        if not self.manager.enabled:
+            return AUTH_DISABLED_WARNING
+        if self.auth.secret_source == "shared":
+            return SHARED_SECRET_WARNING
+        return None
 
     @functools.cached_property
     def envelopes(self) -> CrossProjectAuth:
@@ -101,12 +132,23 @@ class Runtime:
         self.throttle.stop_sharing()
         self.audit.close()
 
+    def close(self) -> None:
+        """Let go of the shared database and revocation store this runtime holds (they
+        stay shared with whoever else uses them; :func:`forget_shared_state` closes them
+        once nobody holds them). Idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        release_revocation_store(self.database)
+        release_database(self.database)
+
 
 def forget_shared_state() -> None:
-    """Close the process's shared databases and drop their revocation stores.
+    """Close and forget the shared databases and revocation stores no runtime holds.
 
-    For tests and for processes that switch data dirs; runtimes built before keep working
-    (a closed database reconnects on its next use) but no longer share state with new ones.
+    For tests and for processes that switch data dirs: new runtimes get new parts. A part
+    a runtime still holds is neither closed nor forgotten (that runtime keeps working and
+    keeps sharing); an unheld part someone still uses reopens on its next use.
     """
     forget_shared_revocation_stores()
     close_shared_databases()

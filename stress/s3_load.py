@@ -37,7 +37,7 @@ CLIENTS = 8
 PHASE_SECONDS = 8.0
 FLOOD_CONCURRENCY = 12
 FORGED_TOKENS = 300
-# Rate limits the product promises (session_buddy.auth.audit, session_buddy.auth.throttle).
+# Rate limits the product promises (session_buddy.auth.failure_log, session_buddy.auth.throttle).
 FAILURE_LOG_WINDOW = 10.0
 THROTTLE_LIMIT = 20
 THROTTLE_WINDOW = 60.0

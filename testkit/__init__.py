@@ -14,8 +14,11 @@ Each helper is defined once, here, and imported from the repository root (pytest
   signed messages, stated; their real modules unpacked from the wheels (``make interop``).
 * :mod:`testkit.mahavishnu` — the released Mahavishnu's authenticated client path, as one
   scenario for ``make test`` and ``make interop``.
-* :mod:`testkit.reference` — PyJWT's verdict on a token, which production must match.
+* :mod:`testkit.reference` — the reference verdict on a token (PyJWT plus the rules
+  written out again, sharing nothing with session_buddy), which production must match.
 * :mod:`testkit.mutations` — byte-level token mutations for hypothesis.
+* :mod:`testkit.verification` — the product's token verification with the shared-secret
+  verifier alone, from keys and a policy.
 * :mod:`testkit.git` — real git repositories for setup.
 * :mod:`testkit.postgres`, :mod:`testkit.pytest_postgres` — a real PostgreSQL server
   (started as the ``postgres`` user) and its pytest fixtures.

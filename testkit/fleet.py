@@ -22,7 +22,7 @@ import anyio
 import jwt
 from mcp import Client
 
-from session_buddy.auth.verifier import revocation_key
+from session_buddy.auth.verification import revocation_key
 from session_buddy.store.base import Database
 from session_buddy.store.revocations import CHANNEL, RevocationRepository
 from testkit.mcp import mcp_http, text_of

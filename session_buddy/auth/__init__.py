@@ -2,18 +2,22 @@
 
 ::
 
-    from session_buddy.auth import AuthConfig, JWTManager
+    from session_buddy.config import load_settings
+    from session_buddy.runtime import Runtime
 
-    manager = JWTManager(AuthConfig())          # SESSION_BUDDY_* from the environment
+    manager = Runtime.build(load_settings()).manager   # SESSION_BUDDY_* read once, here
     token = manager.create_token("mahavishnu", {"role": "orchestrator"})
     try:
         claims = manager.verify_token(token)
     except ValueError as refusal:               # every AuthError is a ValueError
         print(refusal)                          # "Token has expired", …
 
-The rules live in the modules beside this one (tokens, scopes, verifier, revocation,
-manager, cross-project signatures, throttle); ``session_buddy.mcp.auth`` keeps the original design
-note's module-level functions and the ``require_auth`` decorator for MCP tools.
+The rules live in the modules beside this one (tokens, scopes, verifiers, verification,
+revocation, manager, cross-project signatures, throttle). Nothing here reads the
+environment: an edge reads one ``Settings`` and composes the parts
+(:class:`session_buddy.runtime.Runtime`). ``session_buddy.mcp.auth`` keeps the original
+design note's names (``AuthConfig()`` and ``JWTManager()`` reading the environment, the
+module-level functions) for library users.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from session_buddy.auth.errors import (
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import ANONYMOUS, Principal
 from session_buddy.auth.revocation import RevocationStore
+from session_buddy.auth.shared_secret import SharedSecretVerifier
 from session_buddy.auth.throttle import AuthFailureThrottle
-from session_buddy.auth.verifier import TokenVerifier
+from session_buddy.auth.verification import TokenVerification
+from session_buddy.auth.verifiers import IssuerVerifiers, Verifier, configured_verifiers
 
 __all__ = [
     "ANONYMOUS",
@@ -50,6 +56,7 @@ __all__ = [
     "CrossProjectAuth",
     "ExpiredTokenError",
     "InvalidTokenError",
+    "IssuerVerifiers",
     "JWTManager",
     "MissingScopeError",
     "Principal",
@@ -58,9 +65,12 @@ __all__ = [
     "RevocationUnavailableError",
     "RevokedTokenError",
     "SecretConfigError",
+    "SharedSecretVerifier",
     "TokenArgumentRefusedError",
     "TokenRequestError",
     "TokenRequiredError",
-    "TokenVerifier",
+    "TokenVerification",
+    "Verifier",
+    "configured_verifiers",
     "errors",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from session_buddy.auth import errors
 from session_buddy.auth.tokens import ALGORITHM, SigningKeys, TokenPolicy
-from session_buddy.config import SecretFileError, SecretSource, Settings, load_settings
+from session_buddy.config import SecretFileError, SecretSource, Settings
 
 MIN_SECRET_LENGTH = errors.MIN_SECRET_LENGTH
 
@@ -20,52 +21,62 @@ def _too_short(where: str = "", fix: str | None = None) -> errors.SecretConfigEr
 
 
 class AuthConfig:
-    """Authentication settings, with the names of the original design note.
+    """The authentication view of one :class:`Settings` (read at the edge and passed in).
 
-    ``AuthConfig()`` reads the environment now. ``enabled`` is true whenever a non-empty
-    secret is configured — even a bad one — so a short secret fails closed instead of
-    quietly turning authentication off.
+    Nothing is read while it is built: the secret (which may live in a file) is resolved
+    when first asked for. ``secret_configured`` is true whenever a non-empty secret is
+    configured — even a bad one — so a short secret fails closed instead of quietly
+    turning authentication off. Whether authentication is enabled is the verifiers'
+    answer (:func:`~session_buddy.auth.verifiers.configured_verifiers`), not this one's.
     """
 
     algorithm = ALGORITHM
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings if settings is not None else load_settings()
-        self._secret: str | None = None
-        self._secret_error: errors.SecretConfigError | None = None
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @functools.cached_property
+    def _resolved(self) -> tuple[str | None, errors.SecretConfigError | None]:
+        """The current secret, or why it cannot be had (read once)."""
         try:
-            self._secret = self.settings.resolved_secret()
+            return self.settings.resolved_secret(), None
         except SecretFileError as exc:
             if exc.kind == "conflict":
-                self._secret_error = errors.SecretSourcesDisagreeError(str(exc), fix=exc.fix)
-            else:
-                self._secret_error = errors.SecretFileUnusableError(
-                    str(exc), kind=f"file_{exc.kind}", fix=exc.fix
-                )
-        self.previous_secrets: tuple[str, ...] = tuple(self.settings.previous_secret_values())
+                return None, errors.SecretSourcesDisagreeError(str(exc), fix=exc.fix)
+            return None, errors.SecretFileUnusableError(
+                str(exc), kind=f"file_{exc.kind}", fix=exc.fix
+            )
+
+    @functools.cached_property
+    def previous_secrets(self) -> tuple[str, ...]:
+        return tuple(self.settings.previous_secret_values())
 
     @property
-    def enabled(self) -> bool:
-        return self._secret is not None or self._secret_error is not None
+    def secret_configured(self) -> bool:
+        """Whether a secret is configured at all (usable or not)."""
+        secret, error = self._resolved
+        return secret is not None or error is not None
 
     @property
     def secret(self) -> str:
         """The signing secret, or :class:`~session_buddy.auth.errors.SecretConfigError`
         (a ``ValueError``) whose text gives the guidance to fix it."""
-        if self._secret_error is not None:
-            raise self._secret_error
-        if self._secret is None:
+        secret, error = self._resolved
+        if error is not None:
+            raise error
+        if secret is None:
             raise errors.SecretNotConfiguredError(
                 f"{errors.AUTH_DISABLED_WARNING}. Set SESSION_BUDDY_SECRET to enable it. "
                 f"{errors.SECRET_HINT}"
             )
-        if len(self._secret) < MIN_SECRET_LENGTH:
+        if len(secret) < MIN_SECRET_LENGTH:
             raise _too_short()
-        return self._secret
+        return secret
 
     @property
     def secret_length(self) -> int | None:
-        return None if self._secret is None else len(self._secret)
+        secret = self._resolved[0]
+        return None if secret is None else len(secret)
 
     @property
     def secret_source(self) -> SecretSource:
@@ -139,6 +150,6 @@ class AuthConfig:
 
     def __repr__(self) -> str:  # never shows the secret
         return (
-            f"AuthConfig(enabled={self.enabled}, algorithm={self.algorithm!r}, "
-            f"expire_minutes={self.expire_minutes})"
+            f"AuthConfig(secret_configured={self.secret_configured}, "
+            f"algorithm={self.algorithm!r}, expire_minutes={self.expire_minutes})"
         )

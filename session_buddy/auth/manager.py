@@ -7,17 +7,15 @@ missing token, an optional one, an HTTP bearer identity, and roles.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from types import EllipsisType
 from typing import Any
 
 from session_buddy.auth import errors
-from session_buddy.auth.audit import AuthFailureLog
 from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.failure_log import AuthFailureLog
 from session_buddy.auth.principal import ANONYMOUS, Principal
-from session_buddy.auth.revocation import RevocationStore, shared_revocation_store
 from session_buddy.auth.scopes import ImpliedBy, missing_scope
 from session_buddy.auth.tokens import (
     access_claims,
@@ -27,9 +25,8 @@ from session_buddy.auth.tokens import (
     presented,
     sign_claims,
 )
-from session_buddy.auth.trail import AuthDecision, DecisionRecorder
-from session_buddy.auth.verifier import TokenVerifier, revocation_key
-from session_buddy.store import Database, StorageError, database_for
+from session_buddy.auth.trail import AuthDecision, Recorders
+from session_buddy.auth.verification import TokenVerification
 
 logger = logging.getLogger(__name__)
 
@@ -37,66 +34,33 @@ _TIME_CLAIMS = ("exp", "iat", "nbf", "jti", "refreshed_at")
 
 
 class JWTManager:
-    """Token operations bound to one :class:`AuthConfig` (the environment's, by default).
-
-    ``database`` is where revocations live (default: the shared database of the
-    configuration's data dir); ``revocations`` replaces the store itself (tests). Both
-    are opened on first use, so creating tokens never touches the database.
+    """Token operations bound to one :class:`AuthConfig` and its :class:`TokenVerification`
+    (the verifiers and the revocation store; the edge composes both, see
+    :class:`~session_buddy.runtime.Runtime`). Building one touches nothing: creating tokens
+    never opens the database, and the first check opens the revocation store.
     """
 
     def __init__(
         self,
-        config: AuthConfig | None = None,
+        config: AuthConfig,
+        verification: TokenVerification,
         *,
-        database: Database | None = None,
-        revocations: RevocationStore | None = None,
         failure_log: AuthFailureLog | None = None,
-        decisions: DecisionRecorder | None = None,
+        decisions: Recorders | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.config = config if config is not None else AuthConfig()
+        self.config = config
+        self.verification = verification
         self._clock = clock
-        self._database = database
-        self._revocations = revocations
-        self._verifier: TokenVerifier | None = None
-        self._build_lock = threading.RLock()
-        self.failure_log = failure_log or AuthFailureLog()
+        self.failure_log = failure_log if failure_log is not None else AuthFailureLog()
         # Every decision of authenticate(), allowed or denied (the audit trail, metrics);
-        # none is built while it is empty (a falsy Recorders).
-        self.decisions = decisions
-
-    # -- plumbing -------------------------------------------------------------------
+        # none is built while no recorder listens.
+        self.decisions = decisions if decisions is not None else Recorders()
 
     @property
-    def revocations(self) -> RevocationStore:
-        """The process's revocation store for this database, opened on first use."""
-        if self._revocations is None:
-            with self._build_lock:  # tool threads may race to the first call
-                if self._revocations is None:
-                    try:
-                        database = self._database or database_for(self.config.settings)
-                        self._revocations = shared_revocation_store(database.open())
-                    except StorageError as exc:
-                        raise errors.RevocationUnavailableError(str(exc), storage=exc) from None
-        return self._revocations
-
-    @property
-    def built_verifier(self) -> TokenVerifier | None:
-        """The verifier if :attr:`verifier` has built it (building it may read the
-        database or raise; this never does)."""
-        return self._verifier
-
-    @property
-    def verifier(self) -> TokenVerifier:
-        if self._verifier is None:
-            keys = self.config.signing_keys()  # SecretConfigError: fail closed
-            revocations = self.revocations
-            with self._build_lock:
-                if self._verifier is None:
-                    self._verifier = TokenVerifier(
-                        keys, self.config.token_policy(), revocations, clock=self._clock
-                    )
-        return self._verifier
+    def enabled(self) -> bool:
+        """Whether authentication is enabled: a verifier is configured."""
+        return self.verification.enabled
 
     # -- the original design note's API ---------------------------------------------
 
@@ -129,7 +93,7 @@ class JWTManager:
 
     def verify_token(self, token: object) -> dict[str, Any]:
         """The token's claims, or an :class:`~session_buddy.auth.errors.AuthError`."""
-        return dict(self.verifier.verify(token))
+        return dict(self.verification.verify(token).claims)
 
     def refresh_token(self, token: object) -> str:
         """Exchange a valid token for a new one and revoke the old one (rotation).
@@ -156,7 +120,7 @@ class JWTManager:
         )
         # Revoke first and only hand out the new token if this call did the revoking:
         # two concurrent refreshes of one token (any processes) cannot both succeed.
-        if not self._revoke_verified(normalize_token(token), claims):
+        if not self.verification.revoke(normalize_token(token), claims):
             raise errors.RevokedTokenError("token was refreshed or revoked concurrently")
         return new_token
 
@@ -166,14 +130,7 @@ class JWTManager:
             claims = self.verify_token(token)
         except errors.RevokedTokenError:
             return
-        self._revoke_verified(normalize_token(token), claims)
-
-    def _revoke_verified(self, token: str, claims: Mapping[str, Any]) -> bool:
-        """Revoke; True when this call recorded the revocation (it was not revoked yet)."""
-        expires_at = finite_number(claims.get("exp"))
-        if expires_at is None:  # the verifier refuses such a token; never a crash here
-            raise errors.InvalidClaimError("exp is not a number")
-        return self.revocations.revoke(revocation_key(dict(claims), token), expires_at)
+        self.verification.revoke(normalize_token(token), claims)
 
     # -- who is calling --------------------------------------------------------------
 
@@ -207,9 +164,9 @@ class JWTManager:
             principal = self._resolve(token, bearer, optional)
             if roles is not None and principal.authenticated and principal.role not in roles:
                 raise errors.RoleNotAllowedError(principal.role)
-            if roles is not None and not principal.authenticated and self.config.enabled:
+            if roles is not None and not principal.authenticated and self.enabled:
                 raise errors.RoleNotAllowedError(None)
-            if scopes and self.config.enabled:
+            if scopes and self.enabled:
                 lacking = missing_scope(
                     principal.scopes,
                     scopes,
@@ -220,7 +177,7 @@ class JWTManager:
                     raise errors.MissingScopeError(lacking)
         except errors.AuthError as exc:
             self.failure_log.record(exc, token=token, tool=tool, client=client)
-            if self.decisions:
+            if self.decisions.listening:
                 self.decisions.record(
                     AuthDecision.denied(
                         exc,
@@ -234,7 +191,7 @@ class JWTManager:
                     )
                 )
             raise
-        if self.decisions:
+        if self.decisions.listening:
             self.decisions.record(
                 AuthDecision.allowed(
                     principal,
@@ -247,17 +204,17 @@ class JWTManager:
         return principal
 
     def _resolve(self, token: object, bearer: Principal | None, optional: bool) -> Principal:
-        if not self.config.enabled:
+        if not self.enabled:
             return ANONYMOUS
         if not presented(token):
             if bearer is not None:
                 return bearer
             if optional or not self.config.auth_required:
-                self.verifier  # noqa: B018 - a short secret still fails closed
+                self.verification.check_usable()  # a short secret still fails closed
                 return ANONYMOUS
             raise errors.TokenRequiredError("no token argument and no Authorization header")
-        principal = Principal.from_claims(self.verifier.verify(token))
-        if bearer is not None and bearer.user_id != principal.user_id:
+        principal = self.verification.verify(token)
+        if bearer is not None and bearer.identity != principal.identity:
             raise errors.IdentityMismatchError(
                 "token argument and Authorization header name different users"
             )

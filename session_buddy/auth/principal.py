@@ -20,6 +20,12 @@ class Principal:
 
     ``scopes`` is what the token grants (its ``scopes`` list and ``scope`` string), or
     None when it carries no scope claim (see :mod:`session_buddy.auth.scopes`).
+
+    ``authority`` is whose namespace ``user_id`` belongs to: None for tokens signed with
+    the shared secret (one namespace, whatever their ``iss`` says — as it always was), an
+    identity provider's issuer for the tokens its verifier accepts, so that the provider's
+    ``alice`` is not the shared secret's ``alice`` (:attr:`identity`). ``issuer`` is just
+    the token's ``iss`` claim.
     """
 
     user_id: str
@@ -29,6 +35,13 @@ class Principal:
     expires_at: float | None = None
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     scopes: frozenset[str] | None = None
+    authority: str | None = None
+
+    @property
+    def identity(self) -> tuple[str | None, str]:
+        """Who the caller is, bound to the namespace that vouches for it: two principals
+        are the same caller only when their identities are equal."""
+        return (self.authority, self.user_id)
 
     @property
     def is_privileged(self) -> bool:
@@ -36,8 +49,8 @@ class Principal:
         return self.role in PRIVILEGED_ROLES
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
-        """The caller a verified token names.
+    def from_claims(cls, claims: Mapping[str, Any], *, authority: str | None = None) -> Principal:
+        """The caller a verified token names (in ``authority``'s namespace).
 
         An ``exp`` that is present but no finite number a double can hold (a verifier that
         let ``10**400`` through) raises :class:`~session_buddy.auth.errors.InvalidClaimError`.
@@ -59,6 +72,7 @@ class Principal:
             expires_at=expires_at,
             claims=MappingProxyType(dict(claims)),
             scopes=granted_scopes(claims),
+            authority=authority,
         )
 
 

@@ -13,12 +13,14 @@ them at once, not after the next sync.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 
 from session_buddy.auth.errors import RevocationUnavailableError
+from session_buddy.shared import SharedParts
 from session_buddy.store.base import Database, Watch
 from session_buddy.store.errors import StorageError
 from session_buddy.store.revocations import CHANNEL, RevocationRepository
@@ -50,6 +52,9 @@ class RevocationStore:
     way (the first request after a pause started it) waits for that read rather than
     refusing; it refuses at once only when the last read failed, or once the read has
     taken ``READ_WAIT_SECONDS``.
+
+    Building a store touches nothing; :meth:`open` reads the database and starts the
+    poller thread, :meth:`close` stops it.
     """
 
     def __init__(
@@ -81,17 +86,52 @@ class RevocationStore:
         self._pushes = 0
         self._last_failure: StorageError | None = None
         self._closed = threading.Event()
-        # Called with the delay between another process's revocation and this one
-        # learning of it (the metrics' propagation lag).
-        self.on_learned: Callable[[float], None] | None = None
-        self._load()
+        self._push = push
+        self._opening = threading.Lock()
+        self._opened = False
         self._watch: Watch | None = None  # the listener may call _pushed before it is set
-        self._watch = db.watch(CHANNEL, self._pushed) if push else None
-        if self._watch is not None:
-            # While the push is down, poll off the request path (never block a check).
-            threading.Thread(
-                target=self._poll_while_unpushed, name="session-buddy-revocations", daemon=True
-            ).start()
+        # Each told the delay between another process's revocation and this one learning
+        # of it (the metrics' propagation lag): one per server of the process that asks.
+        self._learned_listeners: tuple[Callable[[float], None], ...] = ()
+
+    def open(self) -> RevocationStore:
+        """Open the database, read the revocations in force and start following the log:
+        the push (PostgreSQL's notifications) and, while it is down, a poller thread.
+        Idempotent and thread-safe; returns ``self``. :class:`StorageError` when the
+        database cannot be read (the store stays closed; a later call tries again)."""
+        with self._opening:
+            if self._opened:
+                return self
+            self._db.open()
+            self._load()
+            closed = self._closed = threading.Event()
+            self._opened = True
+            self._watch = self._db.watch(CHANNEL, self._pushed) if self._push else None
+            if self._watch is not None:
+                # While the push is down, poll off the request path (never block a check).
+                threading.Thread(
+                    target=self._poll_while_unpushed,
+                    args=(closed,),
+                    name="session-buddy-revocations",
+                    daemon=True,
+                ).start()
+        return self
+
+    @property
+    def opened(self) -> bool:
+        """Whether :meth:`open` succeeded (checks may be answered)."""
+        return self._opened
+
+    def add_learned_listener(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` the delay (seconds) of every revocation learned from the log."""
+        with self._lock:
+            self._learned_listeners = (*self._learned_listeners, listener)
+
+    def remove_learned_listener(self, listener: Callable[[float], None]) -> None:
+        with self._lock:
+            self._learned_listeners = tuple(
+                known for known in self._learned_listeners if known != listener
+            )
 
     def _load(self) -> None:
         now = self._clock()
@@ -128,8 +168,10 @@ class RevocationStore:
         revocations could not be honoured, so tokens are refused rather than accepted on
         stale knowledge (fail closed). A set that is stale only because nobody read the
         log for a while (an idle server) is read first; checks arriving meanwhile wait for
-        that read.
+        that read. Only for an opened store (:meth:`open`).
         """
+        if not self._opened:
+            raise RuntimeError("RevocationStore.is_revoked before open()")
         if self._watch is None and self._monotonic() >= self._next_sync:
             self._sync()
         stale = self._monotonic() - self._known_as_of()
@@ -186,15 +228,18 @@ class RevocationStore:
             return True
         return now - self._known_as_of() > MAX_STALE_SECONDS - STALE_MARGIN_SECONDS
 
-    def _poll_while_unpushed(self) -> None:
+    def _poll_while_unpushed(self, closed: threading.Event) -> None:
         watch = self._watch
-        while not self._closed.wait(self._sync_interval):
+        while not closed.wait(self._sync_interval):
             if watch is not None and (not watch.healthy or self._unread_push):
                 self._sync()
 
     def close(self) -> None:
-        """Stop the background poller (the database itself belongs to its owner)."""
-        self._closed.set()
+        """Stop following the log (the poller thread); checks then need :meth:`open` again,
+        which reads the log afresh. The database itself belongs to its owner."""
+        with self._opening:
+            self._closed.set()
+            self._opened = False
 
     def _pushed(self) -> None:
         """Another process revoked something (or the push reconnected): read the log now,
@@ -231,11 +276,12 @@ class RevocationStore:
                     self._read_done.notify_all()
             if learned is None:
                 return
-            observer = self.on_learned
-            if observer is not None and learned:
+            listeners = self._learned_listeners
+            if listeners and learned:
                 now = self._clock()
                 for revoked_at in learned:
-                    observer(max(0.0, now - revoked_at))
+                    for listener in listeners:
+                        listener(max(0.0, now - revoked_at))
             if self._pushes == pushes:
                 return
 
@@ -286,29 +332,27 @@ class RevocationStore:
         return self._repository.count(self._clock() - RETENTION_AFTER_EXPIRY)
 
 
-_shared_lock = threading.Lock()
-_shared: dict[str, RevocationStore] = {}
+_stores: SharedParts[RevocationStore] = SharedParts(lambda store: store.close())
 
 
-def shared_revocation_store(database: Database) -> RevocationStore:
-    """The process's :class:`RevocationStore` for ``database`` (built on first use).
+def shared_revocation_store(database: Database, *, hold: bool = False) -> RevocationStore:
+    """The process's :class:`RevocationStore` for ``database`` (built on first use, not
+    opened: whoever checks a token first calls :meth:`RevocationStore.open`); ``hold``:
+    the caller holds it until :func:`release_revocation_store`.
 
     An explicit cache, one store per database location: every manager, verifier and
     facade function of the process then sees a revocation the moment it is recorded.
-    Raises :class:`StorageError` when the database cannot be read.
     """
-    key = database.location
-    with _shared_lock:
-        store = _shared.get(key)
-        if store is None:
-            store = _shared[key] = RevocationStore(database)
-        return store
+    build = functools.partial(RevocationStore, database)
+    return (_stores.hold if hold else _stores.get)(database.location, build)
+
+
+def release_revocation_store(database: Database) -> None:
+    """A holder of ``database``'s store is done with it."""
+    _stores.release(database.location)
 
 
 def forget_shared_revocation_stores() -> None:
-    """Close and drop the cached stores (tests, and processes that switch databases)."""
-    with _shared_lock:
-        stores = list(_shared.values())
-        _shared.clear()
-    for store in stores:
-        store.close()
+    """Close and drop the cached stores no runtime holds (tests, and processes that switch
+    databases); a closed store reopens when next used."""
+    _stores.forget()

@@ -7,8 +7,8 @@ gets ``429 Too Many Requests`` with ``Retry-After`` instead of being verified an
 in full; a request with a valid credential, or with none, is served as usual — a valid
 token is never throttled. When the block ends, counting starts afresh.
 
-What counts as a bad credential (:func:`is_bad_credential`, read from the error class's
-``bad_credential``): a token that is malformed, badly signed, expired, revoked or
+What counts as a bad credential (:meth:`AuthFailureThrottle.record_refusal` reads the
+error class's ``bad_credential``): a token that is malformed, badly signed, expired, revoked or
 otherwise invalid, and an Authorization header whose user differs from the ``token``
 argument's. A *missing* token, a role the tool does not accept, and server-side problems
 (unusable secret, unreadable revocation store) do not count: they say nothing about
@@ -56,12 +56,6 @@ SYNC_INTERVAL_SECONDS = 0.1
 # instance writes at most 1 / SYNC_SPACING_SECONDS transactions a second.
 SYNC_SPACING_SECONDS = 0.02
 PURGE_INTERVAL_SECONDS = 60.0
-
-
-def is_bad_credential(error: errors.AuthError) -> bool:
-    """Whether ``error`` means the caller presented a credential we refuse (the error
-    class says so: ``bad_credential``)."""
-    return error.bad_credential
 
 
 class AuthFailureThrottle:
@@ -119,6 +113,13 @@ class AuthFailureThrottle:
         now = self._clock()
         with self._lock:
             return sum(1 for until in self._blocked_until.values() if until > now)
+
+    def record_refusal(self, client: str, error: errors.AuthError) -> None:
+        """Count ``error`` against ``client`` when its class calls it a bad credential
+        (``bad_credential``): a missing token, a role or a fault of the server's own says
+        nothing about someone guessing tokens."""
+        if error.bad_credential:
+            self.record_failure(client)
 
     def record_failure(self, client: str) -> bool:
         """Count one bad credential from ``client``; True when this one starts a block.

@@ -1,26 +1,24 @@
 """Issue and verify HS256 access tokens: the token rules, as pure functions.
 
-:func:`decode_access_token` checks size and shape, then the HMAC signature (against the
-current secret, then any previous ones) *before* any JSON is parsed, then the header, then
-the claims in PyJWT's order. It is strict: it may only accept what the reference verdict
-accepts — PyJWT's ``jwt.decode`` with our options plus these rules, which lives with the
-tests (``testkit/reference.py``) and is held to the same verdict by
-``tests/auth/test_differential.py``. PyJWT also issues every token (:func:`issue_token`).
+:func:`decode_access_token` verifies with PyJWT (which also issues every token,
+:func:`issue_token`) and adds session-buddy's rules: first the size, the strict shape and
+canonical base64url (PyJWT tolerates ``=`` padding and any signature length, and its
+releases differ on non-canonical encodings); then PyJWT's signature check against the
+current secret and each previous one (HS256 only, JSON objects, a string ``kid``); then
+the header rules, the claims in PyJWT's order — checked here, with the clock passed in,
+since PyJWT reads its own — and the caller. The verdict is held to an independent
+reference (``testkit/reference.py``) by ``tests/auth/test_differential.py``.
 
 The rules take ``now`` so they are testable without sleeping.
 """
 
 from __future__ import annotations
 
-import binascii
-import functools
 import hashlib
-import hmac
-import json
 import math
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,38 +35,20 @@ RESERVED_CLAIMS = frozenset({"user_id", "sub", "exp", "iat", "nbf", "jti", "type
 # Three unpadded base64url segments; an HS256 signature is exactly 32 bytes = 43 characters.
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# Canonical encodings only: the unused low bits of a segment's last character must be zero.
+# Canonical encodings only: the unused low bits of a segment's last character must be zero,
+# so a token has one spelling (its digest is the revocation key of a token without jti).
+# Ours, not left to PyJWT: the releases this project allows differ on it.
 _CANONICAL_LAST = {
     2: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x0F == 0),
     3: frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x03 == 0),
 }
 _BEARER = "bearer "
-# The same shape with a canonical 43-character signature, checked in one pass.
-_SIGNED_SHAPE = re.compile(
-    r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{42}"
-    f"[{re.escape(''.join(sorted(_CANONICAL_LAST[3])))}]"
-)
 BAD_SIGNATURE = "signature does not match any configured secret"
-# Segments passed the shape check (alphabet only): a translate and a C decode suffice.
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_PADDING = (b"", b"===", b"==", b"=")
-_JSON = json.JSONDecoder()
-
-_openssl_hmac_new: Callable[..., Any] | None
-try:  # OpenSSL's HMAC object: its copy() is one C call (hmac.HMAC.copy is Python code)
-    from _hashlib import hmac_new as _openssl_hmac_new
-except ImportError:  # pragma: no cover - CPython without OpenSSL
-    _openssl_hmac_new = None
-
-
-def _prepared_mac(key: bytes) -> Any:
-    """An HMAC-SHA256 object keyed with ``key``, to be copied for each message."""
-    if _openssl_hmac_new is not None:
-        try:
-            return _openssl_hmac_new(key, digestmod="sha256")
-        except (TypeError, ValueError):  # pragma: no cover - e.g. a FIPS-restricted build
-            pass
-    return hmac.new(key, digestmod=hashlib.sha256)
+# PyJWT checks the signature and the encoding; every claim is checked by check_registered_claims.
+_PYJWT_OPTIONS: Any = {
+    "require": [],
+    **{f"verify_{claim}": False for claim in ("exp", "iat", "nbf", "iss", "aud", "sub", "jti")},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,25 +74,12 @@ class SigningKeys:
     current: bytes
     previous: tuple[bytes, ...] = ()
     all: tuple[bytes, ...] = field(init=False, repr=False)
-    _macs: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all", (self.current, *self.previous))
-        # HMAC key setup done once; each check copies the prepared state.
-        macs = tuple(_prepared_mac(key) for key in self.all)
-        object.__setattr__(self, "_macs", macs)
 
     def __repr__(self) -> str:
         return f"SigningKeys(<{len(self.all)} secrets hidden>)"
-
-    def signature_matches(self, signing_input: bytes, signature: bytes) -> bool:
-        """Constant-time comparison against every key (current first)."""
-        for prepared in self._macs:
-            mac = prepared.copy()
-            mac.update(signing_input)
-            if hmac.compare_digest(mac.digest(), signature):
-                return True
-        return False
 
     @classmethod
     def from_secrets(cls, current: str, previous: Sequence[str] = ()) -> SigningKeys:
@@ -142,33 +109,6 @@ def normalize_token(raw: object, max_bytes: int = MAX_TOKEN_BYTES) -> str:
     if not token:
         raise errors.MalformedTokenError("token is empty")
     return token
-
-
-def _check_canonical(segment: str) -> None:
-    rem = len(segment) % 4
-    if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
-        raise errors.MalformedTokenError("non-canonical base64url segment")
-
-
-def _b64decode(segment: str) -> bytes:
-    """Decode a segment that passed the shape check (base64url alphabet only)."""
-    data = segment.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[len(segment) % 4]
-    return binascii.a2b_base64(data)
-
-
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        if data[:1] == b"{" and data[1:2] != b"\0":
-            # What json.loads(bytes) would do here: detect_encoding() says UTF-8 and the
-            # text cannot start with a BOM, so json.loads(text) is the decoder's decode().
-            value = _JSON.decode(data.decode("utf-8", "surrogatepass"))
-        else:
-            value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise errors.MalformedTokenError(f"{what} is not JSON: {type(exc).__name__}") from None
-    if not isinstance(value, dict):
-        raise errors.MalformedTokenError(f"{what} is not a JSON object")
-    return value
 
 
 def check_header(header: Mapping[str, Any]) -> None:
@@ -282,52 +222,40 @@ def decode_access_token(
     token: str, keys: SigningKeys, policy: TokenPolicy, now: float
 ) -> dict[str, Any]:
     """Verify a normalised token and return its claims, or raise an ``AuthError``."""
-    if not check_signature(token, keys, policy):
-        raise errors.InvalidSignatureError(BAD_SIGNATURE)
-    return decode_signed_claims(token, policy, now)
-
-
-def check_signature(token: str, keys: SigningKeys, policy: TokenPolicy) -> bool:
-    """Size, shape, then the HMAC against every key — before any JSON is parsed.
-
-    The first half of :func:`decode_access_token`: oversized or malformed tokens raise;
-    a signature no key made returns False.
-    """
     if len(token) > policy.max_token_bytes:
         raise errors.TokenTooLargeError(f"token is {len(token)} characters")
-    if _SIGNED_SHAPE.fullmatch(token) is None:
-        if _SHAPE.fullmatch(token) is None:
-            raise errors.MalformedTokenError("not three unpadded base64url segments")
-        raise errors.MalformedTokenError("non-canonical base64url segment")  # the signature
-    signing_input, _, signature_segment = token.rpartition(".")
-    return keys.signature_matches(signing_input.encode(), _b64decode(signature_segment))
-
-
-def decode_signed_claims(token: str, policy: TokenPolicy, now: float) -> dict[str, Any]:
-    """The second half of :func:`decode_access_token`: header, then claims.
-
-    Only for a token :func:`check_signature` accepted: with a good signature, the rest is
-    worth looking at.
-    """
-    header_segment, payload_segment, _ = token.split(".")
-    _check_canonical(payload_segment)
-    _check_header_segment(header_segment)
-    payload = _json_object(_b64decode(payload_segment), "payload")
+    if _SHAPE.fullmatch(token) is None:
+        raise errors.MalformedTokenError("not three unpadded base64url segments")
+    if not all(map(_canonical, token.split("."))):
+        raise errors.MalformedTokenError("non-canonical base64url segment")
+    decoded = _signed_by_any_key(token, keys)
+    check_header(decoded["header"])
+    payload: dict[str, Any] = decoded["payload"]
     check_registered_claims(payload, policy, now)
     _check_identity_and_type(payload)  # check_registered_claims checked the time types
     return payload
 
 
-@functools.lru_cache(maxsize=64)
-def _check_header_segment(segment: str) -> bool:
-    """Check an encoded header; accepted ones are remembered (a verdict on the text alone).
+def _canonical(segment: str) -> bool:
+    rem = len(segment) % 4
+    return rem == 0 or (rem != 1 and segment[-1] in _CANONICAL_LAST[rem])
 
-    Nearly every token carries the same header, so this skips its decoding. A rejected
-    header raises, and exceptions are never cached.
-    """
-    _check_canonical(segment)
-    check_header(_json_object(_b64decode(segment), "header"))
-    return True
+
+def _signed_by_any_key(token: str, keys: SigningKeys) -> dict[str, Any]:
+    """PyJWT's ``decode_complete`` with the first key that made the signature."""
+    for key in keys.all:
+        try:
+            decoded: dict[str, Any] = jwt.api_jwt.decode_complete(
+                token, key, algorithms=[ALGORITHM], options=_PYJWT_OPTIONS
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidAlgorithmError:
+            raise errors.DisallowedAlgorithmError("header alg is not HS256") from None
+        except jwt.PyJWTError as exc:
+            raise errors.MalformedTokenError(f"PyJWT: {type(exc).__name__}") from None
+        return decoded
+    raise errors.InvalidSignatureError(BAD_SIGNATURE)
 
 
 def new_token_id() -> str:

@@ -182,9 +182,11 @@ class Recorders:
     def add(self, recorder: DecisionRecorder) -> None:
         self._recorders = (*self._recorders, recorder)
 
-    def __bool__(self) -> bool:
-        """Whether any recorder listens: with none (audit and metrics off), callers need
-        not build the decision at all."""
+    @property
+    def listening(self) -> bool:
+        """Whether any recorder listens. With none (audit and metrics off, or library use)
+        a caller builds no decision at all — and the HTTP layer reads no request body to
+        name a refusal's action."""
         return bool(self._recorders)
 
     def record(self, decision: AuthDecision) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from session_buddy.auth.config import MIN_SECRET_LENGTH, AuthConfig
 from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
+from session_buddy.auth.verifiers import configured_verifiers
 from session_buddy.cli.config import (
     cli_settings,
     fail_closed,
@@ -130,7 +131,8 @@ def status() -> None:
     fail closed."""
     config = AuthConfig(cli_settings())
     settings = config.settings
-    problem = config.problem() if config.enabled else None
+    enabled = configured_verifiers(config).enabled
+    problem = config.problem() if config.secret_configured else None
 
     table = Table(title=title("session-buddy authentication"), title_justify="left")
     table.add_column("setting", style="bold")
@@ -141,7 +143,7 @@ def status() -> None:
         origin = " / ".join(dict.fromkeys(_from(settings.origin(name)) for name in fields))
         table.add_row(label, cell(value), cell(origin))
 
-    table.add_row("Authentication", "enabled" if config.enabled else "disabled", "")
+    table.add_row("Authentication", "enabled" if enabled else "disabled", "")
     shown, where = _secret_row(settings, config.secret_source)
     table.add_row("Secret source", cell(shown), cell(where))
     length = config.secret_length
@@ -207,7 +209,7 @@ def status() -> None:
         fail_closed(problem, ": authentication fails closed (every call is refused)")
     if storage_problem is not None:
         fail(*storage_problem)
-    if not config.enabled:
+    if not enabled:
         warn(
             f"{AUTH_DISABLED_WARNING}: every tool runs unauthenticated as 'anonymous' — "
             f"fix: {GENERATE_FIX}"

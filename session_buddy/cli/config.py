@@ -105,7 +105,7 @@ def fail_closed(problem: SecretConfigError, suffix: str = "") -> None:
 
 def usable_auth_config(config: AuthConfig) -> AuthConfig:
     """``config`` when it can sign and verify tokens, or exit 1 with the fix."""
-    if not config.enabled:
+    if not config.secret_configured:
         fail(AUTH_DISABLED_WARNING, SecretNotConfiguredError.fix)
     problem = config.problem()
     if problem is not None:

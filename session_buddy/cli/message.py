@@ -67,7 +67,7 @@ def shared_secret(
         try:
             secret: str | None = config.secret
         except SecretConfigError as exc:
-            if config.enabled:
+            if config.secret_configured:
                 fail_closed(exc)
             secret = None
     else:

@@ -120,7 +120,7 @@ def serve(
         fail(str(exc), exc.fix)
     # A configuration or database that cannot work stops here, before the MCP SDK and
     # uvicorn are imported (they take a second, which a failing start should not pay).
-    problem = runtime.auth.problem() if runtime.auth.enabled else None
+    problem = runtime.auth.problem() if runtime.auth.secret_configured else None
     if problem is not None:
         fail(str(problem), problem.fix)
     http = transport is Transport.http
@@ -130,7 +130,7 @@ def serve(
         review = review_http_exposure(
             host,
             settings,
-            auth_enabled=runtime.auth.enabled,
+            auth_enabled=runtime.manager.enabled,
             allow_unauthenticated=allow_unauthenticated,
         )
         if review.refusal is not None:
@@ -166,11 +166,11 @@ def _serve(
     superuser = superuser_warning(runtime.database)
     if superuser is not None:
         logger.warning("⚠️ %s", superuser)
-    from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
 
-    mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
+    if runtime.auth_warning is not None:
+        logging.getLogger("session_buddy.auth").warning(runtime.auth_warning)
     metrics = (
         ServerMetrics() if http and mcp_server.metrics_enabled(settings.metrics, host) else None
     )
@@ -194,3 +194,4 @@ def _serve(
             )
     finally:
         runtime.stop_serving()
+        runtime.close()

@@ -1,12 +1,13 @@
 """What a tool call knows about the HTTP request behind it, in one place.
 
 The streamable HTTP transport runs a tool in another task than the ASGI request, so the
-bearer middleware leaves its findings in the request's ASGI ``scope["state"]`` and a tool
-reads them through its ``Context``. The keys, and the functions that read them, live here:
+HTTP layer leaves its findings in the request's ASGI scope and a tool reads them through
+its ``Context``:
 
-* :data:`BEARER_STATE_KEY` — the :class:`Principal` of a verified ``Authorization`` header;
-* :data:`AUTH_FAILURE_REPORTER_KEY` — a callable ``reporter(error)`` that counts a bad
-  ``token`` argument towards the client's failure throttle.
+* ``scope["user"]`` — a :class:`BearerUser` (the :class:`Principal` of a verified
+  ``Authorization`` header) where Starlette's authentication middleware put it;
+* ``scope["state"][AUTH_FAILURE_REPORTER_KEY]`` — a callable ``reporter(error)`` that
+  counts a bad ``token`` argument towards the client's failure throttle.
 
 Over stdio there is no request: every function answers "nothing" (and ``client_of`` says
 ``"stdio"``).
@@ -18,15 +19,42 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context
+from starlette.authentication import BaseUser
+from starlette.types import Scope
 
 from session_buddy.auth.errors import AuthError
 from session_buddy.auth.principal import Principal
 
-BEARER_STATE_KEY = "session_buddy_principal"
 AUTH_FAILURE_REPORTER_KEY = "session_buddy_report_auth_failure"
 STDIO_CLIENT = "stdio"
 
 FailureReporter = Callable[[AuthError], None]
+
+
+class BearerUser(BaseUser):
+    """The caller a verified ``Authorization: Bearer`` header names (``scope["user"]``)."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.user_id
+
+    @property
+    def identity(self) -> str:
+        return self.principal.user_id
+
+
+def peer_host(scope: Scope) -> str:
+    """The client's IP address (the TCP peer, or what a trusted proxy forwarded): what
+    the failure log, the throttle and the audit key on; ports change per connection."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def request_of_context(context: object) -> Any:
@@ -46,9 +74,9 @@ def request_state(request: Any) -> dict[str, Any]:
 
 
 def bearer_principal_of(request: Any) -> Principal | None:
-    """The identity the HTTP bearer middleware verified for this request, if any."""
-    principal = request_state(request).get(BEARER_STATE_KEY)
-    return principal if isinstance(principal, Principal) else None
+    """The identity the HTTP bearer authentication verified for this request, if any."""
+    user = getattr(request, "scope", {}).get("user") if request is not None else None
+    return user.principal if isinstance(user, BearerUser) else None
 
 
 def failure_reporter_of(request: Any) -> FailureReporter | None:

@@ -34,8 +34,8 @@ from typing import Any, ParamSpec, Protocol, cast
 from mcp_types import CallToolResult, TextContent
 
 from session_buddy.auth.errors import AuthorizationError
-from session_buddy.mcp.auth import AuthenticationError
 from session_buddy.mcp.error_meta import ErrorKind, ToolErrorData, error_meta
+from session_buddy.mcp.guard import AuthenticationError
 from session_buddy.sessions.errors import SessionError
 from session_buddy.store import StorageError
 

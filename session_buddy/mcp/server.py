@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from session_buddy.auth.config import AuthConfig
-from session_buddy.mcp.bearer import BearerAuthMiddleware
+from session_buddy.auth.manager import JWTManager
 from session_buddy.mcp.exposure import is_loopback, transport_security
+from session_buddy.mcp.http_auth import bearer_authentication
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
@@ -94,7 +94,7 @@ def build_server(
         runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only, metrics=metrics
     ).register(server)
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
-        _health_endpoint(database, runtime.auth)
+        _health_endpoint(database, runtime.manager)
     )
     if metrics is not None:
         _attach_metrics(metrics, runtime)
@@ -107,12 +107,11 @@ def build_server(
 def _attach_metrics(metrics: ServerMetrics, runtime: Runtime) -> None:
     """Feed ``metrics`` from the runtime: decisions, gauges, revocation propagation."""
     runtime.decisions.add(metrics)
-    revocations = runtime.manager.revocations if runtime.auth.problem() is None else None
-    if revocations is not None:
-        revocations.on_learned = metrics.observe_propagation
+    revocations = runtime.revocations
+    revocations.add_learned_listener(metrics.observe_propagation)
     metrics.watch(
         throttled_clients=runtime.throttle.blocked_count,
-        revoked_tokens=(lambda: revocations.known) if revocations is not None else (lambda: 0),
+        revoked_tokens=lambda: revocations.known,
         audit_dropped=lambda: runtime.audit.dropped,
     )
 
@@ -140,8 +139,13 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
         max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
     )
     app = protocol_http_app(sdk_app, max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
-    return BearerAuthMiddleware(
-        app, manager=runtime.manager, throttle=runtime.throttle, tools=SessionTools.names()
+    return bearer_authentication(
+        app,
+        verification=runtime.verification,
+        failure_log=runtime.failure_log,
+        throttle=runtime.throttle,
+        recorders=runtime.decisions,
+        tools=SessionTools.names(),
     )
 
 
@@ -192,7 +196,7 @@ def run_http(
 
 
 def _health_endpoint(
-    database: Database, auth: AuthConfig
+    database: Database, manager: JWTManager
 ) -> Callable[[Request], Awaitable[Response]]:
     probe = _HealthProbe(database)
 
@@ -211,7 +215,7 @@ def _health_endpoint(
                 "status": "ok",
                 "server": SERVER_NAME,
                 "version": VERSION,
-                "auth_enabled": auth.enabled,
+                "auth_enabled": manager.enabled,
             }
         )
 

@@ -23,8 +23,8 @@ from session_buddy.auth.crossproject import CrossProjectAuth
 from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.scopes import EXECUTE, READ, WRITE, ImpliedBy
-from session_buddy.mcp.auth import get_current_user, require_auth
 from session_buddy.mcp.envelope import EnvelopeVerdict
+from session_buddy.mcp.guard import get_current_user, require_auth
 from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.metrics import ServerMetrics
 from session_buddy.mcp.results import structured, verbatim_errors
@@ -206,10 +206,10 @@ class SessionTools:
         """Add every tool to ``server``, protected, with titles and behaviour hints."""
         for method, spec in self.specs().items():
             guarded = require_auth(
+                self._manager,
                 optional=spec.optional_auth,
                 scopes=() if spec.scope is None else (spec.scope,),
                 implied_by=SESSION_SCOPES_IMPLIED_BY,
-                manager=self._manager,
                 bearer_only=self._bearer_only,
             )(method)
             tool = verbatim_errors(guarded)
@@ -309,7 +309,7 @@ class SessionTools:
 
     def whoami(self, ctx: Context, token: Token = None) -> Annotated[CallToolResult, Identity]:
         """Whether authentication is enabled, and who the verified caller is (never the token)."""
-        identity = Identity.of(_caller(), auth_enabled=self._manager.config.enabled)
+        identity = Identity.of(_caller(), auth_enabled=self._manager.enabled)
         return structured(identity)
 
     def verify_envelope(

@@ -9,9 +9,8 @@ note's module-level functions — shares its connections and its listener.
 
 from __future__ import annotations
 
-import threading
-
 from session_buddy.config import DatabaseUrlFileError, Settings
+from session_buddy.shared import SharedParts
 from session_buddy.store.base import Database, Dialect
 from session_buddy.store.errors import StorageError
 from session_buddy.store.sqlite import SqliteDatabase
@@ -24,15 +23,16 @@ __all__ = [
     "StorageError",
     "close_shared_databases",
     "database_for",
+    "release_database",
     "shared_database",
 ]
 
-_shared_lock = threading.Lock()
-_shared: dict[str, Database] = {}
+_databases: SharedParts[Database] = SharedParts(lambda database: database.close())
 
 
-def database_for(settings: Settings) -> Database:
-    """The process's database for ``settings`` (not opened: call ``open()``).
+def database_for(settings: Settings, *, hold: bool = False) -> Database:
+    """The process's database for ``settings`` (not opened: call ``open()``); ``hold``: the
+    caller holds it until :func:`release_database` (see :mod:`session_buddy.shared`).
 
     :class:`StorageError` (kind ``bad_url``) when the configured URL is unusable.
     """
@@ -41,30 +41,30 @@ def database_for(settings: Settings) -> Database:
     except DatabaseUrlFileError as exc:
         raise StorageError(str(exc), kind="bad_url", fix=exc.fix) from None
     if url is None:
-        return shared_database(str(settings.database_path))
+        return shared_database(str(settings.database_path), hold=hold)
     check_url(url)
-    return shared_database(url, postgres=True)
+    return shared_database(url, postgres=True, hold=hold)
 
 
-def shared_database(location: str, *, postgres: bool = False) -> Database:
+def shared_database(location: str, *, postgres: bool = False, hold: bool = False) -> Database:
     """The process's :class:`Database` for a SQLite path (or a ``postgresql://`` URL)."""
-    with _shared_lock:
-        database = _shared.get(location)
-        if database is None:
-            if postgres:  # the driver is imported only where PostgreSQL is configured
-                from session_buddy.store.postgres import PostgresDatabase
 
-                database = PostgresDatabase(location)
-            else:
-                database = SqliteDatabase(location)
-            _shared[location] = database
-        return database
+    def build() -> Database:
+        if postgres:  # the driver is imported only where PostgreSQL is configured
+            from session_buddy.store.postgres import PostgresDatabase
+
+            return PostgresDatabase(location)
+        return SqliteDatabase(location)
+
+    return (_databases.hold if hold else _databases.get)(location, build)
+
+
+def release_database(database: Database) -> None:
+    """A holder of ``database`` (see :func:`database_for`) is done with it."""
+    _databases.release(database.location)
 
 
 def close_shared_databases() -> None:
-    """Close and forget every shared database (tests, and processes switching databases)."""
-    with _shared_lock:
-        databases = list(_shared.values())
-        _shared.clear()
-    for database in databases:
-        database.close()
+    """Close and forget every shared database no runtime holds (tests, and processes
+    switching databases); a held one stays open and shared until its holders close."""
+    _databases.forget()

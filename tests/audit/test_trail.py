@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.tokens import token_fingerprint
 from session_buddy.auth.trail import AuditTrail, AuthDecision, Recorders, as_event
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from session_buddy.store import SqliteDatabase
 from session_buddy.store.audit import AuditRepository
 from testkit.clock import FixedClock
@@ -186,11 +185,11 @@ class Collected:
         self.decisions.append(decision)
 
 
-def test_recorders_are_falsy_until_one_listens() -> None:
+def test_recorders_listen_once_one_is_added() -> None:
     recorders = Recorders()
-    assert not recorders
+    assert not recorders.listening
     recorders.add(Collected())
-    assert recorders
+    assert recorders.listening
 
 
 def test_no_decision_is_built_while_nobody_records_them(

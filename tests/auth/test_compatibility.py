@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from session_buddy.auth import AuthConfig, JWTManager, errors
+from session_buddy.auth import errors
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from testkit.tokens import assemble, mint
 
 ANOTHER_SECRET = "another-secret-0123456789abcdefghijklmn"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from session_buddy.auth.config import AuthConfig
 from session_buddy.config import load_settings
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig
 from testkit.tokens import mint
 
 SHORT = "too-short-secret"
@@ -147,7 +147,7 @@ def test_malformed_setting_makes_validation_fail_closed_without_raising(
     monkeypatch: pytest.MonkeyPatch, auth_enabled: str
 ) -> None:
     monkeypatch.setenv("SESSION_BUDDY_LEEWAY_SECONDS", "abc")
-    monkeypatch.setattr(auth, "_runtime", None)  # the next call re-reads the environment
+    monkeypatch.setattr(auth, "_default", None)  # the next call re-reads the environment
     assert auth.validate_token(mint(auth_enabled)) is None
     assert auth.get_auth_error() == "Invalid configuration: SESSION_BUDDY_LEEWAY_SECONDS"
 

@@ -1,7 +1,9 @@
-"""The fast verifier agrees with PyJWT (plus our rules) on every token, valid or not.
+"""The product's verifier agrees with an independent reference on every token, valid or not.
 
-``TokenVerifier.verify`` (normalise, then ``decode_access_token``) is the production
-path; ``testkit.reference.decode_with_pyjwt`` is the reference. Hypothesis generates
+The production path: ``TokenVerification.verify`` with the shared-secret verifier
+(normalise, then ``decode_access_token``). The reference: ``testkit.reference.
+decode_with_pyjwt`` — PyJWT plus the rules written out again, sharing nothing with
+``session_buddy``, so a bug on either side shows as a disagreement. Hypothesis generates
 headers, claims, secrets, policies and byte-level mutations; both paths must give the same
 verdict, the same public message and the same claims. ``make fuzz`` runs 100,000 examples
 (SESSION_BUDDY_FUZZ_EXAMPLES); ``make test`` a few thousand.
@@ -9,8 +11,10 @@ verdict, the same public message and the same claims. ``make fuzz`` runs 100,000
 
 from __future__ import annotations
 
+import ast
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -18,16 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from session_buddy.auth import errors
-from session_buddy.auth.tokens import (
-    SigningKeys,
-    TokenPolicy,
-    decode_access_token,
-    normalize_token,
-)
-from session_buddy.auth.verifier import TokenVerifier
+from session_buddy.auth.tokens import SigningKeys, TokenPolicy, decode_access_token
+from testkit import reference
 from testkit.mutations import mutate, mutation_recipes
-from testkit.reference import decode_with_pyjwt
 from testkit.tokens import assemble
+from testkit.verification import shared_secret_verification
 
 EXAMPLES = int(os.environ.get("SESSION_BUDDY_FUZZ_EXAMPLES", "2500"))
 CURRENT = "current-secret-0123456789abcdefghijklmnop"
@@ -84,8 +83,9 @@ identities = st.one_of(
 
 @st.composite
 def recipes(draw: st.DrawFn) -> dict[str, Any]:
-    """Half well-formed tokens with small variations, half anything goes."""
-    return draw(st.one_of(plausible_recipes(), wild_recipes()))
+    """Well-formed tokens with small variations, valid tokens broken at one rule's edge,
+    and anything goes — a third each."""
+    return draw(st.one_of(plausible_recipes(), edge_recipes(), wild_recipes()))
 
 
 @st.composite
@@ -120,6 +120,51 @@ def plausible_recipes(draw: st.DrawFn) -> dict[str, Any]:
             require_audience=draw(st.booleans()),
         ),
     }
+
+
+EDGE_HEADERS = st.sampled_from(
+    [
+        {"crit": ["exp"]},
+        {"crit": []},
+        {"kid": 7},
+        {"kid": "k1"},
+        {"b64": False},
+        {"b64": True},
+        {"alg": "HS512"},
+        {"alg": "hs256"},
+        {"typ": "at+jwt"},
+    ]
+)
+EDGE_IDENTITIES = st.sampled_from(
+    ["", "   ", "\u3000", "x" * 256, "x" * 257, "x" * 300, 7, None, True, ["alice"]]
+)
+EDGE_TYPES = st.sampled_from(["access", "refresh", "Access", "", None, 1])
+EDGE_PRESENTATIONS = st.sampled_from(
+    ["{}", " {}", "{} ", "\t{}\n", "Bearer {}", "bearer  {}", "BEARER {} ", "Bearer\t{}", "Bearer"]
+)
+
+
+@st.composite
+def edge_recipes(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid token with one rule pushed to its edge: the header, a time claim, the
+    caller, the type, or how the token is presented. These are the rules a verifier adds
+    to PyJWT's, so each is where the product and the reference could part."""
+    recipe = draw(plausible_recipes())
+    recipe["mutation"] = None
+    payload = recipe["payload"]
+    edge = draw(st.sampled_from(["header", "time", "caller", "type", "presentation"]))
+    if edge == "header":
+        recipe["header"] = {**recipe["header"], **draw(EDGE_HEADERS)}
+    elif edge == "time":
+        payload[draw(st.sampled_from(["exp", "iat", "nbf"]))] = draw(odd_values)
+    elif edge == "caller":
+        payload.pop("sub", None)
+        payload[draw(st.sampled_from(["user_id", "sub"]))] = draw(EDGE_IDENTITIES)
+    elif edge == "type":
+        payload["type"] = draw(EDGE_TYPES)
+    else:
+        recipe["presentation"] = draw(EDGE_PRESENTATIONS)
+    return recipe
 
 
 @st.composite
@@ -182,14 +227,30 @@ def build(recipe: dict[str, Any], now: float) -> tuple[str, TokenPolicy]:
     token = assemble(recipe["header"], payload, recipe["secret"])
     if recipe["mutation"] is not None:
         token = mutate(token, recipe["mutation"])
+    if "presentation" in recipe:
+        token = recipe["presentation"].replace("{}", token)
     return token, recipe["policy"]
 
 
 def verdict(decode: Any) -> tuple[str, Any]:
+    """What a caller would learn: the claims, or the message of the refusal."""
     try:
         return "accept", decode()
-    except errors.AuthError as exc:
+    except errors.AuthError as exc:  # the product's refusals
         return "reject", exc.public_message
+    except reference.Refused as exc:  # the reference's
+        return "reject", exc.message
+
+
+def reference_policy(policy: TokenPolicy) -> reference.Policy:
+    """The same settings, handed to the reference as its own data."""
+    return reference.Policy(
+        leeway_seconds=policy.leeway_seconds,
+        allowed_issuers=policy.allowed_issuers,
+        audience=policy.audience,
+        require_audience=policy.require_audience,
+        max_token_chars=policy.max_token_bytes,
+    )
 
 
 @settings(
@@ -199,12 +260,14 @@ def verdict(decode: Any) -> tuple[str, Any]:
     database=None,
 )
 @given(recipes())
-def test_fast_path_and_pyjwt_reference_agree(recipe: dict[str, Any]) -> None:
+def test_verifier_and_independent_reference_agree(recipe: dict[str, Any]) -> None:
     token, policy = build(recipe, time.time())
-    # The production path exactly: a fresh TokenVerifier (normalising, then verifying).
-    fast = verdict(lambda: TokenVerifier(KEYS, policy).verify(token))
-    reference = verdict(lambda: decode_with_pyjwt(normalize_token(token), SECRETS, policy))
-    assert fast == reference, (token, policy)
+    # The production path exactly: a fresh verification (normalising, then verifying).
+    product = verdict(lambda: dict(shared_secret_verification(KEYS, policy).verify(token).claims))
+    expected = verdict(
+        lambda: reference.decode_with_pyjwt(token, SECRETS, reference_policy(policy))
+    )
+    assert product == expected, (token, policy)
 
 
 def test_generator_produces_both_verdicts() -> None:
@@ -223,5 +286,22 @@ def test_generator_produces_both_verdicts() -> None:
 
 def test_reference_accepts_what_pyjwt_accepts_for_a_plain_token() -> None:
     token = jwt.encode({"user_id": "u", "exp": int(time.time()) + 600}, CURRENT, algorithm="HS256")
-    assert decode_with_pyjwt(token, SECRETS, TokenPolicy())["user_id"] == "u"
+    assert reference.decode_with_pyjwt(token, SECRETS, reference.Policy())["user_id"] == "u"
     assert decode_access_token(token, KEYS, TokenPolicy(), time.time())["user_id"] == "u"
+
+
+def test_the_reference_shares_nothing_with_the_product() -> None:
+    """An independent reference imports nothing from session_buddy: where the two shared a
+    function, a bug in it could never be caught."""
+    tree = ast.parse(Path(reference.__file__).read_text(encoding="utf-8"))
+    imported = {
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+        )
+    }
+    assert not {name for name in imported if name.split(".")[0] == "session_buddy"}

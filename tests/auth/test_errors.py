@@ -12,7 +12,7 @@ import inspect
 import pytest
 
 from session_buddy.auth import errors
-from session_buddy.auth.throttle import is_bad_credential
+from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.store import StorageError
 
 EXPECTED: dict[type[errors.AuthError], tuple[int, bool, int | None]] = {
@@ -70,8 +70,11 @@ def test_the_throttle_counts_what_the_class_calls_a_bad_credential() -> None:
     class Guessed(errors.AuthError):
         bad_credential = True
 
-    assert is_bad_credential(Guessed())
-    assert not is_bad_credential(errors.RevocationUnavailableError())
+    throttle = AuthFailureThrottle(limit=1)
+    throttle.record_refusal("10.0.0.1", Guessed())
+    throttle.record_refusal("10.0.0.2", errors.RevocationUnavailableError())
+    assert throttle.retry_after("10.0.0.1") is not None
+    assert throttle.retry_after("10.0.0.2") is None
 
 
 def test_an_unreadable_revocation_store_carries_the_storage_failure_and_its_fix() -> None:

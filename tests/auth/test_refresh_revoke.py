@@ -9,10 +9,9 @@ import jwt
 import pytest
 
 from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY, RevocationStore
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from session_buddy.store import SqliteDatabase
 from testkit.clock import seconds_until
 from testkit.concurrency import run_in_threads
@@ -139,7 +138,7 @@ def test_revocation_by_another_process_is_honoured_within_a_second(
 
 def test_expired_revocations_are_forgotten(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), clock=lambda: now[0])
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), clock=lambda: now[0]).open()
     store.revoke("jti:a", expires_at=now[0] + 60)
     store.revoke("jti:b", expires_at=now[0] + 86_400)
     assert store.count() == 2
@@ -204,7 +203,7 @@ def test_odd_or_future_auth_time_neither_crashes_nor_extends_the_lifetime(
 
 def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
-    writer = RevocationStore(SqliteDatabase(path))
+    writer = RevocationStore(SqliteDatabase(path)).open()
     db = SqliteDatabase(path)
     real_query = db.query
     calls = []
@@ -218,7 +217,7 @@ def test_revocation_committed_while_a_store_loads_is_not_lost(tmp_path: Path) ->
 
     db.query = query  # type: ignore[method-assign]
     tick = [0.0]
-    reader = RevocationStore(db, monotonic=lambda: tick[0])
+    reader = RevocationStore(db, monotonic=lambda: tick[0]).open()
     tick[0] += 1.0
     assert reader.is_revoked("jti:late")
 
@@ -229,7 +228,7 @@ def test_unreadable_revocation_store_fails_closed_after_a_grace_period(tmp_path:
 
     db = SqliteDatabase(tmp_path / "r.db")
     tick = [0.0]
-    store = RevocationStore(db, monotonic=lambda: tick[0])
+    store = RevocationStore(db, monotonic=lambda: tick[0]).open()
 
     def broken(sql: str, params: tuple = ()) -> list:
         raise StorageError("database r.db: disk I/O error")

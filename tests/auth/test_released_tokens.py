@@ -13,11 +13,12 @@ import time
 import jwt
 import pytest
 
-from session_buddy.auth import AuthConfig, JWTManager, errors
+from session_buddy.auth import errors
 from session_buddy.auth.principal import Principal
 from session_buddy.client.credentials import MintedTokens
 from session_buddy.config import load_settings
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from testkit.released import (
     ReleasedVerifierRefusal,
     create_service_token,

@@ -40,7 +40,7 @@ def store_on(
     pg: PgFixture, open_databases: Callable[[str], PostgresDatabase], sync_interval: float
 ) -> RevocationStore:
     """An instance's revocation store, once its listener is up."""
-    store = RevocationStore(open_databases(pg.url), sync_interval=sync_interval)
+    store = RevocationStore(open_databases(pg.url), sync_interval=sync_interval).open()
     seconds_until(lambda: watch_of(store).healthy, 5.0, what="the listener to connect")
     return store
 

@@ -78,7 +78,7 @@ def idle_store(tmp_path: Path) -> Iterator[tuple[RevocationStore, list[float]]]:
     """A polling store on a real SQLite file, and its clock (``monotonic``, moved by hand)."""
     database = SqliteDatabase(tmp_path / "r.db")
     tick = [0.0]
-    store = RevocationStore(database, monotonic=lambda: tick[0])
+    store = RevocationStore(database, monotonic=lambda: tick[0]).open()
     yield store, tick
     database.close()
 
@@ -159,7 +159,7 @@ def test_checks_during_a_notified_reread_use_what_the_listener_vouched_for(
         open_databases(postgres_database.url),
         sync_interval=NEVER_POLL,
         monotonic=lambda: time.monotonic() + offset[0],
-    )
+    ).open()
     watch = store._watch
     assert watch is not None
     seconds_until(lambda: watch.healthy, WAIT, what="the listener to connect and read")

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from session_buddy.auth import AuthConfig, JWTManager, errors
+from session_buddy.auth import errors
 from session_buddy.auth.scopes import granted_scopes, is_scope_name, missing_scope
 from session_buddy.config import load_settings
-from session_buddy.mcp.auth import AuthenticationError, require_auth
+from session_buddy.mcp.auth import AuthConfig, AuthenticationError, JWTManager, require_auth
 from testkit.tokens import mint
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 from pathlib import Path
@@ -10,27 +11,29 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
+from session_buddy.auth import errors, tokens
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.revocation import RevocationStore
 from session_buddy.auth.tokens import RESERVED_CLAIMS, SigningKeys, TokenPolicy
-from session_buddy.auth.verifier import TokenVerifier
+from session_buddy.auth.verification import TokenVerification
 from session_buddy.config import load_settings
 from session_buddy.mcp import auth
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from session_buddy.store import SqliteDatabase
 from testkit.concurrency import run_in_threads
 from testkit.tokens import DROP, assemble, b64json, mint
+from testkit.verification import shared_secret_verification
 
 NOW = 1_800_000_000.0
 
 
-def verifier(secret: str, **policy: object) -> TokenVerifier:
-    return TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(**policy), clock=lambda: NOW)
+def verifier(secret: str, **policy: object) -> TokenVerification:
+    return shared_secret_verification(
+        SigningKeys.from_secrets(secret), TokenPolicy(**policy), clock=lambda: NOW
+    )
 
 
-def rejected(v: TokenVerifier, token: object) -> errors.AuthError:
+def rejected(v: TokenVerification, token: object) -> errors.AuthError:
     with pytest.raises(errors.AuthError) as info:
         v.verify(token)
     return info.value
@@ -141,7 +144,7 @@ def test_expired_token_is_rejected_with_public_message(secret: str) -> None:
 def test_leeway_accepts_a_token_that_just_expired(secret: str) -> None:
     token = mint(secret, now=NOW, exp=int(NOW) - 5)
     assert rejected(verifier(secret), token).public_message == "Token has expired"
-    assert verifier(secret, leeway_seconds=10).verify(token)["user_id"] == "mahavishnu"
+    assert verifier(secret, leeway_seconds=10).verify(token).claims["user_id"] == "mahavishnu"
 
 
 @pytest.mark.parametrize("exp", [DROP, None, "1900000000", True, [1], {"a": 1}])
@@ -171,7 +174,7 @@ def test_a_time_beyond_a_doubles_range_is_invalid(secret: str, claim: str, value
 
 def test_the_largest_double_is_still_a_time(secret: str) -> None:
     token = assemble({"alg": "HS256"}, {"user_id": "x", "exp": 1.7976931348623157e308}, secret)
-    assert verifier(secret).verify(token)["user_id"] == "x"
+    assert verifier(secret).verify(token).claims["user_id"] == "x"
 
 
 @pytest.mark.parametrize("exp", [10**400, math.inf, math.nan], ids=["10**400", "inf", "nan"])
@@ -220,7 +223,7 @@ def test_nbf_and_iat_must_be_numeric(secret: str, claim: str) -> None:
 
 def test_identity_falls_back_to_sub(secret: str) -> None:
     token = mint(secret, now=NOW, user_id=DROP, sub="svc-42")
-    assert verifier(secret).verify(token)["sub"] == "svc-42"
+    assert verifier(secret).verify(token).claims["sub"] == "svc-42"
 
 
 @pytest.mark.parametrize(
@@ -306,7 +309,7 @@ def test_bearer_prefix_and_whitespace_are_stripped(secret: str) -> None:
     token = mint(secret, now=NOW)
     v = verifier(secret)
     for form in (f"Bearer {token}", f"  bearer   {token}\n", f"BEARER {token}", f"\t{token} "):
-        assert v.verify(form)["user_id"] == "mahavishnu"
+        assert v.verify(form).claims["user_id"] == "mahavishnu"
 
 
 @pytest.mark.parametrize("value", [None, 42, b"bytes", ["a"], {"t": 1}, 3.5])
@@ -333,6 +336,18 @@ def test_padded_or_non_canonical_base64_is_rejected(secret: str) -> None:
     v = verifier(secret)
     assert rejected(v, f"{head}.{body}.{sig[:-1]}{sibling}").public_message == "Invalid token"
     assert rejected(v, f"{head}.{body}.{sig}=").public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("length", [2, 3, 6, 7])
+def test_canonical_encoding_is_our_rule_not_left_to_pyjwt(length: int) -> None:
+    # PyJWT >= 2.10 is allowed, and its releases differ on non-canonical segments (2.13
+    # accepted them): one spelling per token, whatever PyJWT does (revocation by digest).
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for last in alphabet:
+        segment = "A" * (length - 1) + last
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        canonical = base64.urlsafe_b64encode(data).rstrip(b"=").decode() == segment
+        assert tokens._canonical(segment) is canonical, segment
 
 
 # -- secrets and rotation ----------------------------------------------------------
@@ -392,7 +407,7 @@ def test_success_clears_the_previous_error(auth_enabled: str) -> None:
 
 def test_cached_token_is_rejected_once_it_expires(secret: str) -> None:
     now = [NOW]
-    v = TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: now[0])
+    v = shared_secret_verification(SigningKeys.from_secrets(secret), clock=lambda: now[0])
     token = mint(secret, now=NOW, exp=int(NOW) + 10)
     assert v.verify(token)
     now[0] = NOW + 11
@@ -413,8 +428,8 @@ def test_a_cached_token_is_not_answered_from_memory_while_a_revocation_sync_is_d
     secret: str, tmp_path: Path
 ) -> None:
     tick = [0.0]
-    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), monotonic=lambda: tick[0])
-    v = TokenVerifier(SigningKeys.from_secrets(secret), TokenPolicy(), store, clock=lambda: NOW)
+    store = RevocationStore(SqliteDatabase(tmp_path / "r.db"), monotonic=lambda: tick[0]).open()
+    v = shared_secret_verification(SigningKeys.from_secrets(secret), None, store, clock=lambda: NOW)
     token = mint(secret, now=NOW)
     v.verify(token)
     assert v.answers_from_memory(token)
@@ -427,8 +442,8 @@ def test_a_cached_token_is_not_answered_from_memory_while_a_revocation_sync_is_d
 
 
 def test_cache_is_bounded(secret: str) -> None:
-    v = TokenVerifier(
-        SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: NOW, cache_size=100
+    v = shared_secret_verification(
+        SigningKeys.from_secrets(secret), clock=lambda: NOW, cache_size=100
     )
     for i in range(250):
         v.verify(mint(secret, now=NOW, user_id=f"u{i}"))
@@ -457,8 +472,8 @@ def test_created_token_carries_the_configured_audience(
 
 
 def test_full_cache_under_concurrent_threads_never_raises(secret: str) -> None:
-    v = TokenVerifier(
-        SigningKeys.from_secrets(secret), TokenPolicy(), clock=lambda: NOW, cache_size=50
+    v = shared_secret_verification(
+        SigningKeys.from_secrets(secret), clock=lambda: NOW, cache_size=50
     )
     pools = [[mint(secret, now=NOW, user_id=f"t{t}-{i}") for i in range(300)] for t in range(8)]
     failures: list[BaseException] = []

@@ -31,8 +31,9 @@ from testkit.bench import quick_run
 
 BASELINE = "pyjwt"
 RATIO_ROWS = {"same_token", "distinct_tokens", "forged_tokens", "joserfc", "pyjwt_forged"}
-# The targets: validate_token per call as a fraction of one PyJWT decode.
-TARGETS = {"same_token": 0.05, "distinct_tokens": 0.5, "forged_tokens": 0.15}
+# The one micro target: validate_token on a cache hit as a fraction of one PyJWT decode
+# (a miss is PyJWT's decode plus our rules; those rows are context).
+TARGETS = {"same_token": 0.05}
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from session_buddy.auth.config import AuthConfig
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig
 from session_buddy.store import SqliteDatabase, database_for
 from testkit.cli import CliEnv
 from testkit.cli import table_row as row

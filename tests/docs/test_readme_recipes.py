@@ -127,4 +127,4 @@ def test_the_tool_reference_names_every_tool_its_arguments_and_its_scope(
         assert arguments == set(tool.input_schema["properties"]) - {"token"}, tool.name
         expected = specs[tool.name].scope
         assert scope == (f"`{expected}`" if expected else "none: any caller, or none at all")
-    runtime.database.close()
+    runtime.close()

@@ -16,10 +16,11 @@ from unittest import mock
 import jwt
 import pytest
 
-from session_buddy.auth import AuthConfig, JWTManager, errors
+from session_buddy.auth import errors
 from session_buddy.auth.principal import Principal
 from session_buddy.client.credentials import MintedTokens
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from testkit import released as kit
 from testkit.clock import frozen_datetime
 

@@ -1,4 +1,5 @@
-"""BearerAuthMiddleware: optional bearer identity, 401 on bad headers, 429 for blocked clients,
+"""Bearer authentication over HTTP (mcp/http_auth.py: the bearer backend, the throttle, the
+refusal report): optional bearer identity, 401 on bad headers, 429 for blocked clients,
 503 (with Retry-After) when the server itself cannot check a header."""
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from session_buddy.auth import errors
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.auth.revocation import MAX_STALE_SECONDS, RevocationStore
 from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.auth.trail import AuthDecision, Recorders
 from session_buddy.config import load_settings
-from session_buddy.mcp.bearer import BearerAuthMiddleware
-from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
+from session_buddy.mcp.auth import AuthConfig, JWTManager
+from session_buddy.mcp.http_auth import bearer_authentication
+from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BearerUser
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.store import SqliteDatabase, StorageError
 from session_buddy.store.revocations import RevocationRepository
@@ -48,7 +48,8 @@ class RecordingApp:
             if not message.get("more_body"):
                 break
         state = scope.get("state", {})
-        principal = state.get(BEARER_STATE_KEY)
+        user = scope.get("user")
+        principal = user.principal if isinstance(user, BearerUser) else None
         if scope["path"] == "/tool-failed":
             state[AUTH_FAILURE_REPORTER_KEY](errors.InvalidSignatureError())
         if scope["path"] == "/token-missing":
@@ -75,19 +76,23 @@ class Harness:
         *,
         secret: str | None = SECRET,
         revocations: RevocationStore | None = None,
+        recording: bool = True,
     ) -> None:
         settings = load_settings(secret=secret or "", data_dir=tmp_path / "data")
         self.decisions = Collected()
+        recorders = Recorders([self.decisions] if recording else [])
         self.manager = JWTManager(
-            AuthConfig(settings), revocations=revocations, decisions=Recorders([self.decisions])
+            AuthConfig(settings), revocations=revocations, decisions=recorders
         )
         self.clock = FixedClock()
         self.throttle = AuthFailureThrottle(clock=self.clock)
         self.app = RecordingApp()
-        self.middleware = BearerAuthMiddleware(
+        self.middleware = bearer_authentication(
             self.app,
-            manager=self.manager,
+            verification=self.manager.verification,
+            failure_log=self.manager.failure_log,
             throttle=self.throttle,
+            recorders=self.manager.decisions,
             tools=SessionTools.names(),
             max_body_bytes=64 * 1024,
         )
@@ -107,6 +112,39 @@ class Harness:
     def block(self) -> None:
         for _ in range(20):
             self.throttle.record_failure("10.9.8.7")
+
+    def asgi_post(self, body: bytes, authorization: str | None = None) -> tuple[int, int]:
+        """POST ``body`` (in two chunks) straight through the ASGI stack: the status, and
+        how often the stack called the request's own ``receive``."""
+        chunks = [body[: len(body) // 2], body[len(body) // 2 :]]
+        calls = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls <= len(chunks):
+                return {"type": "http.request", "body": chunks[calls - 1], "more_body": calls < 2}
+            return {"type": "http.disconnect"}
+
+        status: list[int] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        headers = [(b"content-type", b"application/json")]
+        if authorization is not None:
+            headers.append((b"authorization", authorization.encode()))
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/mcp",
+            "headers": headers,
+            "client": ("10.9.8.7", 4321),
+            "query_string": b"",
+        }
+        anyio.run(self.middleware, scope, receive, send)
+        return status[0], calls
 
 
 @pytest.fixture
@@ -254,6 +292,35 @@ def test_throttled_requests_are_audited_as_one_action_whatever_they_named(
     assert len(harness.decisions.decisions) == 6
 
 
+# -- the request body: read only when needed, at most once -------------------------------
+
+
+def test_a_refused_header_reads_no_body_while_nobody_records(tmp_path: Path) -> None:
+    """Naming a refusal's action is the only reason to read its body (up to 4 MiB)."""
+    quiet = Harness(tmp_path, recording=False)
+    body = json.dumps(tools_call("whoami", {})).encode()
+    assert quiet.asgi_post(body, "Bearer nope") == (401, 0)
+
+
+def test_a_refused_header_reads_the_body_once_to_name_its_action(harness: Harness) -> None:
+    body = json.dumps(tools_call("whoami", {})).encode()
+    assert harness.asgi_post(body, "Bearer nope") == (401, 2)  # its two chunks
+    assert [d.action for d in harness.decisions.decisions] == ["whoami"]
+
+
+def test_a_blocked_clients_body_is_read_once_for_the_throttle_and_the_report(
+    harness: Harness,
+) -> None:
+    harness.block()
+    refused = json.dumps(tools_call("checkpoint", {"token": "bad"})).encode()
+    assert harness.asgi_post(refused) == (429, 2)
+    assert [d.action for d in harness.decisions.decisions] == ["*"]
+
+    allowed = json.dumps(tools_call("whoami", {"token": mint(SECRET, "alice")})).encode()
+    assert harness.asgi_post(allowed) == (200, 2)  # the app got the body replayed
+    assert json.loads(harness.app.calls[-1]["body"]) == json.loads(allowed)
+
+
 # -- 503 -----------------------------------------------------------------------------------
 
 
@@ -264,7 +331,9 @@ def test_a_header_the_server_cannot_check_for_its_database_gets_503_with_retry_a
     starts OAuth); the token is fine, the server's database is not."""
     tick = [0.0]
     database = SqliteDatabase(tmp_path / "r.db")
-    harness = Harness(tmp_path, revocations=RevocationStore(database, monotonic=lambda: tick[0]))
+    harness = Harness(
+        tmp_path, revocations=RevocationStore(database, monotonic=lambda: tick[0]).open()
+    )
     token = mint(SECRET, "alice")
     assert harness.post(authorization=f"Bearer {token}").status_code == 200
 
@@ -428,7 +497,8 @@ def test_a_token_seen_before_goes_to_a_thread_when_revocations_must_be_read(
     hops = ThreadHops(monkeypatch)
     token = mint(SECRET, "alice")
     harness.post(authorization=f"Bearer {token}")
-    revocations = harness.manager.revocations
+    revocations = harness.manager.verification.open_revocations()
+    assert revocations is not None
     monkeypatch.setattr(type(revocations), "sync_due", property(lambda self: True))
     assert harness.post(authorization=f"Bearer {token}").json()["user"] == "alice"
     assert hops.count == 2

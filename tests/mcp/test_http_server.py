@@ -17,9 +17,8 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import (
     INITIALIZE,

@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from session_buddy.auth import AuthConfig, JWTManager
 from session_buddy.client import SessionBuddyAuthError, SessionBuddyClient
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from session_buddy.runtime import Runtime
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -54,6 +54,9 @@ async def test_server_with_a_data_dir_option_keeps_sessions_and_revocations_toge
     assert refused.reason == "Token has been revoked"
     assert (served / "session-buddy.db").is_file()
     assert not from_environment.exists(), "the environment's data dir was used as well"
-    assert operator.revocations.count() == 1
-    stored = Runtime.build(load_settings(data_dir=served)).sessions.list_all()
+    store = operator.verification.open_revocations()
+    assert store is not None and store.count() == 1
+    reader = Runtime.build(load_settings(data_dir=served))
+    stored = reader.sessions.list_all()
+    reader.close()
     assert [session.id for session in stored.sessions] == [started.id]

@@ -23,10 +23,14 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
-from session_buddy.mcp.auth import reload_auth_config, revoke_token, validate_token
+from session_buddy.mcp.auth import (
+    AuthConfig,
+    JWTManager,
+    reload_auth_config,
+    revoke_token,
+    validate_token,
+)
 from session_buddy.runtime import forget_shared_state
 from session_buddy.store.urls import describe_url
 from testkit.clock import seconds_until

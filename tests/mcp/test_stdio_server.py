@@ -18,9 +18,8 @@ import pytest
 from anyio.from_thread import BlockingPortal
 from mcp_types import CallToolResult
 
-from session_buddy.auth.config import AuthConfig
-from session_buddy.auth.manager import JWTManager
 from session_buddy.config import load_settings
+from session_buddy.mcp.auth import AuthConfig, JWTManager
 from testkit.environment import new_secret, server_environment
 from testkit.git import commit
 from testkit.mcp import McpConnection, connect, ok, refused, stdio_transport, text_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from session_buddy.auth import errors
-from session_buddy.auth.throttle import AuthFailureThrottle, is_bad_credential
+from session_buddy.auth.throttle import AuthFailureThrottle
 from testkit.clock import FixedClock
 
 
@@ -99,7 +99,9 @@ def test_memory_stays_bounded_under_a_flood_from_many_addresses(clock: FixedCloc
     ],
 )
 def test_refused_credentials_count(error: errors.AuthError) -> None:
-    assert is_bad_credential(error)
+    throttle = AuthFailureThrottle(limit=1, clock=FixedClock(1000.0))
+    throttle.record_refusal("10.0.0.1", error)
+    assert throttle.retry_after("10.0.0.1") is not None
 
 
 @pytest.mark.parametrize(
@@ -112,4 +114,6 @@ def test_refused_credentials_count(error: errors.AuthError) -> None:
     ],
 )
 def test_missing_tokens_roles_and_server_problems_do_not_count(error: errors.AuthError) -> None:
-    assert not is_bad_credential(error)
+    throttle = AuthFailureThrottle(limit=1, clock=FixedClock(1000.0))
+    throttle.record_refusal("10.0.0.1", error)
+    assert throttle.retry_after("10.0.0.1") is None

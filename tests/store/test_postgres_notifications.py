@@ -82,8 +82,8 @@ def test_a_revocation_by_another_process_is_honoured_at_once(
 ) -> None:
     here, elsewhere = PostgresDatabase(postgres_url).open(), PostgresDatabase(postgres_url).open()
     try:
-        store = RevocationStore(here)
-        other = RevocationStore(elsewhere, push=False)
+        store = RevocationStore(here).open()
+        other = RevocationStore(elsewhere, push=False).open()
         other.revoke("jti-0", time.time() + 3600)
         seconds_until(lambda: store.is_revoked("jti-0"), 10)  # listening, however long that took
         time.sleep(0.2)  # inside a listen window
@@ -107,7 +107,7 @@ def test_revocations_stay_trusted_for_5_s_after_the_push_connection_is_lost(
     offset = [-2 * MAX_STALE_SECONDS]  # as if the last read of the log were 10 s old
     database = PostgresDatabase(postgres_database.url).open()
     try:
-        store = RevocationStore(database, monotonic=lambda: time.monotonic() + offset[0])
+        store = RevocationStore(database, monotonic=lambda: time.monotonic() + offset[0]).open()
         store.revoke("jti-1", time.time() + 3600)
         time.sleep(0.5)  # the listener connects, reads the log (10 s ago), proves alive
         offset[0] = 0.0
@@ -132,8 +132,8 @@ def test_a_revocation_whose_read_failed_is_read_again_while_the_listener_stays_h
     next notification; it is read as soon as the database answers again."""
     here, elsewhere = PostgresDatabase(postgres_url).open(), PostgresDatabase(postgres_url).open()
     try:
-        store = RevocationStore(here)
-        other = RevocationStore(elsewhere, push=False)
+        store = RevocationStore(here).open()
+        other = RevocationStore(elsewhere, push=False).open()
         other.revoke("jti-0", time.time() + 3600)
         seconds_until(lambda: store.is_revoked("jti-0"), 10)  # listening
 
