@@ -227,7 +227,11 @@ def test_bad_header_is_logged_rate_limited_without_the_token(
     with caplog.at_level("WARNING", logger="session_buddy.auth"):
         for _ in range(5):
             harness.post(authorization=f"Bearer {forged}")
-    lines = [r.getMessage() for r in caplog.records if "authentication failed" in r.getMessage()]
+    lines = [  # ours only: another test's PostgreSQL thread may log its own "authentication failed"
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("session_buddy.auth") and "authentication failed" in r.getMessage()
+    ]
     assert len(lines) == 1
     assert "reason=bad_signature" in lines[0]
     assert "tool=Authorization header client=10.9.8.7 token_fp=" in lines[0]
