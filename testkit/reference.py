@@ -19,7 +19,8 @@ The rules beyond PyJWT's:
 * ``exp`` is required; ``exp``, ``iat`` and ``nbf`` are RFC 7519 NumericDates a double can
   hold (not ``true``, not ``"12"``, not ``10**400``, not ``NaN``), or the token is invalid
   rather than expired;
-* the caller is ``user_id``, else ``sub``: a non-empty string of at most 256 characters;
+* the caller is ``user_id``, else ``sub``: a non-empty string of at most 256 characters,
+  every one printable (no control, format, separator other than the space, or surrogate);
   ``type``, when present, is ``"access"``;
 * ``aud``: PyJWT's check against the server's audience, except that a token without one
   is accepted unless the audience is required.
@@ -31,6 +32,7 @@ import base64
 import binascii
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +138,8 @@ def check_caller(payload: Mapping[str, Any]) -> None:
         raise invalid("no caller")
     if len(caller) > MAX_IDENTITY_CHARS:
         raise invalid("caller name too long")
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in caller):
+        raise invalid("caller name holds an unprintable character")
     if "type" in payload and payload["type"] != "access":
         raise invalid("not an access token")
 

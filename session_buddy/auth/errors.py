@@ -231,10 +231,10 @@ class ImmatureTokenError(InvalidTokenError):
 
 
 class MissingIdentityError(InvalidTokenError):
-    """Neither ``user_id`` nor ``sub`` is a non-empty string."""
+    """Neither ``user_id`` nor ``sub`` is a non-empty printable string of at most 256 chars."""
 
     reason = "no_identity"
-    fix = "put a non-empty user_id (or sub) claim in the token"
+    fix = "put a non-empty, printable user_id (or sub) claim in the token"
 
 
 class WrongTokenTypeError(InvalidTokenError):

@@ -214,6 +214,10 @@ def _check_identity_and_type(payload: Mapping[str, Any]) -> None:
         raise errors.MissingIdentityError("user_id/sub is not a non-empty string")
     if len(identity) > MAX_IDENTITY_LENGTH:
         raise errors.MissingIdentityError("user_id/sub is too long")
+    if not identity.isprintable():
+        raise errors.MissingIdentityError(
+            "user_id/sub is not printable (a control, format or surrogate character)"
+        )
     if "type" in payload and payload["type"] != ACCESS_TYPE:
         raise errors.WrongTokenTypeError("type is not 'access'")
 
@@ -302,6 +306,10 @@ def issue_token(
         raise errors.InvalidUserIdError("user_id must be a non-empty string")
     if len(user_id) > MAX_IDENTITY_LENGTH:
         raise errors.InvalidUserIdError(f"user_id must be at most {MAX_IDENTITY_LENGTH} characters")
+    if not user_id.isprintable():
+        raise errors.InvalidUserIdError(
+            "user_id must be printable (no control, format or lone surrogate character)"
+        )
     extra = dict(additional_claims or {})
     clash = RESERVED_CLAIMS.intersection(extra)
     if clash:

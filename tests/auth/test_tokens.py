@@ -80,7 +80,9 @@ def test_additional_claims_cannot_overwrite_reserved_claims(auth_enabled: str, c
         JWTManager().create_token("user123", additional_claims={claim: "x"})
 
 
-@pytest.mark.parametrize("user_id", ["", "   ", None, 42, "x" * 257])
+@pytest.mark.parametrize(
+    "user_id", ["", "   ", None, 42, "x" * 257, "a\x00b", "\ud800", "a\u202eb"]
+)
 def test_create_token_refuses_a_useless_identity(auth_enabled: str, user_id: object) -> None:
     with pytest.raises(ValueError):
         JWTManager().create_token(user_id)  # type: ignore[arg-type]
@@ -236,11 +238,21 @@ def test_identity_falls_back_to_sub(secret: str) -> None:
         {"user_id": DROP},
         {"user_id": DROP, "sub": ""},
         {"user_id": "x" * 300},
+        {"user_id": "ali\x00ce"},
+        {"user_id": "alice\ud800"},
+        {"user_id": "alice\n"},
+        {"user_id": "\u202eecila"},
+        {"user_id": DROP, "sub": "svc\x1b[2J"},
     ],
 )
 def test_identity_must_be_a_non_empty_string(secret: str, claims: dict[str, object]) -> None:
     token = mint(secret, now=NOW, **claims)
     assert rejected(verifier(secret), token).public_message == "Invalid token"
+
+
+@pytest.mark.parametrize("name", ["Zoë Müller", "山田 太郎", "svc:mahavishnu/worker-1", "a b"])
+def test_identity_may_be_any_printable_text(secret: str, name: str) -> None:
+    assert verifier(secret).verify(mint(secret, name, now=NOW)).user_id == name
 
 
 @pytest.mark.parametrize("kind", ["refresh", "Access", "", None, 1])

@@ -94,11 +94,19 @@ def test_sessions_show_escapes_notes_summaries_and_the_handoff(
 
 
 def test_token_verify_escapes_claims_even_lone_surrogates(cli: CliEnv) -> None:
-    token = mint(cli.secret, HOSTILE + SURROGATE, team=HOSTILE, **{HOSTILE: SURROGATE})
+    token = mint(cli.secret, "ok", team=HOSTILE, **{HOSTILE: SURROGATE})
     result = cli.run("token", "verify", token)
     assert result.exit_code == 0, result.output
     assert_terminal_safe(result.output)
     assert "\\ud800" in flat(result.stdout)
+
+
+def test_token_verify_refuses_an_unprintable_identity_and_says_so_safely(cli: CliEnv) -> None:
+    token = mint(cli.secret, HOSTILE + SURROGATE)
+    result = cli.run("token", "verify", token)
+    assert result.exit_code == 1, result.output
+    assert_terminal_safe(result.output)
+    assert "printable" in flat(result.output)
 
 
 def test_a_path_in_an_error_line_is_escaped(cli: CliEnv) -> None:
