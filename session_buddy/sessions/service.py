@@ -103,13 +103,13 @@ class SessionService:
         The result's ``created`` is True only when this call started the session.
         """
         path = self._resolve(working_directory)
-        existing = self._repo.active_for_user(principal.user_id, str(path))
+        existing = self._repo.active_for_user(principal.owner, str(path))
         if existing is not None:
             return self._session_info(existing)
         snapshot = self._snapshot(path)
         record = SessionRecord(
             id=uuid.uuid4().hex,
-            user_id=principal.user_id,
+            user_id=principal.owner,
             project_path=str(path),
             project_name=snapshot.name,
             started_at=self._clock(),
@@ -175,7 +175,7 @@ class SessionService:
             end_snapshot,
             summary=summary,
             commits_during_session=commits,
-            ended_by=principal.user_id,
+            ended_by=principal.owner,
         )
         ended = self._repo.end(
             session.id,
@@ -186,13 +186,13 @@ class SessionService:
         )
         if ended is None:  # ended by another process meanwhile
             raise NoActiveSessionError(working_directory)
-        logger.info("session %s ended by %s", session.id, principal.user_id)
+        logger.info("session %s ended by %s", session.id, principal.owner)
         return HandOff(
             session=self._session_info(ended, checkpoint_count=len(checkpoints)),
             summary=summary,
             checkpoints=checkpoints,
             commits_during_session=commits,
-            ended_by=principal.user_id,
+            ended_by=principal.owner,
             markdown=markdown,
         )
 
@@ -205,7 +205,7 @@ class SessionService:
         the call clients poll, and on PostgreSQL each query is a round trip.
         """
         path = self._resolve(working_directory)
-        found = self._repo.active_with_last_checkpoint(principal.user_id, str(path))
+        found = self._repo.active_with_last_checkpoint(principal.owner, str(path))
         if found is None and (anyone := self._anyones(principal, path)) is not None:
             found = anyone, self._repo.last_checkpoint(anyone.id)
         if found is None:
@@ -218,7 +218,7 @@ class SessionService:
                 ),
             )
         session, last = found
-        owner = "" if session.user_id == principal.user_id else f" of user {session.user_id}"
+        owner = "" if session.user_id == principal.owner else f" of user {session.user_id}"
         return SessionStatus(
             active=True,
             # The last checkpoint's number is its session's checkpoint count.
@@ -235,7 +235,7 @@ class SessionService:
     ) -> SessionList:
         """The caller's sessions (every user's for privileged callers), newest first."""
         project = None if working_directory is None else str(self._resolve(working_directory))
-        user = None if principal.is_privileged else principal.user_id
+        user = None if principal.is_privileged else principal.owner
         return self._list(user, project, limit)
 
     def list_all(
@@ -249,7 +249,7 @@ class SessionService:
     def get_session(self, principal: Principal, session_id: str) -> SessionDetail:
         """One session with its checkpoints and hand-off, if the caller may see it."""
         record = self._repo.get(session_id) if _is_session_id(session_id) else None
-        if record is None or not (principal.is_privileged or record.user_id == principal.user_id):
+        if record is None or not (principal.is_privileged or record.user_id == principal.owner):
             raise SessionNotFoundError(session_id)
         checkpoints = [
             _checkpoint_info(checkpoint, record) for checkpoint in self._repo.checkpoints(record.id)
@@ -270,7 +270,7 @@ class SessionService:
         return detect_project(path, git=self._git, git_timeout=self._git_timeout)
 
     def _find_target(self, principal: Principal, path: Path) -> SessionRecord | None:
-        own = self._repo.active_for_user(principal.user_id, str(path))
+        own = self._repo.active_for_user(principal.owner, str(path))
         return own if own is not None else self._anyones(principal, path)
 
     def _anyones(self, principal: Principal, path: Path) -> SessionRecord | None:
