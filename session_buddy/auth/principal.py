@@ -83,7 +83,9 @@ class Principal:
         """The caller a verified token names (in ``authority``'s namespace).
 
         An identity provider's token (``authority`` set) names its caller by ``sub`` alone
-        (RFC 9068); the shared secret's by ``user_id``, else ``sub``.
+        (RFC 9068), and without a scope claim it grants no scope; the shared secret's names
+        it by ``user_id``, else ``sub``, and without a scope claim keeps full access (the
+        tokens minted before scopes existed).
 
         An ``exp`` that is present but no finite number a double can hold (a verifier that
         let ``10**400`` through) raises :class:`~session_buddy.auth.errors.InvalidClaimError`.
@@ -97,6 +99,7 @@ class Principal:
         expires_at = None if exp is None else finite_number(exp)
         if exp is not None and expires_at is None:
             raise errors.InvalidClaimError("exp is not a number")
+        scopes = granted_scopes(claims)
         return cls(
             user_id=str(user_id),
             authenticated=True,
@@ -104,7 +107,7 @@ class Principal:
             issuer=issuer if isinstance(issuer, str) else None,
             expires_at=expires_at,
             claims=MappingProxyType(dict(claims)),
-            scopes=granted_scopes(claims),
+            scopes=scopes if scopes is not None or authority is None else frozenset(),
             authority=authority,
             verified_until=verified_until,
         )

@@ -9,11 +9,12 @@ has one, ``introspection_endpoint``.
 Keys come from ``jwks_uri`` and are kept in memory. Each key's algorithm comes from the key
 itself (its ``alg``, else its type and curve), never from a token: RS256, PS256, ES256 and
 EdDSA only; symmetric keys and keys for encryption are ignored. A token naming a key id
-not in the set triggers one refresh — at most one every ``refresh_interval`` seconds, so a
-flood of forged key ids costs the provider a few requests a minute, and a rotation is
-picked up without a restart. While the provider is down the keys already fetched keep
-working and an unknown key id is refused at once; only a provider that never answered
-(keys never fetched) is the server's own fault (``ProviderUnavailableError``, 503).
+not in the set triggers one refresh — at most ``max_refreshes`` in any minute, so a flood
+of forged key ids costs the provider a few requests a minute, while a rotation is picked up
+at once and without a restart. A refresh never makes other requests wait: while one is
+running, or after one failed (for ``retry_after_failure`` seconds), an unknown key id is
+refused at once, and the keys already fetched keep working. Only a provider that never
+answered (keys never fetched) is the server's own fault (``ProviderUnavailableError``, 503).
 
 Fetching is plain HTTP(S) with short timeouts, no redirects and no proxy from the
 environment (configuration is read in one place); answers are size-bounded.
@@ -25,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +44,9 @@ _KEY_TYPES = {"RS256": ("RSA", None), "PS256": ("RSA", None), "ES256": ("EC", "P
 _EDDSA_CURVES = ("Ed25519", "Ed448")
 MAX_DOCUMENT_BYTES = 512 * 1024
 DEFAULT_TIMEOUT_SECONDS = 3.0
-DEFAULT_REFRESH_INTERVAL = 15.0  # an unknown kid refreshes at most 4 times a minute
-DEFAULT_RETRY_AFTER_FAILURE = 5.0  # a provider never reached is asked again after this
+DEFAULT_MAX_REFRESHES = 3  # per REFRESH_WINDOW seconds, besides the first fetch
+REFRESH_WINDOW = 60.0
+DEFAULT_RETRY_AFTER_FAILURE = 5.0  # a provider that did not answer is asked again after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +126,14 @@ class ProviderKeys:
         issuer: str,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        max_refreshes: int = DEFAULT_MAX_REFRESHES,
         retry_after_failure: float = DEFAULT_RETRY_AFTER_FAILURE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
         self._timeout = timeout
-        self._refresh_interval = refresh_interval
+        self._max_refreshes = max_refreshes
+        self._refreshes: deque[float] = deque()  # when the recent refreshes were tried
         self._retry_after_failure = retry_after_failure
         self._clock = clock
         self._lock = threading.Lock()
@@ -210,16 +214,28 @@ class ProviderKeys:
         self, kid: str | None, *, known: dict[str | None, ProviderKey] | None
     ) -> dict[str | None, ProviderKey]:
         """The key set after at most one fetch, if the rules allow one now."""
-        if not self._lock.acquire(timeout=2 * self._timeout + 1):
+        if known is None:  # nothing to answer with yet: wait for a fetch running
+            acquired = self._lock.acquire(timeout=2 * self._timeout + 1)
+        else:  # a refresh running: the keys we have answer, at once
+            acquired = self._lock.acquire(blocking=False)
+        if not acquired:
             return self._current_or_unavailable("another fetch is still running")
         try:
             keys = self._keys
             if keys is not None and (keys is not known or _find(keys, kid) is not None):
                 return keys  # someone else fetched meanwhile
-            attempted = self._attempted_at
-            wait = self._refresh_interval if keys is not None else self._retry_after_failure
-            if attempted is not None and self._clock() - attempted < wait:
-                return self._current_or_unavailable(self._problem or "fetched moments ago")
+            now = self._clock()
+            if (
+                self._problem is not None
+                and now - (self._attempted_at or 0) < self._retry_after_failure
+            ):
+                return self._current_or_unavailable(self._problem)
+            if keys is not None:
+                while self._refreshes and now - self._refreshes[0] >= REFRESH_WINDOW:
+                    self._refreshes.popleft()
+                if len(self._refreshes) >= self._max_refreshes:
+                    return keys  # refreshed enough this minute
+                self._refreshes.append(now)
             try:
                 self._fetch()
             except errors.ProviderUnavailableError:
