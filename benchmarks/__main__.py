@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.harness import FULL, QUICK, Row, machine, progress, table
 
-PARTS = ("micro", "scale", "e2e", "propagation", "growth")
+PARTS = ("micro", "scale", "e2e", "propagation", "growth", "provider")
 LAST_JSON = Path(__file__).resolve().parent / "last.json"
 
 
@@ -57,6 +57,10 @@ def _run_part(name: str, profile: Any) -> list[Row]:
         from benchmarks import growth
 
         return growth.run(profile)
+    if name == "provider":
+        from benchmarks import provider
+
+        return provider.run(profile)
     from benchmarks import e2e
 
     return e2e.run(profile)

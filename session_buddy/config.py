@@ -31,6 +31,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
 from pydantic import (
@@ -52,6 +53,10 @@ from pydantic_settings import (
 
 ENV_PREFIX = "SESSION_BUDDY_"
 DEFAULT_AUDIENCE = "session-buddy"
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8678
+MCP_PATH = "/mcp"
+OAUTH_ISSUER_VARIABLE = f"{ENV_PREFIX}OAUTH_ISSUER"
 SHARED_SECRET_VARIABLE = "BODAI_SHARED_SECRET"
 ENV_FILE_NAME = ".env"
 SecretSource = Literal["option", "env", "file", ".env", "shared", "unset"]
@@ -114,6 +119,33 @@ class DatabaseUrlFileError(SettingFileError):
     twin = "SESSION_BUDDY_DATABASE_URL"
     noun = "URL"
     unusable_fix = "make the file readable and put the postgresql:// URL in it"
+
+
+class IntrospectionSecretFileError(SettingFileError):
+    """``SESSION_BUDDY_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE`` gives no secret, or not the
+    one ``SESSION_BUDDY_OAUTH_INTROSPECTION_CLIENT_SECRET`` gives."""
+
+    variable = "SESSION_BUDDY_OAUTH_INTROSPECTION_CLIENT_SECRET_FILE"
+    twin = "SESSION_BUDDY_OAUTH_INTROSPECTION_CLIENT_SECRET"
+    noun = "secret"
+    unusable_fix = (
+        "make the file readable and put the introspection client's secret in it, or set "
+        "SESSION_BUDDY_OAUTH_INTROSPECTION_CLIENT_SECRET instead"
+    )
+
+
+class ResourceUrlError(ValueError):
+    """This server's resource URL (``SESSION_BUDDY_RESOURCE_URL``) is missing where it is
+    needed, or is not one: the server refuses to start.
+
+    ``kind`` is ``"required"`` (an identity provider is trusted and the server is reachable
+    beyond loopback, where no default can be right) or ``"invalid"``; ``fix`` says what to do.
+    """
+
+    def __init__(self, message: str, *, kind: Literal["required", "invalid"], fix: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -182,12 +214,50 @@ def _split_commas(value: object) -> object:
 
 
 # A setting and its _FILE twin count as one setting when deciding which source gives it.
-TWINS = (("secret", "secret_file"), ("database_url", "database_url_file"))
+TWINS = (
+    ("secret", "secret_file"),
+    ("database_url", "database_url_file"),
+    ("oauth_introspection_client_secret", "oauth_introspection_client_secret_file"),
+)
 # Settings that say which .env to read, so no .env may set them.
 ENVIRONMENT_ONLY = ("data_dir", "env_file")
 # Where the .env source hands its report to the model (no variable can have this name).
 _REPORT_KEY = "session_buddy.sources"
 _MAX_PEEK_BYTES = 1 << 20
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a server on this machine (127.0.0.0/8, ::1,
+    localhost). Any other name counts as beyond loopback."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_authority(host: str) -> str:
+    """How a client on this machine names a loopback bind: the address itself (an IPv6
+    one in brackets), ``127.0.0.1`` for a name such as ``localhost``."""
+    name = host.strip().strip("[]").lower()
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return DEFAULT_HTTP_HOST
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _http_url(value: str, what: str) -> str:
+    """``value`` when it is an absolute http(s) URL without query or fragment, else
+    ``ValueError`` naming ``what``."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} {value[:200]!r} is not an http(s) URL")
+    if parts.query or parts.fragment or "#" in value:
+        raise ValueError(f"{what} {value[:200]!r} has a query or fragment")
+    return value
 
 
 def _default_data_dir() -> Path:
@@ -369,6 +439,16 @@ class Settings(BaseSettings):
     metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # OAuth 2.1 resource server: the identity providers whose access tokens are accepted
+    # (SESSION_BUDDY_OAUTH_ISSUER, one issuer URL or a comma-separated list).
+    oauth_issuers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=OAUTH_ISSUER_VARIABLE
+    )
+    resource_url: str | None = None
+    oauth_audience: str | None = None
+    oauth_introspection_client_id: str | None = None
+    oauth_introspection_client_secret: SecretStr | None = None
+    oauth_introspection_client_secret_file: Path | None = None
 
     _sources: SourceReport = PrivateAttr(default_factory=SourceReport)
 
@@ -414,6 +494,33 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("oauth_issuers", mode="before")
+    @classmethod
+    def _issuer_urls(cls, value: object) -> object:
+        """Comma-separated issuer URLs, each an http(s) URL kept exactly as written (the
+        provider's metadata and its tokens' ``iss`` must equal it character for character)."""
+        entries = _split_commas(value)
+        if not isinstance(entries, (list, tuple)):
+            return entries
+        issuers = tuple(_http_url(str(entry), "issuer") for entry in entries)
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("an issuer is listed twice")
+        return issuers
+
+    @field_validator(
+        "resource_url", "oauth_audience", "oauth_introspection_client_id", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("resource_url")
+    @classmethod
+    def _resource_is_a_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value, "resource URL")
 
     @field_validator("env_file", mode="before")
     @classmethod
@@ -529,6 +636,50 @@ class Settings(BaseSettings):
 
     def previous_secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in self.previous_secrets if s.get_secret_value()]
+
+    def resolved_introspection_secret(self) -> str | None:
+        """The introspection client's secret (RFC 7662), or None when none is configured.
+
+        ``SESSION_BUDDY_OAUTH_INTROSPECTION_CLIENT_SECRET`` and its ``_FILE`` twin are one
+        setting, as the secret's are: both set must agree, a named file must give one, else
+        :class:`IntrospectionSecretFileError`.
+        """
+        secret = self._given(self.oauth_introspection_client_secret)
+        path = self.oauth_introspection_client_secret_file
+        if path is not None:
+            from_file = _read_setting_file(path, IntrospectionSecretFileError)
+            if secret is not None and not hmac.compare_digest(secret.encode(), from_file.encode()):
+                self._twin_conflict(
+                    "oauth_introspection_client_secret", IntrospectionSecretFileError, path
+                )
+            return from_file
+        return secret
+
+    def effective_resource_url(
+        self, host: str = DEFAULT_HTTP_HOST, port: int = DEFAULT_HTTP_PORT
+    ) -> str:
+        """This server's resource URI (RFC 8707 / RFC 9728) when it serves on ``host``:``port``:
+        ``SESSION_BUDDY_RESOURCE_URL``, else, on loopback, ``http://127.0.0.1:PORT/mcp``.
+
+        Beyond loopback no default can be right (the name clients reach the server by is
+        not the bound address), so with an identity provider configured and no
+        ``SESSION_BUDDY_RESOURCE_URL`` this raises :class:`ResourceUrlError` (kind
+        ``"required"``). The HTTP side (protected-resource metadata) and the provider's
+        verifier (``aud``) both use this one answer.
+        """
+        if self.resource_url is not None:
+            return self.resource_url
+        if self.oauth_issuers and not is_loopback(host):
+            raise ResourceUrlError(
+                f"{OAUTH_ISSUER_VARIABLE} is set and the server binds {host[:100]}, beyond "
+                "loopback, but SESSION_BUDDY_RESOURCE_URL is not set",
+                kind="required",
+                fix=(
+                    "set SESSION_BUDDY_RESOURCE_URL to the URL clients use to reach this "
+                    "server's MCP endpoint, e.g. https://sessions.example.com/mcp"
+                ),
+            )
+        return f"http://{_loopback_authority(host)}:{port}{MCP_PATH}"
 
     @property
     def database_path(self) -> Path:

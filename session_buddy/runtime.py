@@ -58,9 +58,12 @@ class Runtime:
     _closed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, *, resource_url: str | None = None) -> Runtime:
+        """``resource_url``: this server's resource URI where it serves
+        (:meth:`Settings.effective_resource_url` for the bound address); None: as it would
+        be on the default loopback address (a CLI command)."""
         database = database_for(settings, hold=True)  # held until close()
-        auth = AuthConfig(settings)
+        auth = AuthConfig(settings, resource_url=resource_url)
         revocations = shared_revocation_store(database, hold=True)  # opened by the first check
         # The verifiers (chosen by issuer: auth.verifiers.configured_verifiers), behind the
         # shared cache and revocation check; the manager and the HTTP middleware get it.

@@ -32,8 +32,40 @@ class AuthConfig:
 
     algorithm = ALGORITHM
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, resource_url: str | None = None) -> None:
         self.settings = settings
+        self._resource_url = resource_url
+
+    @property
+    def oauth_issuers(self) -> tuple[str, ...]:
+        """The identity providers whose access tokens are accepted (SESSION_BUDDY_OAUTH_ISSUER)."""
+        return self.settings.oauth_issuers
+
+    @property
+    def resource_url(self) -> str:
+        """This server's resource URI, as the edge that binds the server computed it
+        (:meth:`Settings.effective_resource_url`), else as it would be on the default
+        loopback address (a CLI command that verifies a token)."""
+        if self._resource_url is not None:
+            return self._resource_url
+        return self.settings.effective_resource_url()
+
+    @property
+    def oauth_audiences(self) -> tuple[str, ...]:
+        """What an identity provider's token must name in ``aud`` (one of): the resource
+        URL, and SESSION_BUDDY_OAUTH_AUDIENCE when set."""
+        extra = self.settings.oauth_audience
+        return (self.resource_url, extra) if extra else (self.resource_url,)
+
+    @functools.cached_property
+    def introspection_client(self) -> tuple[str, str] | None:
+        """(client id, secret) for RFC 7662 introspection, or None when not configured.
+        A secret file that cannot be read raises ``IntrospectionSecretFileError``."""
+        client_id = self.settings.oauth_introspection_client_id
+        if client_id is None:
+            return None
+        secret = self.settings.resolved_introspection_secret()
+        return None if secret is None else (client_id, secret)
 
     @functools.cached_property
     def _resolved(self) -> tuple[str | None, errors.SecretConfigError | None]:

@@ -264,6 +264,70 @@ class InvalidAudienceError(InvalidTokenError):
     )
 
 
+PROVIDER_TOKEN_FIX = "get a new access token from the identity provider"
+
+
+class UnknownSigningKeyError(InvalidSignatureError):
+    """An identity provider's token names a key (``kid``) its JWKS does not publish, even
+    after the one rate-limited refresh."""
+
+    reason = "unknown_key"
+    fix = "use a token the issuer signed with a key it publishes in its JWKS (jwks_uri)"
+
+
+class ProviderSignatureError(InvalidSignatureError):
+    """An identity provider's token whose signature its published key does not verify."""
+
+    fix = "use the access token exactly as the identity provider issued it"
+
+
+class ProviderAlgorithmError(DisallowedAlgorithmError):
+    """A token naming an identity provider is not signed with the algorithm of that
+    provider's key (an HS256 token among them: "alg confusion")."""
+
+    fix = (
+        "an identity provider's tokens are signed with its published asymmetric keys "
+        "(RS256, PS256, ES256, EdDSA); HS256 tokens must not name it as iss"
+    )
+
+
+class ProviderTokenTypeError(WrongTokenTypeError):
+    """The header's ``typ`` says this is not an access token (an ID token, say)."""
+
+    fix = "send an access token (typ at+jwt), not an ID token"
+
+
+class ProviderAudienceError(InvalidAudienceError):
+    """An identity provider's token is not for this server: its ``aud`` names neither the
+    resource URL nor ``SESSION_BUDDY_OAUTH_AUDIENCE``, or it has none."""
+
+    fix = (
+        "request the token for this server (RFC 8707 resource = SESSION_BUDDY_RESOURCE_URL), "
+        "or set SESSION_BUDDY_OAUTH_AUDIENCE to the audience the provider puts in aud"
+    )
+
+
+class InactiveTokenError(InvalidTokenError):
+    """The identity provider says an opaque token is not active (RFC 7662)."""
+
+    reason = "inactive"
+    fix = PROVIDER_TOKEN_FIX
+
+
+class ProviderUnavailableError(AuthError):
+    """An identity provider's keys or introspection cannot be had (unreachable, or its
+    metadata is wrong): the server's own fault, not the caller's."""
+
+    public_message = "Authentication unavailable: the identity provider cannot be reached"
+    reason = "provider_unavailable"
+    status = 503
+    retry_after = 30
+    fix = (
+        "check that the issuer in SESSION_BUDDY_OAUTH_ISSUER is reachable from this server "
+        "and serves its metadata (see: session-buddy auth status)"
+    )
+
+
 class IdentityMismatchError(AuthError):
     """The Authorization header and the ``token`` argument name different users."""
 

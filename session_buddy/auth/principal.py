@@ -36,6 +36,7 @@ class Principal:
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     scopes: frozenset[str] | None = None
     authority: str | None = None
+    verified_until: float | None = None
 
     @property
     def identity(self) -> tuple[str | None, str]:
@@ -44,18 +45,52 @@ class Principal:
         return (self.authority, self.user_id)
 
     @property
+    def owner(self) -> str:
+        """The identity as the session store and the audit trail record it: ``user_id`` for
+        the shared secret's tokens (as always), ``sub@issuer`` for an identity provider's,
+        so the provider's ``alice`` never owns the shared secret's ``alice``'s sessions."""
+        if self.authority is None:
+            return self.user_id
+        return f"{self.user_id}@{self.authority}"
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client the token was issued to (RFC 9068 ``client_id``), if it says."""
+        value = self.claims.get("client_id")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def caller_service(self) -> str | None:
+        """The calling service, for the audit trail: an identity provider's token names it
+        by ``client_id`` (its issuer is in :attr:`owner`); the shared secret's by ``iss``."""
+        if self.authority is not None:
+            return self.client_id or self.issuer
+        return self.issuer
+
+    @property
     def is_privileged(self) -> bool:
         """Admins and orchestrators (Mahavishnu) may act on any user's sessions."""
         return self.role in PRIVILEGED_ROLES
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any], *, authority: str | None = None) -> Principal:
+    def from_claims(
+        cls,
+        claims: Mapping[str, Any],
+        *,
+        authority: str | None = None,
+        verified_until: float | None = None,
+    ) -> Principal:
         """The caller a verified token names (in ``authority``'s namespace).
+
+        An identity provider's token (``authority`` set) names its caller by ``sub`` alone
+        (RFC 9068), and without a scope claim it grants no scope; the shared secret's names
+        it by ``user_id``, else ``sub``, and without a scope claim keeps full access (the
+        tokens minted before scopes existed).
 
         An ``exp`` that is present but no finite number a double can hold (a verifier that
         let ``10**400`` through) raises :class:`~session_buddy.auth.errors.InvalidClaimError`.
         """
-        user_id = claims.get("user_id")
+        user_id = claims.get("user_id") if authority is None else None
         if user_id is None:
             user_id = claims.get("sub")
         role = claims.get("role")
@@ -64,6 +99,7 @@ class Principal:
         expires_at = None if exp is None else finite_number(exp)
         if exp is not None and expires_at is None:
             raise errors.InvalidClaimError("exp is not a number")
+        scopes = granted_scopes(claims)
         return cls(
             user_id=str(user_id),
             authenticated=True,
@@ -71,8 +107,9 @@ class Principal:
             issuer=issuer if isinstance(issuer, str) else None,
             expires_at=expires_at,
             claims=MappingProxyType(dict(claims)),
-            scopes=granted_scopes(claims),
+            scopes=scopes if scopes is not None or authority is None else frozenset(),
             authority=authority,
+            verified_until=verified_until,
         )
 
 

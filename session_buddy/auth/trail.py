@@ -89,8 +89,8 @@ class AuthDecision:
             action=_clean(action),
             result="allowed",
             permission=_clean_or_none(permission),
-            caller_service=_clean_or_none(principal.issuer),
-            caller_id=_clean(principal.user_id),
+            caller_service=_clean_or_none(principal.caller_service),
+            caller_id=_clean(principal.owner),
             source_ip=_clean_or_none(source_ip),
             token_id=_clean_or_none(_token_id(principal, token, verified=True)),
         )
@@ -117,8 +117,8 @@ class AuthDecision:
             result="denied",
             permission=_clean_or_none(permission),
             reason=error.reason,
-            caller_service=_clean_or_none(principal.issuer) if principal else None,
-            caller_id=_clean(principal.user_id) if principal else None,
+            caller_service=_clean_or_none(principal.caller_service) if principal else None,
+            caller_id=_clean(principal.owner) if principal else None,
             source_ip=_clean_or_none(source_ip),
             token_id=_clean_or_none(_token_id(principal, token)),
         )

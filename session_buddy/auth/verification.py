@@ -5,8 +5,10 @@ It bounds and normalises the token, answers a token it verified before from a bo
 cache (keyed by the exact string a client keeps sending), else asks the verifier its
 issuer chooses (:class:`~session_buddy.auth.verifiers.IssuerVerifiers`), and checks
 revocation either way. A cache hit still re-checks what can change after verification:
-expiry (against the clock and leeway) and revocation. A change of secret or verifiers
-needs a new ``TokenVerification``; reloading the configuration builds one.
+expiry (against the clock and leeway) and revocation; a Principal whose verifier's answer
+holds only until a time (``verified_until``: introspection) is verified again after it.
+A change of secret or verifiers needs a new ``TokenVerification``; reloading the
+configuration builds one.
 """
 
 from __future__ import annotations
@@ -97,9 +99,11 @@ class TokenVerification:
                 if exp is not None and exp <= self._clock() - self._leeway:
                     self._cache.pop(raw, None)
                     raise errors.ExpiredTokenError("exp is in the past (cached token)")
-                if self._is_revoked(key):
-                    raise errors.RevokedTokenError("token is revoked (cached token)")
-                return principal
+                if principal.verified_until is None or self._clock() < principal.verified_until:
+                    if self._is_revoked(key):
+                        raise errors.RevokedTokenError("token is revoked (cached token)")
+                    return principal
+                self._cache.pop(raw, None)  # its verifier must be asked again
         token = normalize_token(raw, self._max_token_bytes)  # refuses non-strings
         principal = self.verifiers.verify(token)
         key = revocation_key(principal.claims, token)

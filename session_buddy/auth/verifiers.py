@@ -31,7 +31,10 @@ from typing import Protocol
 
 from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
+from session_buddy.auth.introspection import Introspection
 from session_buddy.auth.principal import Principal
+from session_buddy.auth.provider import ProviderPolicy, ProviderVerifier
+from session_buddy.auth.provider_keys import ProviderKeys
 from session_buddy.auth.shared_secret import SharedSecretVerifier
 
 
@@ -64,9 +67,19 @@ class IssuerVerifiers:
         self,
         shared_secret: Verifier | None = None,
         by_issuer: Mapping[str, Verifier] | None = None,
+        *,
+        opaque: Verifier | None = None,
     ) -> None:
+        """``opaque``: the verifier (one of ``by_issuer``) that takes tokens which are no
+        JWT at all — no dot, so no issuer to read — by asking its provider (RFC 7662)."""
         self._shared_secret = shared_secret
         self._by_issuer = dict(by_issuer or {})
+        self._opaque = opaque
+
+    @property
+    def providers(self) -> tuple[Verifier, ...]:
+        """The identity providers' verifiers, in the configured order."""
+        return tuple(self._by_issuer.values())
 
     @property
     def enabled(self) -> bool:
@@ -76,7 +89,10 @@ class IssuerVerifiers:
     def verify(self, token: str) -> Principal:
         if not self._by_issuer:  # one verifier: nothing to choose, nothing read twice
             return self._for_issuer(None).verify(token)
-        verifier = self._for_issuer(unverified_issuer(token))
+        if self._opaque is not None and "." not in token:
+            verifier = self._opaque
+        else:
+            verifier = self._for_issuer(unverified_issuer(token))
         principal = verifier.verify(token)
         if self._for_issuer(principal.issuer) is not verifier:
             raise errors.InvalidIssuerError("the verified iss belongs to another verifier")
@@ -117,11 +133,23 @@ def configured_verifiers(
 
     Authentication is enabled exactly when this registers one. The shared secret's HS256
     verifier is registered whenever a secret is configured, even an unusable one (it then
-    fails closed); an identity provider's verifier is registered here under its issuer.
+    fails closed); each identity provider's (SESSION_BUDDY_OAUTH_ISSUER) under its issuer,
+    the first one also taking opaque tokens when an introspection client is configured.
+    Nothing is fetched here: a provider is discovered when its first token arrives.
     """
     shared_secret = (
         SharedSecretVerifier(config.signing_keys, config.token_policy(), clock=clock)
         if config.secret_configured
         else None
     )
-    return IssuerVerifiers(shared_secret)
+    providers: dict[str, ProviderVerifier] = {}
+    opaque: ProviderVerifier | None = None
+    for issuer in config.oauth_issuers:
+        keys = ProviderKeys(issuer, clock=clock)
+        client = config.introspection_client if opaque is None else None
+        introspection = None if client is None else Introspection(keys, *client, clock=clock)
+        policy = ProviderPolicy(issuer, config.oauth_audiences, config.leeway_seconds)
+        providers[issuer] = ProviderVerifier(policy, keys, introspection=introspection, clock=clock)
+        if introspection is not None:
+            opaque = providers[issuer]
+    return IssuerVerifiers(shared_secret, providers, opaque=opaque)

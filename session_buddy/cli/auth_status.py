@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from session_buddy.auth.config import MIN_SECRET_LENGTH, AuthConfig
-from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX
+from session_buddy.auth.errors import AUTH_DISABLED_WARNING, GENERATE_FIX, AuthError
+from session_buddy.auth.provider import ProviderVerifier
 from session_buddy.auth.revocation import RETENTION_AFTER_EXPIRY
-from session_buddy.auth.verifiers import configured_verifiers
+from session_buddy.auth.verifiers import IssuerVerifiers, configured_verifiers
 from session_buddy.cli.config import (
     cli_settings,
     fail_closed,
@@ -20,10 +22,11 @@ from session_buddy.cli.config import (
     superuser_warning,
 )
 from session_buddy.cli.output import cell, console, fail, success, title, warn
-from session_buddy.config import ENV_FILE_NAME, Origin, Settings
+from session_buddy.config import ENV_FILE_NAME, Origin, ResourceUrlError, Settings
 from session_buddy.store import Database, SqliteDatabase, StorageError, database_for
 from session_buddy.store.revocations import RevocationRepository
 from session_buddy.store.urls import user_of
+from session_buddy.text import iso_time
 
 app = typer.Typer(help="Inspect the authentication configuration.", no_args_is_help=True)
 
@@ -121,6 +124,46 @@ def _secret_row(settings: Settings, source: str) -> tuple[str, str]:
     return shown, _from(settings.origin(_SECRET_FIELDS.get(source, "secret")))
 
 
+def _provider_rows(
+    config: AuthConfig, verifiers: IssuerVerifiers, add: Callable[..., None]
+) -> list[str]:
+    """The identity providers' rows (each one's metadata and keys fetched now); returns
+    what went wrong, for warnings: a provider down is not this configuration's fault."""
+    if not config.oauth_issuers:
+        add("OAuth issuers", "none (only the shared secret's HS256 tokens)", "oauth_issuers")
+        return []
+    problems = []
+    try:
+        resource = config.resource_url
+    except ResourceUrlError as exc:  # not raised without a bound address; kept for safety
+        resource = f"unset ({exc.fix})"
+    add("Resource URL", resource, "resource_url")
+    if config.settings.oauth_audience:
+        add("OAuth audience", config.settings.oauth_audience, "oauth_audience")
+    for verifier in verifiers.providers:
+        if not isinstance(verifier, ProviderVerifier):
+            continue
+        try:
+            verifier.open()
+        except AuthError as exc:
+            problems.append(f"identity provider {verifier.issuer}: {exc.detail}")
+        finally:
+            verifier.close()
+        found = verifier.status()
+        if found.fetched_at is None:
+            keys = f"not fetched: {found.problem}"
+        else:
+            kids = ", ".join(found.kids) or "(no usable signing key)"
+            keys = f"{kids} (fetched {iso_time(found.fetched_at)})"
+        introspection = (
+            "introspection at " + found.introspection_endpoint
+            if verifier.takes_opaque_tokens and found.introspection_endpoint
+            else "no introspection"
+        )
+        add(f"Issuer {verifier.issuer}", f"keys {keys}; {introspection}", "oauth_issuers")
+    return problems
+
+
 @app.command(
     epilog="Examples:  session-buddy auth status   |   "
     "SESSION_BUDDY_SECRET_FILE=/run/secrets/sb session-buddy auth status"
@@ -131,7 +174,8 @@ def status() -> None:
     fail closed."""
     config = AuthConfig(cli_settings())
     settings = config.settings
-    enabled = configured_verifiers(config).enabled
+    verifiers = configured_verifiers(config)
+    enabled = verifiers.enabled
     problem = config.problem() if config.secret_configured else None
 
     table = Table(title=title("session-buddy authentication"), title_justify="left")
@@ -194,6 +238,7 @@ def status() -> None:
     maximum = f"{config.max_token_lifetime_hours:g} h (refresh limit)"
     add("Maximum lifetime", maximum, "max_token_lifetime_hours")
     add("Clock leeway", f"{config.leeway_seconds} s", "leeway_seconds")
+    provider_problems = _provider_rows(config, verifiers, add)
     add("Data dir", str(config.data_dir), "data_dir")
     add(".env file", _env_file_row(settings), *(["env_file"] if settings.env_file else []))
     backend, shown, storage_problem, storage_warning = storage_rows(settings)
@@ -209,6 +254,8 @@ def status() -> None:
         fail_closed(problem, ": authentication fails closed (every call is refused)")
     if storage_problem is not None:
         fail(*storage_problem)
+    for provider_problem in provider_problems:
+        warn(provider_problem)
     if not enabled:
         warn(
             f"{AUTH_DISABLED_WARNING}: every tool runs unauthenticated as 'anonymous' — "

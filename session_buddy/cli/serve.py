@@ -12,7 +12,13 @@ import typer
 
 from session_buddy.cli.config import cli_settings, source_warnings, superuser_warning
 from session_buddy.cli.output import fail
-from session_buddy.config import Settings
+from session_buddy.config import (
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_PORT,
+    ResourceUrlError,
+    SettingFileError,
+    Settings,
+)
 from session_buddy.mcp.listen import ListenError, listen_http
 from session_buddy.mcp.logs import configure_logging, parse_level
 from session_buddy.runtime import Runtime
@@ -21,8 +27,8 @@ from session_buddy.store.urls import password_of
 
 logger = logging.getLogger("session_buddy.serve")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8678
+DEFAULT_HOST = DEFAULT_HTTP_HOST
+DEFAULT_PORT = DEFAULT_HTTP_PORT
 
 
 class Transport(enum.StrEnum):
@@ -114,16 +120,18 @@ def serve(
     )
     for line in source_warnings(settings):
         logger.warning("⚠️ %s", line)
+    http = transport is Transport.http
     try:
-        runtime = Runtime.build(settings)
-    except StorageError as exc:  # a malformed database URL
+        resource_url = settings.effective_resource_url(host, port) if http else None
+        runtime = Runtime.build(settings, resource_url=resource_url)
+        runtime.auth.introspection_client  # noqa: B018 - a secret file that cannot be read
+    except (StorageError, ResourceUrlError, SettingFileError) as exc:
         fail(str(exc), exc.fix)
     # A configuration or database that cannot work stops here, before the MCP SDK and
     # uvicorn are imported (they take a second, which a failing start should not pay).
     problem = runtime.auth.problem() if runtime.auth.secret_configured else None
     if problem is not None:
         fail(str(problem), problem.fix)
-    http = transport is Transport.http
     if http:
         from session_buddy.mcp.exposure import UNAUTHENTICATED_FIX, review_http_exposure
 

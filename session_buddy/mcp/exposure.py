@@ -26,12 +26,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from session_buddy.config import Settings
+from session_buddy.config import Settings, is_loopback
 
 if TYPE_CHECKING:  # the SDK is imported only when a server is built, not to review a bind
     from mcp.server.transport_security import TransportSecuritySettings
 
-LOOPBACK_NAMES = frozenset({"localhost"})
 # What the SDK allows by itself when bound to 127.0.0.1, localhost or ::1; a bind to
 # another loopback spelling adds its own name.
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
@@ -42,18 +41,6 @@ UNAUTHENTICATED_FIX = (
     "--allow-unauthenticated "
     "(SESSION_BUDDY_ALLOW_UNAUTHENTICATED=true) if this is on purpose"
 )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps the server on this machine (127.0.0.0/8, ::1,
-    localhost). Any other name counts as beyond loopback."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _loopback_names(host: str) -> tuple[list[str], list[str]]:

@@ -30,7 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from session_buddy.auth.manager import JWTManager
-from session_buddy.mcp.exposure import is_loopback, transport_security
+from session_buddy.config import is_loopback
+from session_buddy.mcp.exposure import transport_security
 from session_buddy.mcp.http_auth import bearer_authentication
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics

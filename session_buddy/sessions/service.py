@@ -179,7 +179,7 @@ class SessionService:
             snapshot = reported_snapshot(place.reported)
         record = SessionRecord(
             id=uuid.uuid4().hex,
-            user_id=principal.user_id,
+            user_id=principal.owner,
             project_path=None if place.path is None else str(place.path),
             project_id=project_id,
             project_name=snapshot.name,
@@ -238,7 +238,7 @@ class SessionService:
             end_snapshot,
             summary=summary,
             commits_during_session=commits,
-            ended_by=principal.user_id,
+            ended_by=principal.owner,
         )
         ended = self._repo.end(
             session.id,
@@ -249,13 +249,13 @@ class SessionService:
         )
         if ended is None:  # ended by another process meanwhile
             raise NoActiveSessionError(place.shown)
-        logger.info("session %s ended by %s", session.id, principal.user_id)
+        logger.info("session %s ended by %s", session.id, principal.owner)
         return HandOff(
             session=self._session_info(ended, checkpoint_count=len(checkpoints)),
             summary=summary,
             checkpoints=checkpoints,
             commits_during_session=commits,
-            ended_by=principal.user_id,
+            ended_by=principal.owner,
             markdown=markdown,
             notices=_notices(place),
         )
@@ -272,7 +272,7 @@ class SessionService:
         place = self._locate(project)
         found = None
         if place.path is not None:
-            found = self._repo.active_with_last_checkpoint(principal.user_id, str(place.path))
+            found = self._repo.active_with_last_checkpoint(principal.owner, str(place.path))
         if found is None:
             session = self._find(principal, place, directory_checked=place.path is not None)
             if session is not None:
@@ -285,7 +285,7 @@ class SessionService:
                 notices=_notices(place),
             )
         session, last = found
-        owner = "" if session.user_id == principal.user_id else f" of user {session.user_id}"
+        owner = "" if session.user_id == principal.owner else f" of user {session.user_id}"
         return SessionStatus(
             active=True,
             # The last checkpoint's number is its session's checkpoint count.
@@ -304,7 +304,7 @@ class SessionService:
         """The caller's sessions (every user's for privileged callers), newest first;
         ``project`` limits them to one directory, or to one project id (sessions started
         with it, and those started in directories that had it)."""
-        user = None if principal.is_privileged else principal.user_id
+        user = None if principal.is_privileged else principal.owner
         return self._list(user, project, limit)
 
     def list_all(
@@ -317,7 +317,7 @@ class SessionService:
     def get_session(self, principal: Principal, session_id: str) -> SessionDetail:
         """One session with its checkpoints and hand-off, if the caller may see it."""
         record = self._repo.get(session_id) if _is_session_id(session_id) else None
-        if record is None or not (principal.is_privileged or record.user_id == principal.user_id):
+        if record is None or not (principal.is_privileged or record.user_id == principal.owner):
             raise SessionNotFoundError(session_id)
         checkpoints = [
             _checkpoint_info(checkpoint, record) for checkpoint in self._repo.checkpoints(record.id)
@@ -356,7 +356,7 @@ class SessionService:
         self, principal: Principal, place: _Place, *, directory_checked: bool = False
     ) -> SessionRecord | None:
         """The caller's own active session of the project (see the module doc)."""
-        user = principal.user_id
+        user = principal.owner
         if place.reported is not None:
             candidates = self._repo.active_with_project_id(user, place.reported.id)
             return self._choose(candidates, place.reported)

@@ -255,3 +255,28 @@ def test_a_throttled_clients_refusals_fold_into_one_row_whatever_they_asked_for(
 
     (record,) = repository.search()
     assert (record.action, record.reason, record.count) == ("*", "throttled", 50)
+
+
+def test_a_provider_caller_is_recorded_with_its_issuer_and_client() -> None:
+    issuer = "https://idp.example"
+    provider_alice = Principal(
+        user_id="alice",
+        authenticated=True,
+        issuer=issuer,
+        authority=issuer,
+        claims={"sub": "alice", "iss": issuer, "client_id": "mahavishnu-svc", "jti": "j"},
+    )
+    for decision in (
+        AuthDecision.allowed(provider_alice, action="whoami", permission=None, source_ip=None),
+        AuthDecision.denied(
+            errors.MissingScopeError("write"),
+            action="start_session",
+            permission="write",
+            source_ip=None,
+            principal=provider_alice,
+        ),
+    ):
+        assert decision.caller_id == f"alice@{issuer}"
+        assert decision.caller_service == "mahavishnu-svc"
+    shared_alice = AuthDecision.allowed(ALICE, action="whoami", permission=None, source_ip=None)
+    assert (shared_alice.caller_id, shared_alice.caller_service) == ("alice", "mahavishnu")

@@ -44,6 +44,13 @@ EXPECTED: dict[type[errors.AuthError], tuple[int, bool, int | None]] = {
     errors.SecretSourcesDisagreeError: (503, False, 60),
     errors.SecretNotConfiguredError: (503, False, 60),
     errors.RevocationUnavailableError: (503, False, 5),
+    errors.UnknownSigningKeyError: (401, True, None),
+    errors.ProviderSignatureError: (401, True, None),
+    errors.ProviderAlgorithmError: (401, True, None),
+    errors.ProviderTokenTypeError: (401, True, None),
+    errors.ProviderAudienceError: (401, True, None),
+    errors.InactiveTokenError: (401, True, None),
+    errors.ProviderUnavailableError: (503, False, 30),
 }
 
 

@@ -15,10 +15,9 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 
-from session_buddy.config import load_settings
+from session_buddy.config import is_loopback, load_settings
 from session_buddy.mcp.exposure import (
     LOOPBACK_HOSTS,
-    is_loopback,
     review_http_exposure,
     transport_security,
 )

@@ -236,3 +236,21 @@ def test_a_role_claim_that_merely_contains_admin_is_not_privileged(
     pretender = Principal(user_id="eve", authenticated=True, role="not-admin")
 
     assert service.status(pretender, str(project)).active is False
+
+
+def test_the_same_name_under_another_issuer_is_another_owner(
+    service: SessionService, alice: Principal, project: Path
+) -> None:
+    provider_alice = Principal(
+        user_id="alice", authenticated=True, role="user", authority="https://idp.example"
+    )
+    mine = service.start(alice, str(project))
+    theirs = service.start(provider_alice, str(project))
+
+    assert theirs.created is True and theirs.id != mine.id
+    assert [s.id for s in service.list_sessions(provider_alice).sessions] == [theirs.id]
+    assert [s.id for s in service.list_sessions(alice).sessions] == [mine.id]
+    with pytest.raises(SessionNotFoundError):
+        service.get_session(provider_alice, mine.id)
+    service.end(provider_alice, str(project))
+    assert service.status(alice, str(project)).active is True
