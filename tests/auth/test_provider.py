@@ -180,7 +180,7 @@ def claims_cases(op: OpenIDProvider) -> dict[str, tuple[dict[str, Any], type[err
             errors.MissingIdentityError,
         ),
         "unprintable sub": (
-            {**op.access_token_claims(resource=RESOURCE), "sub": "alice\x1b[2J\ud800"},
+            {**op.access_token_claims(resource=RESOURCE), "sub": "alice\x1b[2J\u202e"},
             errors.MissingIdentityError,
         ),
         "user_id is no identity": (
