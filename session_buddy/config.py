@@ -369,6 +369,9 @@ class Settings(BaseSettings):
     metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Streamable HTTP without MCP sessions, so that any instance answers any request (None:
+    # on when a PostgreSQL database is configured, off for the SQLite file).
+    stateless_http: bool | None = None
 
     _sources: SourceReport = PrivateAttr(default_factory=SourceReport)
 

@@ -169,6 +169,7 @@ def _serve(
     from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
+    from session_buddy.mcp.shutdown import Drain
 
     mcp_auth.install_runtime(runtime)  # the module-level functions agree with the server
     metrics = (
@@ -185,12 +186,14 @@ def _serve(
         if listening is None:
             mcp_server.run_stdio(server)
         else:
-            app = mcp_server.build_http_app(server, runtime, host=host)
+            drain = Drain()
+            app = mcp_server.build_http_app(server, runtime, host=host, drain=drain)
             mcp_server.run_http(
                 app,
                 listening,
                 log_level=settings.log_level,
                 trusted_proxies=settings.trusted_proxies,
+                drain=drain,
             )
     finally:
         runtime.stop_serving()
