@@ -368,8 +368,12 @@ async def measure(profile: Profile, configs: list[Configuration]) -> None:
     """
     calls, rounds, warmup = profile.e2e_calls, profile.e2e_rounds, 1
     groups = [
-        [c for c in configs if c.name.startswith("stdio")],
-        [c for c in configs if c.name.startswith("http")],
+        group
+        for group in (
+            [c for c in configs if c.name.startswith("stdio")],
+            [c for c in configs if c.name.startswith("http")],
+        )
+        if group
     ]
     progress(f"e2e: {rounds} rounds (+{warmup} warm-up) × {calls} calls × {len(configs)} configs")
     clock = time.perf_counter

@@ -38,8 +38,8 @@ from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
 from session_buddy.mcp.shutdown import (
     GRACEFUL_SHUTDOWN_SECONDS,
     Drain,
+    Draining,
     GracefulServer,
-    WatchRequests,
 )
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
@@ -186,7 +186,7 @@ def build_http_app(
         throttle=runtime.throttle,
         tools=SessionTools.names(),
     )
-    return WatchRequests(app, drain=drain, path=MCP_PATH)
+    return Draining(app, drain=drain, path=MCP_PATH)
 
 
 def run_stdio(server: MCPServer) -> None:

@@ -4,9 +4,11 @@ On the first SIGTERM (what systemd, ``docker stop`` and Kubernetes send):
 
 1. ``GET /healthz`` (and ``/health``) answer ``503`` with ``"status": "stopping"`` at once,
    so a load balancer's health check takes the instance out of rotation;
-2. the server keeps answering while requests keep arriving at ``/mcp``: it stops taking
-   connections once none has arrived for :data:`QUIET_SECONDS` (the balancer sends them
-   elsewhere now; an idle server stops at once), and after :data:`DRAIN_SECONDS` at most;
+2. the server keeps answering while requests keep arriving at ``/mcp``, each answer with
+   ``Connection: close`` (so no idle kept-alive connection is left for a balancer to send
+   the next request on just as it closes); it stops taking connections once none has
+   arrived for :data:`QUIET_SECONDS` (the balancer sends them elsewhere now; an idle
+   server stops at once), and after :data:`DRAIN_SECONDS` at most;
 3. uvicorn lets the requests still running finish (:data:`GRACEFUL_SHUTDOWN_SECONDS` at
    most) and returns, so the caller writes the pending audit batch and closes the
    database, and the process exits 0: :data:`STOP_WITHIN_SECONDS` after the signal at most.
@@ -26,7 +28,8 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 QUIET_SECONDS = 0.5
 DRAIN_SECONDS = 3.0
@@ -79,8 +82,9 @@ class Drain:
         )
 
 
-class WatchRequests:
-    """ASGI middleware: tells ``drain`` of every HTTP request to ``path``."""
+class Draining:
+    """ASGI middleware: tells ``drain`` of every HTTP request to ``path``, and once it is
+    stopping, answers every request with ``Connection: close``."""
 
     def __init__(self, app: ASGIApp, *, drain: Drain, path: str) -> None:
         self.app = app
@@ -88,9 +92,18 @@ class WatchRequests:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == self.path:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.path:
             self.drain.saw_request()
-        await self.app(scope, receive, send)
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.drain.stopping:
+                MutableHeaders(scope=message)["connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive, closing)
 
 
 class GracefulServer(uvicorn.Server):

@@ -91,6 +91,8 @@ def test_health_answers_503_from_sigterm_on_while_calls_are_still_answered(
             ok(conn.call("whoami"))
             answer = httpx.get(health, timeout=5)
             assert (answer.status_code, answer.json()) == (503, {"status": "stopping"})
+            # no kept-alive connection stays for a balancer to reuse as the server closes
+            assert answer.headers["connection"] == "close"
             answered_while_stopping += 1
     finally:
         conn.close()
