@@ -171,6 +171,7 @@ def balanced_cluster(
 ) -> Iterator[BalancedCluster]:
     """Start PostgreSQL, three instances and HAProxy (all waited for); stop and remove
     everything afterwards. ``settings``: extra ``SESSION_BUDDY_*`` for every instance."""
+    workdir.mkdir(parents=True, exist_ok=True)
     count = len(SERVERS)
     hosts = _hosts(count)
     *instance_hosts, balancer_host, client_host = hosts
