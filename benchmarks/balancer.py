@@ -12,10 +12,10 @@ calls ``session_status`` on a session it started, in two ways:
 
 * **one caller**, configurations taking turns call by call (``benchmarks.e2e.measure``):
   what the balancer's extra hop costs a client that waits for each answer;
-* **8 concurrent callers** per configuration, configurations taking turns batch by batch
-  (order rotated every round): the throughput the instances give together. Each batch
-  also measures the CPU time every instance and the balancer spent (user + system), per
-  call: what sizing extrapolates from.
+* **8 concurrent callers** per configuration (a quarter of the e2e batch each),
+  configurations taking turns batch by batch (order rotated every round): the throughput
+  the instances give together. Each batch also measures the CPU time every instance and
+  the balancer spent (user + system), per call: what sizing extrapolates from.
 
 On a machine with two shared cores the client, the balancer and every instance compete
 for the same cores, so the concurrent curve is flat: more instances add no cores. The
@@ -124,6 +124,12 @@ async def open_routes(
     return routes, sequential
 
 
+def per_caller(profile: Profile) -> int:
+    """Calls each concurrent caller makes per batch (a quarter of the e2e batch: eight
+    callers make twice the calls of one)."""
+    return max(5, profile.e2e_calls // 4)
+
+
 def _cpu(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
@@ -131,10 +137,11 @@ def _cpu(pids: list[int]) -> float:
 async def concurrent_rounds(
     profile: Profile, cluster: BalancedCluster, routes: list[Route], repo: Path
 ) -> None:
-    """Rounds of one batch per route: :data:`CONCURRENT` callers, ``e2e_calls`` each."""
+    """Rounds of one batch per route: :data:`CONCURRENT` callers, :func:`per_caller` calls
+    each."""
     arguments = {"working_directory": str(repo)}
     instance_pids = [i.server.process.pid for i in cluster.instances if i.server is not None]
-    calls, rounds, warmup = profile.e2e_calls, profile.e2e_rounds, 1
+    calls, rounds, warmup = per_caller(profile), profile.e2e_rounds, 1
     progress(f"{PART}: {rounds} rounds (+{warmup}) × {len(routes)} routes × {CONCURRENT} callers")
     for number in range(warmup + rounds):
         shift = number % len(routes)
@@ -166,7 +173,7 @@ async def concurrent_rounds(
 def rows_for(profile: Profile, routes: list[Route], sequential: list[Configuration]) -> list[Row]:
     rows: list[Row] = []
     calls = profile.e2e_calls
-    batch_calls = calls * CONCURRENT
+    batch_calls = per_caller(profile) * CONCURRENT
     direct = next(r for r in routes if r.name == "direct")
     by_name = {config.name: config for config in sequential}
     direct_sequential = by_name["http_direct"]

@@ -116,7 +116,7 @@ def test_every_balancer_row_is_computed_from_its_rounds() -> None:
     for name in balancer.ROUTES:
         route = balancer.Route(name, f"http://{name}/mcp", None)
         route.seconds = rounds(rng, 1.0)
-        route.latencies = [0.05] * QUICK.e2e_calls * balancer.CONCURRENT * QUICK.e2e_rounds
+        route.latencies = [0.05] * balancer.per_caller(QUICK) * balancer.CONCURRENT
         route.instance_cpu = [2.0] * QUICK.e2e_rounds
         route.balancer_cpu = [0.0 if name == "direct" else 0.1] * QUICK.e2e_rounds
         routes.append(route)
@@ -137,7 +137,7 @@ def test_every_balancer_row_is_computed_from_its_rounds() -> None:
         expected = statistics.median(d / r for r, d in pairs)
         assert row.value == pytest.approx(expected)
         assert row.passed is None  # the curve's shape depends on the machine's cores
-    calls = QUICK.e2e_calls * balancer.CONCURRENT
+    calls = balancer.per_caller(QUICK) * balancer.CONCURRENT
     lb3 = rows[f"lb3_{balancer.CONCURRENT}_callers_calls_per_s"].details
     assert lb3["instance_cpu_ms_per_call"] == pytest.approx(1000 * 2.0 / calls, abs=1e-3)
     assert lb3["balancer_cpu_ms_per_call"] == pytest.approx(1000 * 0.1 / calls, abs=1e-4)
