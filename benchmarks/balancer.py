@@ -44,7 +44,7 @@ from testkit.figures import percentile
 from testkit.git import make_git_repo
 from testkit.haproxy import BACKEND, SERVERS, Balancer, launch_balancer
 from testkit.mcp import http_transport
-from testkit.processes import cpu_seconds
+from testkit.processes import cpu_seconds, resident_mb
 from testkit.tokens import mint
 
 PART = "balancer"
@@ -170,7 +170,14 @@ async def concurrent_rounds(
                 route.balancer_cpu.append(_cpu(balancer_pid) - cpu_before[1])
 
 
-def rows_for(profile: Profile, routes: list[Route], sequential: list[Configuration]) -> list[Row]:
+def rows_for(
+    profile: Profile,
+    routes: list[Route],
+    sequential: list[Configuration],
+    memory: dict[str, float] | None = None,
+) -> list[Row]:
+    """The rows; ``memory``: resident MiB after the rounds, ``instance`` (the largest) and
+    ``balancer``."""
     rows: list[Row] = []
     calls = profile.e2e_calls
     batch_calls = per_caller(profile) * CONCURRENT
@@ -246,6 +253,17 @@ def rows_for(profile: Profile, routes: list[Route], sequential: list[Configurati
                 details=details,
             )
         )
+    for name, what in (("instance", "an instance"), ("balancer", "the balancer (HAProxy)")):
+        if memory and name in memory:
+            rows.append(
+                Row(
+                    PART,
+                    f"{name}_resident_mb",
+                    f"resident memory of {what} after the rounds",
+                    memory[name],
+                    unit="MB",
+                )
+            )
     return rows
 
 
@@ -256,7 +274,14 @@ async def _run(profile: Profile, cluster: BalancedCluster, token: str, repo: Pat
             await call(config)
         await measure(profile, sequential, PART)
         await concurrent_rounds(profile, cluster, routes, repo)
-        return rows_for(profile, routes, sequential)
+        instances = [i.server.process.pid for i in cluster.instances if i.server is not None]
+        memory = {
+            "instance": max(resident_mb(pid) for pid in instances),
+            "balancer": max(
+                resident_mb(r.balancer.process.pid) for r in routes if r.balancer is not None
+            ),
+        }
+        return rows_for(profile, routes, sequential, memory)
 
 
 def run(profile: Profile) -> list[Row]:
