@@ -93,7 +93,8 @@ def serve(
 
     Examples: `session-buddy serve` (stdio, what Claude Code starts);
     `session-buddy serve --transport http --port 8678` (streamable HTTP at
-    http://127.0.0.1:8678/mcp, health check at /healthz);
+    http://127.0.0.1:8678/mcp, health check at /healthz or /health; stateless with
+    PostgreSQL, SESSION_BUDDY_STATELESS_HTTP; SIGTERM drains and exits 0);
     `SESSION_BUDDY_BEARER_ONLY=true SESSION_BUDDY_ALLOWED_HOSTS=sb.example.com:*
     session-buddy serve --transport http --host 0.0.0.0` (beyond loopback: tokens only in
     the Authorization header, Host checked). Beyond loopback an HTTP server without a

@@ -180,8 +180,10 @@ def build_http_app(
         max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE,
         stateless_path=MCP_PATH if stateless else None,
     )
+    if not stateless:  # no session to own otherwise
+        app = SessionOwner(app)
     app = BearerAuthMiddleware(
-        SessionOwner(app),
+        app,
         manager=runtime.manager,
         throttle=runtime.throttle,
         tools=SessionTools.names(),
