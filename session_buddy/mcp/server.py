@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 SERVER_NAME = "session-buddy"
 MCP_PATH = "/mcp"
 HEALTH_PATHS = ("/healthz", "/health")  # /health: where Mahavishnu checks
-# Stateless answers come as one JSON body rather than an SSE stream (measured faster:
-# benchmarks/RESULTS.md); with MCP sessions the SDK's SSE stays.
+# Stateless answers come as one JSON body rather than an SSE stream (cheaper: make bench,
+# part stateless); with MCP sessions the SDK's SSE stays.
 STATELESS_JSON_RESPONSE = True
 
 _ABOUT = """\
@@ -138,8 +138,6 @@ def build_http_app(
     *,
     host: str,
     drain: Drain | None = None,
-    stateless: bool | None = None,
-    json_response: bool | None = None,
 ) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and the health check) behind the bearer
     middleware.
@@ -150,20 +148,17 @@ def build_http_app(
     (:func:`~session_buddy.mcp.exposure.transport_security`). Between the two, the
     protocol answers the SDK gets wrong (:func:`~session_buddy.mcp.protocol.protocol_http_app`).
 
-    ``stateless`` (default: :func:`stateless_http_enabled`): no MCP sessions, every
-    request answered on its own, so any instance behind a balancer answers any request;
-    the server then sends the client nothing outside the answer to its request. With MCP
-    sessions, each belongs to the verified caller that opened it
-    (:class:`~session_buddy.mcp.owner.SessionOwner`). ``json_response`` (default:
-    :data:`STATELESS_JSON_RESPONSE` when stateless, else SSE) is for measuring the other
-    choice. ``drain``: the health check answers 503 once it is stopping, and it hears of
-    every request to ``/mcp`` (:mod:`session_buddy.mcp.shutdown`).
+    Stateless (:func:`stateless_http_enabled`): no MCP sessions, every request answered on
+    its own (one JSON body: :data:`STATELESS_JSON_RESPONSE`), so any instance behind a
+    balancer answers any request; the server then sends the client nothing outside the
+    answer to its request. With MCP sessions, each belongs to the verified caller that
+    opened it (:class:`~session_buddy.mcp.owner.SessionOwner`). ``drain``: the health check
+    answers 503 once it is stopping, and it hears of every request to ``/mcp``
+    (:mod:`session_buddy.mcp.shutdown`).
     """
     drain = drain if drain is not None else Drain()
-    if stateless is None:
-        stateless = stateless_http_enabled(runtime.settings.stateless_http, runtime.database)
-    if json_response is None:
-        json_response = stateless and STATELESS_JSON_RESPONSE
+    stateless = stateless_http_enabled(runtime.settings.stateless_http, runtime.database)
+    json_response = stateless and STATELESS_JSON_RESPONSE
     health = _health_endpoint(runtime.database, runtime.auth, drain)
     for path in HEALTH_PATHS:
         server.custom_route(path, methods=["GET"], include_in_schema=False)(health)
@@ -238,7 +233,7 @@ def run_http(
         forwarded_allow_ips=list(trusted_proxies),
     )
     with sock:
-        GracefulServer(config, drain=drain or Drain()).run(sockets=[sock])
+        GracefulServer(config, drain=drain if drain is not None else Drain()).run(sockets=[sock])
 
 
 def _health_endpoint(
