@@ -188,43 +188,37 @@ def rows_for(
     def rate(seconds: list[float], n: int) -> float:
         return n / median(seconds)
 
-    for route in routes:
-        if route.name == "direct":
-            continue
-        config = by_name[f"http_{route.name}"]
-        per_round = [b / a for a, b in zip(config.seconds, direct_sequential.seconds, strict=True)]
+    def against_direct(name: str, what: str, mine: list[float], ref: list[float], n: int) -> Row:
+        """calls/s of ``mine`` over the direct ``ref``, per round (batches of ``n`` calls)."""
+        per_round = [b / a for a, b in zip(mine, ref, strict=True)]
+        absolute = f"{rate(mine, n):.0f} vs {rate(ref, n):.0f} calls/s"
+        return Row(
+            PART,
+            name,
+            what,
+            median(per_round),
+            details={"absolute": absolute, "ratio_per_round": [round(r, 4) for r in per_round]},
+        )
+
+    balanced = [route for route in routes if route.name != "direct"]
+    for route in balanced:
         rows.append(
-            Row(
-                PART,
+            against_direct(
                 f"{route.name}_vs_direct_one_caller",
                 f"calls/s, {LABELS[route.name]} / direct, one caller",
-                median(per_round),
-                details={
-                    "absolute": (
-                        f"{rate(config.seconds, calls):.0f} vs "
-                        f"{rate(direct_sequential.seconds, calls):.0f} calls/s"
-                    ),
-                    "ratio_per_round": [round(r, 4) for r in per_round],
-                },
+                by_name[f"http_{route.name}"].seconds,
+                direct_sequential.seconds,
+                calls,
             )
         )
-    for route in routes:
-        if route.name == "direct":
-            continue
-        per_round = [b / a for a, b in zip(route.seconds, direct.seconds, strict=True)]
+    for route in balanced:
         rows.append(
-            Row(
-                PART,
+            against_direct(
                 f"{route.name}_vs_direct_{CONCURRENT}_callers",
                 f"calls/s, {LABELS[route.name]} / direct, {CONCURRENT} callers",
-                median(per_round),
-                details={
-                    "absolute": (
-                        f"{rate(route.seconds, batch_calls):.0f} vs "
-                        f"{rate(direct.seconds, batch_calls):.0f} calls/s"
-                    ),
-                    "ratio_per_round": [round(r, 4) for r in per_round],
-                },
+                route.seconds,
+                direct.seconds,
+                batch_calls,
             )
         )
     for route in routes:
