@@ -17,6 +17,8 @@ MCP client and with raw HTTP, prints its figures and judges them against fixed b
 8. three HTTP instances, each in its own network namespace, on one PostgreSQL: CLI
    revocations, envelope replays, a flood spread over them, ``kill -9`` of one and a
    PostgreSQL restart;
+ 9. sixteen sessions idle past the revocation staleness limit, then calling at once, on
+    SQLite and on PostgreSQL: no valid token refused;
 10. a hostile flood (surrogates, NULs, terminal escapes and huge names as tool names, bad
     bearers, 429s) beside legitimate users, on SQLite and on PostgreSQL: the audit trail
     keeps every legitimate decision, stays bounded, and its writer lives.

@@ -32,6 +32,7 @@ from stress import (
     s6_storage,
     s7_hygiene,
     s8_hosts,
+    s9_pause,
     s10_audit_flood,
 )
 from stress.harness import Context, Outcome, quiet_library_logging
@@ -46,6 +47,7 @@ SCENARIOS: dict[int, ModuleType] = {
     6: s6_storage,
     7: s7_hygiene,
     8: s8_hosts,
+    9: s9_pause,
     10: s10_audit_flood,
 }
 SCENARIO_LIMIT_SECONDS = 100.0  # unless the module sets LIMIT_SECONDS

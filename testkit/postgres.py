@@ -376,6 +376,23 @@ class PostgresServer:
         process.wait()
         kill_and_wait(children, timeout=10)
 
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and its children: a host that stopped answering, its
+        connections open but silent. :meth:`thaw` resumes it."""
+        self._signal_all(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped."""
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: int) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        for pid in [process.pid, *children_of(process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def close(self) -> None:
         """Stop the server (killing it if it will not stop) and remove its directory."""
         if self._closed:

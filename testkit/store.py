@@ -11,8 +11,11 @@ a database session-buddy refuses to open.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
@@ -33,6 +36,30 @@ def database_at(location: str) -> Database:
 
         return PostgresDatabase(location)
     return SqliteDatabase(location)
+
+
+def database_at_revision(location: str, revision: str) -> None:
+    """Give the empty database at ``location`` the schema of an older ``revision``, as an
+    older session-buddy left it (to test the upgrade from there)."""
+    if is_postgres_url(location):
+        migrations.upgrade(
+            "postgresql+psycopg://", creator=lambda: psycopg.connect(location), revision=revision
+        )
+        return
+    Path(location).parent.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(f"sqlite:///{quote(location)}", revision=revision)
+
+
+def raw_execute(location: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """Run writes through the driver alone, in one transaction (``?`` placeholders)."""
+    if is_postgres_url(location):
+        with psycopg.connect(location, connect_timeout=5) as conn:
+            for sql, params in statements:
+                conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return
+    with closing(sqlite3.connect(location)) as conn, conn:
+        for sql, params in statements:
+            conn.execute(sql, params)
 
 
 def raw_query(location: str, sql: str) -> list[tuple[Any, ...]]:

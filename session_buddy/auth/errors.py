@@ -7,7 +7,13 @@ so nobody parses a message:
   it never echoes input;
 * ``detail`` — the precise reason (which claim, which check), for the server log only;
 * ``reason`` — a stable code for metrics, throttling and ``WWW-Authenticate``;
-* ``fix`` — what the person holding the token (or running the server) should do.
+* ``fix`` — what the person holding the token (or running the server) should do;
+* ``status`` — the HTTP status an edge answers with: 401 for a bad or missing credential,
+  403 for a caller that may not do this, 429 for a throttled client, 503 when the fault is
+  the server's own (its secret, its database), 400 for a token sent where this server
+  takes none; ``retry_after`` — the seconds a client should wait, where waiting helps;
+* ``bad_credential`` — whether the caller presented a credential we refuse (what the
+  failure throttle counts).
 
 Every :class:`AuthError` is also a ``ValueError``: code written for the original API
 (and Mahavishnu's ``permissions.JWTManager``) catches refusals with ``except ValueError``.
@@ -18,6 +24,8 @@ The fixed user-facing lines of the original design note are constants here, in o
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from session_buddy.store.errors import StorageError
 
 MIN_SECRET_LENGTH = 32
 AUTH_FAILED_PREFIX = "❌ Authentication failed"
@@ -43,6 +51,11 @@ class AuthError(ValueError):
     reason = "auth_failed"
     prefix = AUTH_FAILED_PREFIX
     fix: str | None = None
+    status = 401
+    bad_credential = False
+    retry_after: int | None = None
+    # The database failure behind a server-side refusal (the edge then reports storage).
+    storage: StorageError | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.public_message
@@ -69,6 +82,8 @@ class SecretConfigError(AuthError):
     public_message = SECRET_TOO_SHORT
     reason = "secret_too_short"
     kind = "too_short"
+    status = 503
+    retry_after = 60  # an operator must fix the configuration
     fix = f"use a secret of {MIN_SECRET_LENGTH}+ characters; {GENERATE_FIX}"
 
     def __init__(
@@ -133,6 +148,7 @@ class ExpiredTokenError(AuthError):
 
     public_message = "Token has expired"
     reason = "expired"
+    bad_credential = True
     fix = NEW_TOKEN_FIX
 
 
@@ -141,6 +157,7 @@ class RevokedTokenError(AuthError):
 
     public_message = "Token has been revoked"
     reason = "revoked"
+    bad_credential = True
     fix = NEW_TOKEN_FIX
 
 
@@ -157,6 +174,7 @@ class InvalidTokenError(AuthError):
 
     public_message = "Invalid token"
     reason = "invalid"
+    bad_credential = True
 
 
 class MalformedTokenError(InvalidTokenError):
@@ -251,6 +269,7 @@ class IdentityMismatchError(AuthError):
 
     public_message = "Token argument and Authorization header name different users"
     reason = "identity_mismatch"
+    bad_credential = True
     fix = "send one token: either the Authorization header or the token argument"
 
 
@@ -260,6 +279,7 @@ class AuthorizationError(AuthError):
     prefix = AUTHZ_FAILED_PREFIX
     public_message = "not allowed"
     reason = "forbidden"
+    status = 403
 
     def __init__(self, public_message: str | None = None, detail: str | None = None) -> None:
         if public_message:
@@ -302,6 +322,7 @@ class TokenArgumentRefusedError(AuthError):
         "not as the token argument"
     )
     reason = "bearer_only"
+    status = 400  # RFC 6750: a way of presenting the token this server does not take
     fix = "drop the token argument and send the header 'Authorization: Bearer <token>'"
 
 
@@ -310,11 +331,15 @@ class ThrottledError(AuthError):
 
     public_message = "Too many authentication failures; retry later"
     reason = "throttled"
+    status = 429  # Retry-After: the throttle's own count of seconds
     fix = "stop sending bad tokens; wait for the Retry-After seconds, then use a valid token"
 
 
 class RevocationUnavailableError(AuthError):
-    """The revocation store cannot be read; fail closed rather than accept revoked tokens."""
+    """The revocation store cannot be read; fail closed rather than accept revoked tokens.
+
+    ``storage`` is the database's failure (which database, and why), when known.
+    """
 
     public_message = "Authentication unavailable: revocation store cannot be read"
     reason = "revocation_unavailable"
@@ -323,6 +348,14 @@ class RevocationUnavailableError(AuthError):
         "move a corrupted file aside or fix SESSION_BUDDY_DATA_DIR "
         "(see: session-buddy auth status)"
     )
+    status = 503
+    retry_after = 5  # the store re-reads the log within a second of the database's return
+
+    def __init__(self, detail: str | None = None, *, storage: StorageError | None = None) -> None:
+        super().__init__(detail)
+        if storage is not None:
+            self.storage = storage
+            self.fix = storage.fix
 
 
 class TokenRequestError(ValueError):

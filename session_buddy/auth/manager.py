@@ -77,9 +77,7 @@ class JWTManager:
                         database = self._database or database_for(self.config.settings)
                         self._revocations = shared_revocation_store(database.open())
                     except StorageError as exc:
-                        unavailable = errors.RevocationUnavailableError(str(exc))
-                        unavailable.fix = exc.fix  # what to do about this database
-                        raise unavailable from None
+                        raise errors.RevocationUnavailableError(str(exc), storage=exc) from None
         return self._revocations
 
     @property

@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 RETENTION_AFTER_EXPIRY = 600.0
 # How long the in-memory set may go unconfirmed before every token is refused.
 MAX_STALE_SECONDS = 5.0
+# How long a check whose set has gone stale waits for a read of the log already under way.
+READ_WAIT_SECONDS = MAX_STALE_SECONDS
+# A set this close to going stale may make a check wait for a read: see ``sync_due``.
+STALE_MARGIN_SECONDS = 1.0
 
 
 class RevocationStore:
@@ -38,9 +42,14 @@ class RevocationStore:
     log at once and no token check waits for the database; while the push is down (and on
     SQLite, always) a check re-reads the log when ``sync_interval`` has passed. Either way
     the set is known current as of some moment; once that moment is more than
-    ``MAX_STALE_SECONDS`` old, checks refuse every token. A notification whose read of the
-    log fails is read again by the poller, and until then the listener's word counts for
-    nothing: the set is current only as of the last successful read.
+    ``MAX_STALE_SECONDS`` old, checks refuse every token. A notification means the set
+    misses something since the listener last proved alive: from then on only a read of the
+    log counts, and a notification whose read fails is read again by the poller.
+
+    One read of the log at a time. A check that finds the set stale while a read is under
+    way (the first request after a pause started it) waits for that read rather than
+    refusing; it refuses at once only when the last read failed, or once the read has
+    taken ``READ_WAIT_SECONDS``.
     """
 
     def __init__(
@@ -58,6 +67,10 @@ class RevocationStore:
         self._sync_interval = sync_interval
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._read_done = threading.Condition(self._lock)
+        self._reading = False  # a read of the log is under way (one at a time)
+        self._read_started = 0.0  # when it began (time.monotonic(): bounds the waits)
+        self._waiting = 0  # checks waiting for it
         self._expiry: dict[str, float] = {}
         self._last_seq = 0
         self._next_sync = 0.0
@@ -66,13 +79,14 @@ class RevocationStore:
         self._failing = False
         self._unread_push = False  # notified (or reconnected), and not read since
         self._pushes = 0
-        self._last_failure = ""
+        self._last_failure: StorageError | None = None
         self._closed = threading.Event()
         # Called with the delay between another process's revocation and this one
         # learning of it (the metrics' propagation lag).
         self.on_learned: Callable[[float], None] | None = None
         self._load()
-        self._watch: Watch | None = db.watch(CHANNEL, self._pushed) if push else None
+        self._watch: Watch | None = None  # the listener may call _pushed before it is set
+        self._watch = db.watch(CHANNEL, self._pushed) if push else None
         if self._watch is not None:
             # While the push is down, poll off the request path (never block a check).
             threading.Thread(
@@ -81,6 +95,7 @@ class RevocationStore:
 
     def _load(self) -> None:
         now = self._clock()
+        started = self._monotonic()
         # The log position first: a revocation committed between the two reads is then
         # fetched again by the next sync instead of being skipped for good.
         seq = self._repository.log_position()
@@ -88,8 +103,8 @@ class RevocationStore:
         with self._lock:
             self._expiry = {r.token_key: r.expires_at for r in in_force}
             self._last_seq = seq
-            self._next_sync = self._monotonic() + self._sync_interval
-            self._known_at = self._monotonic()
+            self._next_sync = started + self._sync_interval
+            self._known_at = started
 
     def revoke(self, token_key: str, expires_at: float) -> bool:
         """Record a revocation durably (committed before this returns).
@@ -111,29 +126,65 @@ class RevocationStore:
         Raises :class:`RevocationUnavailableError` once the set has gone unconfirmed for
         ``MAX_STALE_SECONDS`` (database unreadable or unreachable): other processes'
         revocations could not be honoured, so tokens are refused rather than accepted on
-        stale knowledge (fail closed).
+        stale knowledge (fail closed). A set that is stale only because nobody read the
+        log for a while (an idle server) is read first; checks arriving meanwhile wait for
+        that read.
         """
-        watch = self._watch
-        if watch is None:
-            if self._monotonic() >= self._next_sync:
-                self._sync()
-            known_at = self._known_at
-        elif self._unread_push:  # the listener vouches only for what was read
-            known_at = self._known_at
-        else:
-            known_at = max(self._known_at, watch.confirmed_at)
-        stale = self._monotonic() - known_at
+        if self._watch is None and self._monotonic() >= self._next_sync:
+            self._sync()
+        stale = self._monotonic() - self._known_as_of()
+        if stale > MAX_STALE_SECONDS and not self._failing:
+            stale = self._after_read_under_way()
         if stale > MAX_STALE_SECONDS:
-            raise RevocationUnavailableError(
-                f"revocations unconfirmed for {stale:.0f} s: {self._last_failure}"
-            )
+            raise self._unavailable(stale)
         return token_key in self._expiry
+
+    def _known_as_of(self) -> float:
+        """The moment up to which the set holds every revocation (``monotonic`` time)."""
+        watch = self._watch
+        if watch is None or self._unread_push:  # the listener vouches only for what was read
+            return self._known_at
+        return max(self._known_at, watch.confirmed_at)
+
+    def _after_read_under_way(self) -> float:
+        """Wait for a read of the log that is under way, until ``READ_WAIT_SECONDS`` after
+        it began (a read that hangs does not hold every check); how stale the set is then."""
+        with self._read_done:
+            if self._reading:
+                left = self._read_started + READ_WAIT_SECONDS - time.monotonic()
+                self._waiting += 1
+                try:
+                    self._read_done.wait_for(lambda: not self._reading, timeout=max(0.0, left))
+                finally:
+                    self._waiting -= 1
+        return self._monotonic() - self._known_as_of()
+
+    @property
+    def waiting(self) -> int:
+        """How many checks are waiting for a read of the log right now."""
+        return self._waiting
+
+    def _unavailable(self, stale: float) -> RevocationUnavailableError:
+        failure = self._last_failure
+        if failure is None:  # no read failed: one is taking too long
+            failure = StorageError(
+                f"{self._db.display}: revocations not read for {stale:.0f} s",
+                kind="unreachable",
+                fix="check that the database answers (see: session-buddy auth status)",
+            )
+        return RevocationUnavailableError(
+            f"revocations unconfirmed for {stale:.0f} s: {failure}", storage=failure
+        )
 
     @property
     def sync_due(self) -> bool:
-        """Whether the next :meth:`is_revoked` would read the database first (polling, its
-        interval over); never where the database pushes changes."""
-        return self._watch is None and self._monotonic() >= self._next_sync
+        """Whether :meth:`is_revoked` may read the database, or wait for a read under way,
+        before it answers: polling with its interval over, or the set close to going
+        stale. (A caller on an event loop then hands the check to a thread.)"""
+        now = self._monotonic()
+        if self._watch is None and now >= self._next_sync:
+            return True
+        return now - self._known_as_of() > MAX_STALE_SECONDS - STALE_MARGIN_SECONDS
 
     def _poll_while_unpushed(self) -> None:
         watch = self._watch
@@ -147,50 +198,74 @@ class RevocationStore:
 
     def _pushed(self) -> None:
         """Another process revoked something (or the push reconnected): read the log now,
-        and until a read succeeds, poll and trust only what was read."""
+        and until a read succeeds, poll and trust only what was read — which includes
+        everything before the listener's last proof of life before this news."""
+        watch = self._watch
         with self._lock:
+            if watch is not None and not self._unread_push:
+                self._known_at = max(self._known_at, watch.confirmed_at)
             self._next_sync = 0.0
             self._unread_push = True
             self._pushes += 1
         self._sync()
 
     def _sync(self) -> None:
-        with self._lock:
-            if self._monotonic() < self._next_sync:
+        """Read the log once it is due, unless a read is under way already (checks that
+        cannot do without its result wait for it in :meth:`is_revoked`). A notification
+        that arrives during a successful read is read at once after it."""
+        while True:
+            with self._lock:
+                started = self._monotonic()
+                if self._reading or started < self._next_sync:
+                    return
+                self._reading = True
+                self._read_started = time.monotonic()
+                self._next_sync = started + self._sync_interval
+                last = self._last_seq
+                pushes = self._pushes
+            try:
+                learned = self._read(last, pushes, started)
+            finally:
+                with self._lock:
+                    self._reading = False
+                    self._read_done.notify_all()
+            if learned is None:
                 return
-            self._next_sync = self._monotonic() + self._sync_interval
-            last = self._last_seq
-            pushes = self._pushes
+            observer = self.on_learned
+            if observer is not None and learned:
+                now = self._clock()
+                for revoked_at in learned:
+                    observer(max(0.0, now - revoked_at))
+            if self._pushes == pushes:
+                return
+
+    def _read(self, last: int, pushes: int, started: float) -> list[float] | None:
+        """One read of the log after ``last``: when each newly learned revocation was made,
+        or None when the database could not be read (every known revocation is kept)."""
         try:
             changes, position = self._repository.since(last)
         except StorageError as exc:
-            # Keep every revocation already known; try again on the next interval.
             if not self._failing:
                 logger.warning("revocation sync failed (retrying): %s", exc)
             self._failing = True
-            self._last_failure = str(exc)
-            return
+            self._last_failure = exc
+            return None
         if self._failing:
             logger.info("revocation sync recovered")
-        self._failing = False
-        self._known_at = self._monotonic()
+        learned: list[float] = []
         with self._lock:
+            for change in changes:
+                known = self._expiry.get(change.token_key)
+                if known is None:
+                    learned.append(change.revoked_at)
+                self._expiry[change.token_key] = max(change.expires_at, known or 0.0)
+            self._last_seq = max(self._last_seq, position)
+            self._known_at = max(self._known_at, started)
             if self._pushes == pushes:  # no notification came while reading
                 self._unread_push = False
-        learned: list[float] = []
-        if changes:
-            with self._lock:
-                for change in changes:
-                    known = self._expiry.get(change.token_key)
-                    if known is None:
-                        learned.append(change.revoked_at)
-                    self._expiry[change.token_key] = max(change.expires_at, known or 0.0)
-                self._last_seq = max(self._last_seq, position)
-        observer = self.on_learned
-        if observer is not None and learned:
-            now = self._clock()
-            for revoked_at in learned:
-                observer(max(0.0, now - revoked_at))
+            self._failing = False
+            self._last_failure = None
+        return learned
 
     def purge_expired(self) -> int:
         """Forget revocations of tokens that expired long enough ago; returns how many."""

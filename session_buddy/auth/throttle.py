@@ -7,11 +7,12 @@ gets ``429 Too Many Requests`` with ``Retry-After`` instead of being verified an
 in full; a request with a valid credential, or with none, is served as usual — a valid
 token is never throttled. When the block ends, counting starts afresh.
 
-What counts as a bad credential (:func:`is_bad_credential`): a token that is malformed,
-badly signed, expired, revoked or otherwise invalid, and an Authorization header whose
-user differs from the ``token`` argument's. A *missing* token, a role the tool does not
-accept, and server-side problems (unusable secret, unreadable revocation store) do not
-count: they say nothing about someone guessing tokens.
+What counts as a bad credential (:func:`is_bad_credential`, read from the error class's
+``bad_credential``): a token that is malformed, badly signed, expired, revoked or
+otherwise invalid, and an Authorization header whose user differs from the ``token``
+argument's. A *missing* token, a role the tool does not accept, and server-side problems
+(unusable secret, unreadable revocation store) do not count: they say nothing about
+someone guessing tokens.
 
 Both kinds of credential feed the same counter. The bearer middleware counts bad
 ``Authorization`` headers itself; bad ``token`` arguments are found by the tool layer,
@@ -56,17 +57,11 @@ SYNC_INTERVAL_SECONDS = 0.1
 SYNC_SPACING_SECONDS = 0.02
 PURGE_INTERVAL_SECONDS = 60.0
 
-_BAD_CREDENTIALS = (
-    errors.InvalidTokenError,
-    errors.ExpiredTokenError,
-    errors.RevokedTokenError,
-    errors.IdentityMismatchError,
-)
-
 
 def is_bad_credential(error: errors.AuthError) -> bool:
-    """Whether ``error`` means the caller presented a credential we refuse."""
-    return isinstance(error, _BAD_CREDENTIALS)
+    """Whether ``error`` means the caller presented a credential we refuse (the error
+    class says so: ``bad_credential``)."""
+    return error.bad_credential
 
 
 class AuthFailureThrottle:

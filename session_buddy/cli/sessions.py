@@ -19,6 +19,7 @@ from session_buddy.cli.config import existing_database
 from session_buddy.cli.output import cell, console, emit, fail, note, title
 from session_buddy.sessions import SessionDetail, SessionError, SessionInfo, SessionService
 from session_buddy.sessions.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from session_buddy.sessions.target import ReportedProject, Target
 from session_buddy.store import StorageError
 from session_buddy.text import format_duration, printable
 
@@ -41,18 +42,39 @@ def _status(info: SessionInfo) -> Text:
     return cell("active", "green") if info.active else cell(f"ended {info.ended_at}")
 
 
-def _project_filter(project: Path | None) -> str | None:
-    return None if project is None else str(project.expanduser().resolve())
+PATH_PREFIXES = ("/", ".", "~")
+
+
+def _project_filter(project: str | None) -> Target | None:
+    """A directory when ``project`` names one that exists or looks like a path (starts
+    with ``/``, ``.`` or ``~``); otherwise a project id (a git remote URL or a name)."""
+    if project is None:
+        return None
+    directory = Path(project).expanduser()
+    if directory.is_dir() or project.startswith(PATH_PREFIXES):
+        return str(directory.resolve())
+    return ReportedProject.parse(project)
+
+
+def _where(info: SessionInfo) -> str:
+    """The project's directory and/or id, for a table cell."""
+    return "\n".join(part for part in (info.project_path, info.project_id) if part)
 
 
 @app.command(
     "list",
     epilog="Examples:  session-buddy sessions list   |   "
-    "session-buddy sessions list --project . --all --json",
+    "session-buddy sessions list --project . --all --json   |   "
+    "session-buddy sessions list --project git@github.com:owner/repo.git",
 )
 def list_sessions(
     project: Annotated[
-        Path | None, typer.Option(help="Only sessions of this project directory.")
+        str | None,
+        typer.Option(
+            help="Only sessions of this project: a directory (an existing one, or a path "
+            "starting with / . ~), else a project id (git remote URL or name; sessions "
+            "started with it, and those of directories that have it)."
+        ),
     ] = None,
     show_all: Annotated[
         bool,
@@ -74,25 +96,33 @@ def list_sessions(
             note("No sessions recorded yet (no database in SESSION_BUDDY_DATA_DIR).")
         return
     try:
-        result = service.list_all(limit=limit, working_directory=_project_filter(project))
+        chosen = _project_filter(project)
+        result = service.list_all(limit=limit, project=chosen)
     except StorageError as exc:
         fail(str(exc), exc.fix)
     except SessionError as exc:
-        fail(str(exc), "pass an existing project directory to --project")
+        fail(str(exc), "pass an existing project directory, or a project id, to --project")
+    for notice in result.notices:
+        note(notice)
     if as_json:
         emit(result.model_dump_json())
         return
     if not result.sessions:
-        note("No sessions found.")
+        if isinstance(chosen, ReportedProject):
+            note(
+                f"No sessions found for project id {chosen.id!r} "
+                f"(no directory {project!r} here either)."
+            )
+        else:
+            note("No sessions found.")
         return
     table = Table(title=title(f"Sessions ({result.total})"), title_justify="left")
     for column in ("id", "project", "user", "started", "status", "duration", "checkpoints"):
         table.add_column(column, justify="right" if column == "checkpoints" else "left")
     for info in result.sessions:
-        shown = Text.assemble(cell(info.project_name), "\n", cell(info.project_path, "dim"))
         table.add_row(
             cell(info.id[:SHORT_ID]),
-            shown,
+            Text.assemble(cell(info.project_name), "\n", cell(_where(info), "dim")),
             cell(info.user_id),
             cell(info.started_at),
             _status(info),
@@ -155,7 +185,7 @@ def show(
     facts = Table(show_header=False, title=title(f"Session {info.id}"), title_justify="left")
     facts.add_column(style="bold")
     facts.add_column()
-    facts.add_row("project", cell(f"{info.project_name} ({info.project_path})"))
+    facts.add_row("project", cell(f"{info.project_name} ({_where(info)})".replace("\n", ", ")))
     facts.add_row("user", cell(info.user_id))
     facts.add_row("started", cell(info.started_at))
     facts.add_row("status", _status(info))

@@ -6,10 +6,15 @@
 
     async with SessionBuddyClient.stdio(token=token) as sb:
         session = await sb.start(working_directory="/path/to/project")
+
+    # a project on another machine than the server: its id and the state of your clone
+    async with SessionBuddyClient.http(url, token=token) as sb:
+        session = await sb.start(project=describe_checkout("/home/me/repo"))
 """
 
 from __future__ import annotations
 
+from session_buddy.client.checkout import describe_checkout
 from session_buddy.client.client import DEFAULT_URL, SessionBuddyClient, ToolResult
 from session_buddy.client.credentials import MintedTokens, NoToken, StaticToken, TokenSource
 from session_buddy.client.errors import (
@@ -18,11 +23,13 @@ from session_buddy.client.errors import (
     SessionBuddyError,
     SessionBuddyToolError,
 )
+from session_buddy.sessions.target import ReportedProject
 
 __all__ = [
     "DEFAULT_URL",
     "MintedTokens",
     "NoToken",
+    "ReportedProject",
     "SessionBuddyAuthError",
     "SessionBuddyClient",
     "SessionBuddyConnectionError",
@@ -31,4 +38,5 @@ __all__ = [
     "StaticToken",
     "TokenSource",
     "ToolResult",
+    "describe_checkout",
 ]

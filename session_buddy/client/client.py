@@ -10,6 +10,14 @@ back as the session layer's pydantic models; refusals as exceptions::
         await sb.checkpoint("/path/to/project", note="parser done")
         handoff = await sb.end("/path/to/project", summary="ready for review")
         print(handoff.markdown)
+
+A project that is not on the server's disk is named by its id instead, with the branch,
+commit and changed files the caller reports; :func:`describe_checkout` reads them from a
+local clone::
+
+    async with SessionBuddyClient.http(url, secret=shared_secret) as sb:
+        await sb.start(project=describe_checkout("/home/me/repo"))
+        await sb.checkpoint(project="github.com/owner/repo", branch="main", note="tests pass")
 """
 
 from __future__ import annotations
@@ -56,8 +64,10 @@ from session_buddy.sessions.models import (
     SessionList,
     SessionStatus,
 )
+from session_buddy.sessions.target import ReportedProject
 
 DEFAULT_URL = "http://127.0.0.1:8678/mcp"
+Directory = str | Path | None
 DEFAULT_TIMEOUT_SECONDS = 60.0
 SECRET_VARIABLE = "SESSION_BUDDY_SECRET"
 # The MCP SDK's defaults: a response stream may stay open, so reads wait longer.
@@ -329,39 +339,82 @@ class SessionBuddyClient:
             raise SessionBuddyConnectionError(f"{name}: connection failed ({exc})") from None
         return _unwrap(name, result)
 
-    async def start(self, working_directory: str | Path) -> SessionInfo:
+    # Each session method names its project by ``working_directory`` (a directory on the
+    # server's disk) or by ``project`` (an id, or a ReportedProject) with the ``branch``,
+    # ``commit`` and ``changed_files`` the caller reports; the server refuses neither or both.
+
+    async def start(
+        self,
+        working_directory: Directory = None,
+        *,
+        project: str | ReportedProject | None = None,
+        branch: str | None = None,
+        commit: str | None = None,
+        changed_files: int | None = None,
+    ) -> SessionInfo:
         """Start a session in the project (or get the caller's active one there)."""
-        return await self._model(
-            "start_session", SessionInfo, working_directory=str(working_directory)
-        )
+        where = _project_arguments(working_directory, project, branch, commit, changed_files)
+        return await self._model("start_session", SessionInfo, **where)
 
     async def checkpoint(
-        self, working_directory: str | Path, note: str | None = None
+        self,
+        working_directory: Directory = None,
+        note: str | None = None,
+        *,
+        project: str | ReportedProject | None = None,
+        branch: str | None = None,
+        commit: str | None = None,
+        changed_files: int | None = None,
     ) -> CheckpointInfo:
         """Record a checkpoint (git state and an optional note) in the active session."""
-        return await self._model(
-            "checkpoint", CheckpointInfo, working_directory=str(working_directory), note=note
-        )
+        where = _project_arguments(working_directory, project, branch, commit, changed_files)
+        return await self._model("checkpoint", CheckpointInfo, note=note, **where)
 
-    async def end(self, working_directory: str | Path, summary: str | None = None) -> HandOff:
+    async def end(
+        self,
+        working_directory: Directory = None,
+        summary: str | None = None,
+        *,
+        project: str | ReportedProject | None = None,
+        branch: str | None = None,
+        commit: str | None = None,
+        changed_files: int | None = None,
+    ) -> HandOff:
         """End the active session; the result's ``markdown`` is the hand-off document."""
-        return await self._model(
-            "end_session", HandOff, working_directory=str(working_directory), summary=summary
-        )
+        where = _project_arguments(working_directory, project, branch, commit, changed_files)
+        return await self._model("end_session", HandOff, summary=summary, **where)
 
-    async def status(self, working_directory: str | Path) -> SessionStatus:
-        """Whether a session is active in the project."""
-        return await self._model(
-            "session_status", SessionStatus, working_directory=str(working_directory)
-        )
+    async def status(
+        self,
+        working_directory: Directory = None,
+        *,
+        project: str | ReportedProject | None = None,
+        branch: str | None = None,
+    ) -> SessionStatus:
+        """Whether a session is active in the project (``branch`` only helps the server
+        choose among several directories of one project id)."""
+        where = _project_arguments(working_directory, project, branch, None, None)
+        where.pop("commit", None)
+        where.pop("changed_files", None)
+        return await self._model("session_status", SessionStatus, **where)
 
     async def list_sessions(
-        self, working_directory: str | Path | None = None, limit: int = 20
+        self,
+        working_directory: Directory = None,
+        limit: int = 20,
+        *,
+        project: str | ReportedProject | None = None,
     ) -> SessionList:
-        """The caller's sessions, newest first (every user's for orchestrators and admins)."""
-        project = None if working_directory is None else str(working_directory)
+        """The caller's sessions, newest first (every user's for orchestrators and admins),
+        of one directory or one project id when given."""
+        directory = None if working_directory is None else str(working_directory)
+        project_id = project.id if isinstance(project, ReportedProject) else project
         return await self._model(
-            "list_sessions", SessionList, working_directory=project, limit=limit
+            "list_sessions",
+            SessionList,
+            working_directory=directory,
+            project=project_id,
+            limit=limit,
         )
 
     async def whoami(self) -> Identity:
@@ -382,6 +435,28 @@ class SessionBuddyClient:
                 "are client and server the same session-buddy version?",
                 tool=tool,
             ) from None
+
+
+def _project_arguments(
+    working_directory: Directory,
+    project: str | ReportedProject | None,
+    branch: str | None,
+    commit: str | None,
+    changed_files: int | None,
+) -> dict[str, Any]:
+    """The tool arguments naming the project; a report's fields unless given explicitly."""
+    if isinstance(project, ReportedProject):
+        branch = project.branch if branch is None else branch
+        commit = project.commit if commit is None else commit
+        changed_files = project.changed_files if changed_files is None else changed_files
+        project = project.id
+    return {
+        "working_directory": None if working_directory is None else str(working_directory),
+        "project": project,
+        "branch": branch,
+        "commit": commit,
+        "changed_files": changed_files,
+    }
 
 
 def _unwrap(tool: str, result: CallToolResult) -> ToolResult:

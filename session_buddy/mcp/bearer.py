@@ -9,6 +9,10 @@
 * A header that is present but not a valid bearer token (malformed, expired, revoked,
   wrong secret, another scheme): ``401`` with ``WWW-Authenticate: Bearer
   realm="session-buddy", error="invalid_token"`` before any tool runs.
+* A header the server cannot check through its own fault (its database is unreachable, so
+  revocations cannot be confirmed; its secret is unusable): ``503`` with ``Retry-After``
+  — not a 401, which a client would take for a dead token (Claude Code then starts OAuth).
+  The status is the error's own (:attr:`AuthError.status`).
 * A client blocked by the :class:`~session_buddy.auth.throttle.AuthFailureThrottle` gets
   ``429`` with ``Retry-After`` for requests that present a bad credential: a bad header,
   or — read from the JSON-RPC body of ``tools/call`` (at most ``max_body_bytes``, only
@@ -97,7 +101,7 @@ class BearerAuthMiddleware:
                     token = header.strip().partition(" ")[2].strip()
                     refusal = ThrottledError() if too_many else error
                     self._audit(refusal, client, token, _json_of(body))
-                await (too_many or _unauthorized(error))(scope, receive, send)
+                await (too_many or _refused(error))(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -195,20 +199,30 @@ def _authorization_header(scope: Scope) -> str | None:
     return None
 
 
-def _unauthorized(error: AuthError) -> JSONResponse:
-    description = error.public_message.replace("\\", "\\\\").replace('"', '\\"')
+# The OAuth error code of each status a refused header can have.
+_ERROR_CODES = {503: "temporarily_unavailable", 403: "insufficient_scope", 400: "invalid_request"}
+
+
+def _refused(error: AuthError) -> JSONResponse:
+    """The answer to a refused header, with the error's status: a 401 carries the bearer
+    challenge; a server-side fault (503) says when to retry and which storage failed."""
+    headers = {}
+    if error.status == 401:
+        description = error.public_message.replace("\\", "\\\\").replace('"', '\\"')
+        headers["WWW-Authenticate"] = (
+            f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+        )
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    message = error.storage.user_message if error.storage is not None else error.user_message
     return JSONResponse(
         {
-            "error": "invalid_token",
+            "error": _ERROR_CODES.get(error.status, "invalid_token"),
             "error_description": error.public_message,
-            "message": error.user_message,
+            "message": message,
         },
-        status_code=401,
-        headers={
-            "WWW-Authenticate": (
-                f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
-            )
-        },
+        status_code=error.status,
+        headers=headers,
     )
 
 

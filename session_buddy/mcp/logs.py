@@ -10,7 +10,8 @@ level. The filter rewrites the formatted message (after ``%`` formatting, so tok
 * ``Bearer <anything>`` (Authorization headers, in any case, quoted or as bytes);
 * the value of a ``token`` key: ``"token": "…"``, ``'token': '…'``, ``token='…'``, and of
   a ``token`` query parameter (``?token=…``);
-* the password of any ``scheme://user:password@`` URL;
+* the password of any ``scheme://user:password@`` URL, and the user name of an
+  ``http(s)://user@`` URL (tokens travel there too);
 * the configured secrets (and the database URL's password), verbatim, wherever they appear.
 """
 
@@ -39,6 +40,8 @@ _BEARER = re.compile(r"""\b(?P<scheme>bearer)\s+[^\s"',;)\]}]+""", re.IGNORECASE
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2}")
 # user:password@ in any URL (a database URL in a driver's message, say).
 _URL_PASSWORD = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
+# user@ in an http(s) URL: a token is often sent as the user name (https://<token>@host/…).
+_HTTP_USER = re.compile(r"(?P<prefix>\bhttps?://)[^\s:/@]+@", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -50,6 +53,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     text = _TOKEN_PARAMETER.sub(lambda m: f"{m['key']}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['prefix']}{REDACTED}@", text)
+    text = _HTTP_USER.sub(lambda m: f"{m['prefix']}{REDACTED}@", text)
     return _JWT.sub(REDACTED, text)
 
 

@@ -14,7 +14,9 @@ checks it even on errors) and ``{kind, reason, message}`` in ``_meta``
 * authentication: the ``❌ Authentication failed: <reason>`` line, exactly, so the
   documented client check ``"❌ Authentication failed" in text`` keeps working;
 * session errors (bad path, no active session, input too large): their precise message;
-* storage errors (database unusable mid-run): their message, which names the file.
+* storage errors (database unusable mid-run): their message, which names the file — also
+  when the database failed while checking a token (revocations that cannot be read), which
+  is the server's fault, not the caller's credential.
 
 Anything else is a bug and is left to the SDK, which logs it and answers generically.
 A bad ``token`` argument is counted towards the HTTP failure throttle by ``require_auth``
@@ -80,6 +82,9 @@ def _as_result(tool: str, exc: Exception) -> CallToolResult:
     """The ``isError`` result for an expected failure (see the module docstring)."""
     if isinstance(exc, AuthenticationError):
         error = exc.error
+        if error.storage is not None:  # tokens cannot be checked: the database failed
+            storage = error.storage  # (already logged, rate-limited, as a refusal)
+            return error_result(storage.user_message, kind="storage", reason=storage.kind)
         kind: ErrorKind = (
             "authorization" if isinstance(error, AuthorizationError) else "authentication"
         )
@@ -90,7 +95,7 @@ def _as_result(tool: str, exc: Exception) -> CallToolResult:
         return error_result(str(exc), kind="session", reason=exc.reason)
     assert isinstance(exc, StorageError)
     logger.error("storage failure in %s: %s", tool, exc)
-    return error_result(f"❌ Storage unavailable: {exc}", kind="storage", reason=exc.kind)
+    return error_result(exc.user_message, kind="storage", reason=exc.kind)
 
 
 _EXPECTED = (AuthenticationError, SessionError, StorageError)

@@ -18,8 +18,11 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio.from_thread
 import anyio.to_thread
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -53,6 +56,11 @@ HEALTH_PATHS = ("/healthz", "/health")  # /health: where Mahavishnu checks
 # Stateless answers come as one JSON body rather than an SSE stream (cheaper: make bench,
 # part stateless); with MCP sessions the SDK's SSE stays.
 STATELESS_JSON_RESPONSE = True
+# /healthz waits this long for a database connection, and this long for any answer at all
+# (a database that accepted the query and went silent): under 1 s, as load balancers expect.
+HEALTH_CONNECT_SECONDS = 0.5
+HEALTH_DEADLINE_SECONDS = 0.8
+HEALTH_RETRY_AFTER_SECONDS = 5
 
 _ABOUT = """\
 session-buddy keeps track of coding sessions per project directory.
@@ -239,15 +247,21 @@ def run_http(
 def _health_endpoint(
     database: Database, auth: AuthConfig, drain: Drain
 ) -> Callable[[Request], Awaitable[Response]]:
+    probe = _HealthProbe(database)
+
     async def healthz(request: Request) -> Response:
-        """200 when the server answers and its database is readable, else 503 (also once
-        it is stopping, so a load balancer sends requests elsewhere)."""
+        """200 when the server answers and its database is readable, else 503 with
+        ``Retry-After`` — within ``HEALTH_DEADLINE_SECONDS`` either way; 503 at once when
+        it is stopping, so a load balancer sends requests elsewhere."""
         if drain.stopping:
             return JSONResponse({"status": "stopping"}, status_code=503)
-        try:
-            await anyio.to_thread.run_sync(database.query, "SELECT 1")
-        except StorageError as exc:
-            return JSONResponse({"status": "error", "detail": str(exc)}, status_code=503)
+        problem = await probe.problem()
+        if problem is not None:
+            return JSONResponse(
+                {"status": "error", "detail": problem},
+                status_code=503,
+                headers={"Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)},
+            )
         return JSONResponse(
             {
                 "status": "ok",
@@ -258,3 +272,48 @@ def _health_endpoint(
         )
 
     return healthz
+
+
+@dataclass
+class _Ping:
+    """One ping of the database, shared by every health check that arrives while it runs."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    problem: str | None = "the health check failed"
+
+
+class _HealthProbe:
+    """Pings the database for ``/healthz``, one ping at a time: checks arriving while it
+    runs share its answer, each gives up at ``HEALTH_DEADLINE_SECONDS``, and a ping that
+    hangs (a database gone silent) holds one thread, not one per check."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._ping: _Ping | None = None  # the ping under way (touched on the event loop only)
+
+    async def problem(self) -> str | None:
+        """None when the database answered, else what is wrong with it."""
+        with anyio.move_on_after(HEALTH_DEADLINE_SECONDS):
+            ping = self._ping
+            if ping is None:
+                ping = self._ping = _Ping()
+                await anyio.to_thread.run_sync(self._run, ping, abandon_on_cancel=True)
+            await ping.done.wait()
+            return ping.problem
+        return f"database {self._database.display}: no answer within {HEALTH_DEADLINE_SECONDS:g} s"
+
+    def _run(self, ping: _Ping) -> None:
+        """In a worker thread: the ping, then its answer handed to the event loop."""
+        try:
+            self._database.ping(HEALTH_CONNECT_SECONDS)
+            ping.problem = None
+        except StorageError as exc:
+            ping.problem = str(exc)
+        finally:
+            with suppress(RuntimeError):  # the server stopped meanwhile
+                anyio.from_thread.run_sync(self._finish, ping)
+
+    def _finish(self, ping: _Ping) -> None:
+        if self._ping is ping:
+            self._ping = None
+        ping.done.set()

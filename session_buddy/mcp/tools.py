@@ -29,6 +29,7 @@ from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.metrics import ServerMetrics
 from session_buddy.mcp.results import structured, verbatim_errors
 from session_buddy.sessions.errors import InputTooLargeError, SessionError
+from session_buddy.sessions.identity import MAX_BRANCH_CHARS, MAX_PROJECT_ID_CHARS
 from session_buddy.sessions.models import (
     CheckpointInfo,
     HandOff,
@@ -42,6 +43,7 @@ from session_buddy.sessions.service import (
     MAX_TEXT_CHARS,
     SessionService,
 )
+from session_buddy.sessions.target import choose_filter, choose_project
 
 Token = Annotated[
     str | None,
@@ -53,11 +55,48 @@ Token = Annotated[
     ),
 ]
 WorkingDirectory = Annotated[
-    str, Field(description="Absolute path of the project directory the session is about.")
+    str | None,
+    Field(
+        description=(
+            "Absolute path of the project directory on the server's disk. Give this or "
+            "`project`, not both."
+        )
+    ),
 ]
-ProjectFilter = Annotated[
+ProjectId = Annotated[
+    str | None,
+    Field(
+        description=(
+            "The project's id, for a project not on the server's disk: its git remote URL "
+            "(https://host/owner/repo, git@host:owner/repo) or a name; at most "
+            f"{MAX_PROJECT_ID_CHARS} characters. URLs are normalised to host/path; user info "
+            "(credentials) is removed and never stored. Give this or `working_directory`."
+        )
+    ),
+]
+Branch = Annotated[
+    str | None,
+    Field(
+        description=(
+            f"With `project`: the git branch you are on (at most {MAX_BRANCH_CHARS} characters)."
+        )
+    ),
+]
+Commit = Annotated[
+    str | None,
+    Field(description="With `project`: your HEAD commit id (4 to 64 hexadecimal characters)."),
+]
+ChangedFiles = Annotated[
+    int | None,
+    Field(description="With `project`: how many files your checkout has changed."),
+]
+DirectoryFilter = Annotated[
     str | None,
     Field(description="Absolute path of a project directory to list only its sessions."),
+]
+ProjectIdFilter = Annotated[
+    str | None,
+    Field(description="A project id to list only that project's sessions."),
 ]
 Note = Annotated[
     str | None,
@@ -189,50 +228,84 @@ class SessionTools:
             )
 
     def start_session(
-        self, working_directory: WorkingDirectory, ctx: Context, token: Token = None
+        self,
+        ctx: Context,
+        working_directory: WorkingDirectory = None,
+        project: ProjectId = None,
+        branch: Branch = None,
+        commit: Commit = None,
+        changed_files: ChangedFiles = None,
+        token: Token = None,
     ) -> Annotated[CallToolResult, SessionInfo]:
-        """Start a coding session in a project directory (or return your active one there).
+        """Start a coding session in a project (or return your active one there).
 
-        Records the project's name, git branch and commit, and project markers.
+        Name the project by `working_directory` (the server records its name, git branch
+        and commit, and project markers) or by `project` id with the branch, commit and
+        changed files you report.
         """
-        return structured(self._service.start(_caller(), working_directory))
+        where = choose_project(
+            working_directory, project, branch=branch, commit=commit, changed_files=changed_files
+        )
+        return structured(self._service.start(_caller(), where))
 
     def checkpoint(
         self,
-        working_directory: WorkingDirectory,
         ctx: Context,
+        working_directory: WorkingDirectory = None,
+        project: ProjectId = None,
+        branch: Branch = None,
+        commit: Commit = None,
+        changed_files: ChangedFiles = None,
         note: Note = None,
         token: Token = None,
     ) -> Annotated[CallToolResult, CheckpointInfo]:
         """Record a checkpoint in the active session: git state, commits since last, a note."""
-        return structured(self._service.checkpoint(_caller(), working_directory, note))
+        where = choose_project(
+            working_directory, project, branch=branch, commit=commit, changed_files=changed_files
+        )
+        return structured(self._service.checkpoint(_caller(), where, note))
 
     def end_session(
         self,
-        working_directory: WorkingDirectory,
         ctx: Context,
+        working_directory: WorkingDirectory = None,
+        project: ProjectId = None,
+        branch: Branch = None,
+        commit: Commit = None,
+        changed_files: ChangedFiles = None,
         summary: Summary = None,
         token: Token = None,
     ) -> Annotated[CallToolResult, HandOff]:
         """End the active session and return its Markdown hand-off document."""
-        handoff = self._service.end(_caller(), working_directory, summary)
+        where = choose_project(
+            working_directory, project, branch=branch, commit=commit, changed_files=changed_files
+        )
+        handoff = self._service.end(_caller(), where, summary)
         return structured(handoff, handoff.markdown)
 
     def session_status(
-        self, working_directory: WorkingDirectory, ctx: Context, token: Token = None
+        self,
+        ctx: Context,
+        working_directory: WorkingDirectory = None,
+        project: ProjectId = None,
+        branch: Branch = None,
+        token: Token = None,
     ) -> Annotated[CallToolResult, SessionStatus]:
         """Whether a session is active in the project, with its last checkpoint."""
-        return structured(self._service.status(_caller(), working_directory))
+        where = choose_project(working_directory, project, branch=branch)
+        return structured(self._service.status(_caller(), where))
 
     def list_sessions(
         self,
         ctx: Context,
-        working_directory: ProjectFilter = None,
+        working_directory: DirectoryFilter = None,
+        project: ProjectIdFilter = None,
         limit: Limit = DEFAULT_LIST_LIMIT,
         token: Token = None,
     ) -> Annotated[CallToolResult, SessionList]:
         """Your sessions, newest first (admins and orchestrators see every user's)."""
-        return structured(self._service.list_sessions(_caller(), working_directory, limit))
+        where = choose_filter(working_directory, project)
+        return structured(self._service.list_sessions(_caller(), where, limit))
 
     def whoami(self, ctx: Context, token: Token = None) -> Annotated[CallToolResult, Identity]:
         """Whether authentication is enabled, and who the verified caller is (never the token)."""

@@ -1,8 +1,9 @@
 """What git says about a project, asked read-only, with a deadline, and running nothing
 the repository's configuration names.
 
-:func:`git_snapshot` and :func:`count_commits` report a missing, failing or silent git as
-data (a ``note``, None) rather than an exception. A git that does not answer within the
+:func:`git_snapshot`, :func:`count_commits`, :func:`current_branch` and
+:func:`configured_identity` report a missing, failing or silent git as data (a ``note``,
+None) rather than an exception. A git that does not answer within the
 timeout (:data:`GIT_TIMEOUT_SECONDS` by default) is killed with its whole process group.
 
 A project's ``.git/config`` (and the files it includes) is written by whoever can write
@@ -38,6 +39,7 @@ count is git's without the repository's filters.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -198,6 +200,46 @@ def _status(git: str, path: Path, timeout: float) -> str | None:
         timeout,
         overrides,
     )
+
+
+def current_branch(
+    path: Path, *, git: str = "git", timeout: float = GIT_TIMEOUT_SECONDS
+) -> str | None:
+    """The branch checked out at ``path``; None on a detached HEAD, outside git, or when
+    git cannot answer."""
+    try:
+        out = _run_git(git, path, ["symbolic-ref", "--quiet", "--short", "HEAD"], timeout)
+    except _GitUnavailable:
+        return None
+    return (out or "").strip() or None
+
+
+IDENTITY_KEY = "session-buddy.project"
+_ORIGIN_KEY = "remote.origin.url"
+
+
+def configured_identity(
+    path: Path, *, git: str = "git", timeout: float = GIT_TIMEOUT_SECONDS
+) -> str | None:
+    """What the repository says its project id is, unnormalised: its local
+    ``session-buddy.project`` setting, else the URL of its remote ``origin``.
+
+    Only the top directory of a work tree has one (a subdirectory of a repository is not the
+    repository's project); None there, outside git, or when git cannot answer.
+    """
+    try:
+        top = _run_git(git, path, ["rev-parse", "--show-toplevel"], timeout)
+        if top is None or not top.strip() or Path(top.strip()).resolve() != path.resolve():
+            return None
+        pattern = f"^({re.escape(IDENTITY_KEY)}|{re.escape(_ORIGIN_KEY)})$"
+        out = _run_git(git, path, ["config", "--local", "--null", "--get-regexp", pattern], timeout)
+    except (_GitUnavailable, OSError):
+        return None
+    values: dict[str, str] = {}
+    for entry in (out or "").split("\0"):
+        key, _, value = entry.partition("\n")
+        values[key.lower()] = value  # the last of a repeated key, as `git config --get` reads it
+    return values.get(IDENTITY_KEY) or values.get(_ORIGIN_KEY) or None
 
 
 def _is_sha(value: str | None) -> bool:

@@ -14,11 +14,24 @@ from session_buddy.text import format_duration, plural
 
 
 def _git_position(git: GitSnapshot) -> str:
+    if git.reported:
+        if git.branch is None and git.commit is None:
+            return "not reported"
+        branch = f"`{git.branch}`" if git.branch else "(branch not reported)"
+        commit = f"`{git.commit[:12]}`" if git.commit else "(commit not reported)"
+        return f"{branch} @ {commit} (reported)"
     if not git.is_git_repo:
         return git.note or "not a git repository"
     branch = f"`{git.branch}`" if git.branch else "detached HEAD"
     commit = f"`{git.commit[:12]}`" if git.commit else "(no commits yet)"
     return f"{branch} @ {commit}"
+
+
+def _project_line(session: SessionInfo) -> str:
+    if session.project_path is None:
+        return f"- **Project:** {session.project_name} (`{session.project_id}`, named by id)"
+    line = f"- **Project:** {session.project_name} (`{session.project_path}`)"
+    return line if session.project_id is None else f"{line}, id `{session.project_id}`"
 
 
 def _indented(text: str) -> str:
@@ -39,7 +52,7 @@ def render_handoff(
     lines = [
         f"# Session hand-off: {session.project_name}",
         "",
-        f"- **Project:** {session.project_name} (`{session.project_path}`)",
+        _project_line(session),
         f"- **User:** {session.user_id}",
     ]
     if ended_by != session.user_id:
@@ -80,12 +93,10 @@ def render_handoff(
         lines.append(f"- **Commits during session:** {commits_during_session}")
     if end_git.changed_files is not None:
         lines.append(f"- **Uncommitted changes at end:** {plural(end_git.changed_files, 'file')}")
-    markers = end_snapshot.markers.present()
-    lines += [
-        "",
-        "## Project",
-        "",
-        f"- **Markers:** {', '.join(markers) if markers else 'none found'}",
-        "",
-    ]
+    if end_snapshot.markers is None:
+        shown = "not inspected (the project is not on this server)"
+    else:
+        markers = end_snapshot.markers.present()
+        shown = ", ".join(markers) if markers else "none found"
+    lines += ["", "## Project", "", f"- **Markers:** {shown}", ""]
     return "\n".join(lines)

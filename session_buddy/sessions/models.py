@@ -14,11 +14,21 @@ from session_buddy.text import format_duration, plural, shorten
 
 NOTE_PREVIEW_CHARS = 200
 
-NameSource = Literal["pyproject.toml", "package.json", "Cargo.toml", "directory"]
+NameSource = Literal["pyproject.toml", "package.json", "Cargo.toml", "directory", "project id"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class _Result(_Model):
+    """A tool's whole result. ``notices`` are things the caller should know that did not
+    stop the call, e.g. that credentials were removed from the project URL it sent."""
+
+    notices: list[str] = []
+
+    def _with_notices(self, text: str) -> str:
+        return " ".join([text, *self.notices])
 
 
 class ProjectMarkers(_Model):
@@ -49,6 +59,8 @@ class GitSnapshot(_Model):
     ``note`` says why information is missing (git not installed, not a repository, no
     commits yet, timeout). ``branch`` is None on a detached HEAD while ``commit`` is set.
     ``changed_files`` counts ``git status --porcelain`` entries under the project directory.
+    ``reported`` is True when the caller reported branch, commit and changed files (a
+    project named by id): the server ran no git for them.
     """
 
     git_available: bool = False
@@ -57,8 +69,11 @@ class GitSnapshot(_Model):
     commit: str | None = None
     changed_files: int | None = None
     note: str | None = None
+    reported: bool = False
 
     def describe(self) -> str:
+        if self.reported:
+            return self._describe_reported()
         if not self.is_git_repo or self.commit is None:
             return self.note or "no git information"
         where = f"branch {self.branch}" if self.branch else "detached HEAD"
@@ -67,23 +82,47 @@ class GitSnapshot(_Model):
             text += f", {plural(self.changed_files, 'changed file')}"
         return text
 
+    def _describe_reported(self) -> str:
+        facts = []
+        if self.branch:
+            facts.append(f"branch {self.branch}")
+        if self.commit:
+            facts.append(f"at {self.commit[:12]}")
+        text = " ".join(facts)
+        if self.changed_files is not None:
+            changed = plural(self.changed_files, "changed file")
+            text = f"{text}, {changed}" if text else changed
+        return f"{text} (reported)" if text else "no git state reported"
+
 
 class ProjectSnapshot(_Model):
-    """What a project directory looked like when a session started, checkpointed or ended."""
+    """What a project looked like when a session started, checkpointed or ended.
 
-    path: str
+    For a directory on this server: its ``path``, markers and git state as read there. For
+    a project named by id: ``path`` and ``markers`` are None (nothing was inspected) and
+    ``git`` holds what the caller reported. ``project_id`` is the project's id when known.
+    """
+
+    path: str | None
     name: str
     name_source: NameSource
-    markers: ProjectMarkers
+    markers: ProjectMarkers | None
     git: GitSnapshot
+    project_id: str | None = None
 
 
-class SessionInfo(_Model):
-    """One session. ``created`` is True only in the result of the call that started it."""
+class SessionInfo(_Result):
+    """One session. ``created`` is True only in the result of the call that started it.
+
+    ``project_path`` is the server directory of a session started with a working
+    directory (None for one started with a project id); ``project_id`` is the project's
+    id — given by the caller, or the directory's own (its git remote ``origin``) — or None.
+    """
 
     id: str
     user_id: str
-    project_path: str
+    project_path: str | None
+    project_id: str | None = None
     project_name: str
     started_at: str
     ended_at: str | None
@@ -101,16 +140,24 @@ class SessionInfo(_Model):
         else:
             opening = f"Session {self.id} (ended {self.ended_at})"
         span = "running" if self.active else "lasted"
-        return (
-            f"{opening} for project '{self.project_name}' at {self.project_path}, "
+        return self._with_notices(
+            f"{opening} for project '{self.project_name}' {self.where()}, "
             f"user {self.user_id}; started {self.started_at}, "
             f"{span} {format_duration(self.duration_seconds)}; "
             f"{plural(self.checkpoint_count, 'checkpoint')}; "
             f"at start: {self.snapshot.git.describe()}."
         )
 
+    def where(self) -> str:
+        """``at /path``, ``at /path (id)`` or ``(id)``: how the session names its project."""
+        if self.project_path is None:
+            return f"({self.project_id})"
+        if self.project_id is None:
+            return f"at {self.project_path}"
+        return f"at {self.project_path} ({self.project_id})"
 
-class CheckpointInfo(_Model):
+
+class CheckpointInfo(_Result):
     """One checkpoint; ``number`` counts from 1 within its session."""
 
     session_id: str
@@ -137,10 +184,10 @@ class CheckpointInfo(_Model):
             parts.append(f"{plural(self.changed_files, 'changed file')}")
         if not parts:
             parts.append(self.snapshot.git.describe())
-        return f"{text}. " + "; ".join(parts) + "."
+        return self._with_notices(f"{text}. " + "; ".join(parts) + ".")
 
 
-class HandOff(_Model):
+class HandOff(_Result):
     """The result of ending a session: its final state and a Markdown hand-off document."""
 
     session: SessionInfo
@@ -158,10 +205,10 @@ class HandOff(_Model):
         )
         if self.commits_during_session is not None:
             text += f" and {plural(self.commits_during_session, 'commit')}"
-        return f"{text}."
+        return self._with_notices(f"{text}.")
 
 
-class SessionStatus(_Model):
+class SessionStatus(_Result):
     """Whether a session is active in a project, and which one."""
 
     active: bool
@@ -171,14 +218,14 @@ class SessionStatus(_Model):
 
     def summary_text(self) -> str:
         if self.session is None:
-            return self.message
+            return self._with_notices(self.message)
         text = f"{self.message} {self.session.summary_text()}"
         if self.last_checkpoint is not None:
             text += f" Last checkpoint: {self.last_checkpoint.summary_text()}"
-        return text
+        return self._with_notices(text)
 
 
-class SessionList(_Model):
+class SessionList(_Result):
     """Sessions newest first; ``total`` counts all that matched, ``sessions`` is capped."""
 
     sessions: list[SessionInfo]
@@ -186,7 +233,7 @@ class SessionList(_Model):
 
     def summary_text(self) -> str:
         if not self.sessions:
-            return "No sessions found."
+            return self._with_notices("No sessions found.")
         items = "; ".join(
             f"{info.id[:8]} '{info.project_name}' by {info.user_id}, started "
             f"{info.started_at}, " + ("active" if info.active else f"ended {info.ended_at}")
@@ -198,7 +245,7 @@ class SessionList(_Model):
             if shown < self.total
             else (plural(shown, "session"))
         )
-        return f"{count}: {items}."
+        return self._with_notices(f"{count}: {items}.")
 
 
 class SessionDetail(_Model):

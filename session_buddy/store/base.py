@@ -27,6 +27,9 @@ class Dialect:
     insertion_order: str  # a column that increases with every inserted session
     lock_row: str  # appended to a SELECT to lock the rows it reads until commit
     same: str  # equality that holds for two NULLs too: a IS b / a IS NOT DISTINCT FROM b
+    # A statement taking a lock on one text key (a ``?``) until the transaction ends; empty
+    # where write transactions are serialized anyway (SQLite's BEGIN IMMEDIATE).
+    lock_key: str = ""
 
 
 SQLITE = Dialect("sqlite", greatest="MAX", insertion_order="rowid", lock_row="", same="IS")
@@ -36,6 +39,7 @@ POSTGRESQL = Dialect(
     insertion_order="seq",
     lock_row=" FOR UPDATE",
     same="IS NOT DISTINCT FROM",
+    lock_key="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
 )
 
 
@@ -114,6 +118,11 @@ class Database(Protocol):
 
     def query(self, sql: str, params: Params = ()) -> list[Row]:
         """Run one read outside any explicit transaction."""
+        ...
+
+    def ping(self, timeout: float) -> None:
+        """Check that the database answers, waiting at most ``timeout`` seconds for a
+        connection (a query may wait longer); :class:`StorageError` when it does not."""
         ...
 
     def notify(self, conn: Connection, channel: str) -> None:

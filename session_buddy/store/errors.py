@@ -33,6 +33,7 @@ StorageProblem = Literal[
 ROW_PROBLEMS: frozenset[StorageProblem] = frozenset({"constraint", "bad_value"})
 """Kinds that blame a statement's values: other rows can still be written."""
 DATA_DIR_FIX = "check SESSION_BUDDY_DATA_DIR (see: session-buddy auth status)"
+STORAGE_UNAVAILABLE_PREFIX = "❌ Storage unavailable"
 
 
 class StorageError(Exception):
@@ -50,3 +51,8 @@ class StorageError(Exception):
         super().__init__(message)
         self.kind: StorageProblem = kind
         self.fix = fix
+
+    @property
+    def user_message(self) -> str:
+        """The line a tool call or an HTTP client sees: ``❌ Storage unavailable: …``."""
+        return f"{STORAGE_UNAVAILABLE_PREFIX}: {self}"

@@ -246,12 +246,13 @@ class PostgresDatabase:
     # -- using ----------------------------------------------------------------------------
 
     @contextmanager
-    def _storage_errors(self) -> Iterator[None]:
-        """The driver's and the pool's errors as :class:`StorageError`."""
+    def _storage_errors(self, waited: float | None = None) -> Iterator[None]:
+        """The driver's and the pool's errors as :class:`StorageError` (``waited``: how
+        long the pool was asked to wait for a connection, if not its own timeout)."""
         try:
             yield
         except psycopg_pool.PoolTimeout:  # a psycopg.Error too: caught first
-            raise self._unavailable() from None
+            raise self._unavailable(waited or self._pool_timeout) from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
         except UnicodeEncodeError as exc:  # a lone surrogate: no encoding takes it
@@ -268,6 +269,15 @@ class PostgresDatabase:
         with self._storage_errors(), self._connection() as conn:
             rows: list[Row] = conn.execute(_pg(sql), params).fetchall()
             return rows
+
+    def ping(self, timeout: float) -> None:
+        """``SELECT 1`` on a pooled connection, waiting at most ``timeout`` for one: while
+        the server is down the pool has none, and a query would wait the pool timeout."""
+        if self._pool is None:
+            self.open()
+        assert self._pool is not None
+        with self._storage_errors(timeout), self._pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
 
     def notify(self, conn: Connection, channel: str) -> None:
         conn.execute("SELECT pg_notify(?, '')", (channel,))
@@ -324,9 +334,9 @@ class PostgresDatabase:
             )
         return StorageError(f"PostgreSQL at {self._where}: {_first_line(str(exc))}")
 
-    def _unavailable(self) -> StorageError:
+    def _unavailable(self, waited: float) -> StorageError:
         return StorageError(
-            f"PostgreSQL at {self._where}: no connection within {self._pool_timeout:g} s "
+            f"PostgreSQL at {self._where}: no connection within {waited:g} s "
             "(is the server down or unreachable?)",
             kind="unreachable",
             fix="check that PostgreSQL is running and reachable at that address",

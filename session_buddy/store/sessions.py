@@ -1,11 +1,22 @@
 """Sessions and checkpoints: SQL only, no rules about who may see what. Both backends.
 
+A session is a *directory session* (started with a working directory: ``project_path``
+is that directory, ``project_id`` its project id or NULL) or a *project session* (started
+with a project id: the table holds the id in ``project_path`` too — a
+:class:`SessionRecord` shows None there). ``project_path`` is thus every session's key: a
+directory is always an absolute path and a project id never is one, so keys of the two
+kinds never meet, and a project session is exactly a row whose ``project_path`` equals
+its ``project_id``.
+
 Every write runs in one transaction. The partial unique index
-``sessions_one_active_per_user_project`` guarantees at most one active session per
-(user, project) across every process and instance: creating a session that already exists
-(``INSERT … ON CONFLICT DO NOTHING``) returns the existing one instead. A checkpoint locks
-its session's row (PostgreSQL; SQLite serializes writers anyway), so a checkpoint and an
-``end_session`` racing on two instances never leave a checkpoint in an ended session.
+``sessions_one_active_per_user_project`` guarantees, across every process and instance,
+at most one active session per (user, key). Creating a session returns the active one the
+user already has instead (see :meth:`SessionRepository.create_or_get_active`), under a
+lock on (user, project id) on PostgreSQL — SQLite serializes writers anyway — so two
+instances starting a directory and its id at once agree on one session. A checkpoint
+locks its session's row (PostgreSQL; SQLite serializes writers anyway), so a checkpoint
+and an ``end_session`` racing on two instances never leave a checkpoint in an ended
+session.
 """
 
 # Queries are assembled only from the constant column lists and clauses below; every value
@@ -22,12 +33,15 @@ from session_buddy.store.base import Connection, Database, Row, where_clause
 
 _SESSION_COLUMNS = (
     "id, user_id, project_path, project_name, started_at, ended_at, "
-    "snapshot_json, end_snapshot_json, summary, handoff"
+    "snapshot_json, end_snapshot_json, summary, handoff, project_id"
 )
 _ACTIVE_FOR_USER = (
     f"SELECT {_SESSION_COLUMNS} FROM sessions "
     "WHERE user_id = ? AND project_path = ? AND ended_at IS NULL"
 )
+# A project session (see the module doc). No index predicate compares project_path with a
+# constant: SQLite would then re-prepare every query binding project_path to a parameter.
+_NAMED_BY_ID = "project_path = project_id"
 _CHECKPOINT_COLUMNS = (
     "id, session_id, created_at, note, snapshot_json, commits_since_previous, changed_files"
 )
@@ -51,11 +65,15 @@ _SESSION_WIDTH = len(_SESSION_COLUMNS.split(","))
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """One row of ``sessions``; ``ended_at`` None means the session is active."""
+    """One row of ``sessions``; ``ended_at`` None means the session is active.
+
+    ``project_path`` None: a project session (no directory on this server), whose
+    ``project_id`` is then set (and is its key in the table).
+    """
 
     id: str
     user_id: str
-    project_path: str
+    project_path: str | None
     project_name: str
     started_at: float
     ended_at: float | None
@@ -63,6 +81,11 @@ class SessionRecord:
     end_snapshot_json: str | None = None
     summary: str | None = None
     handoff: str | None = None
+    project_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.project_path is None and self.project_id is None:
+            raise ValueError("a session needs a project directory or a project id")
 
     @property
     def active(self) -> bool:
@@ -70,7 +93,26 @@ class SessionRecord:
 
     @classmethod
     def from_row(cls, row: Row) -> SessionRecord:
-        return cls(*tuple(row))
+        values = list(row)
+        if values[2] == values[-1]:  # keyed by its project id: no directory
+            values[2] = None
+        return cls(*values)
+
+    def values(self) -> tuple[Any, ...]:
+        """The row's values, in the order of ``_SESSION_COLUMNS``."""
+        return (
+            self.id,
+            self.user_id,
+            self.project_path or self.project_id,
+            self.project_name,
+            self.started_at,
+            self.ended_at,
+            self.snapshot_json,
+            self.end_snapshot_json,
+            self.summary,
+            self.handoff,
+            self.project_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,40 +138,52 @@ class SessionRepository:
     # -- sessions -------------------------------------------------------------------
 
     def create_or_get_active(self, record: SessionRecord) -> tuple[SessionRecord, bool]:
-        """Insert ``record`` unless its user already has an active session in its project.
+        """Insert ``record`` unless its user already has an active session it belongs to.
 
-        Returns ``(session, created)``: the new row and True, or the existing active row
-        and False.
+        A directory session belongs to the user's active session in the same directory,
+        else to the user's active project session of the directory's project id. A project
+        session belongs to the user's active project session of that id, else to the most
+        recently started of the user's active directory sessions with that id. Two
+        directories never share a session. Returns ``(session, created)``: the new row and
+        True, or the existing active row and False.
         """
-        values = (
-            record.id,
-            record.user_id,
-            record.project_path,
-            record.project_name,
-            record.started_at,
-            record.ended_at,
-            record.snapshot_json,
-            record.end_snapshot_json,
-            record.summary,
-            record.handoff,
-        )
+        placeholders = ", ".join("?" for _ in record.values())
         with self._db.transaction() as conn:
+            if record.project_id is not None and self._db.dialect.lock_key:
+                # One key per (user, project id); a newline cannot occur in a project id.
+                key = f"session:{record.project_id}\n{record.user_id}"
+                conn.execute(self._db.dialect.lock_key, (key,))
+            existing = self._belongs_to(conn, record)
+            if existing is not None:
+                return existing, False
             inserted = conn.execute(
-                f"INSERT INTO sessions({_SESSION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO sessions({_SESSION_COLUMNS}) VALUES ({placeholders}) "
                 "ON CONFLICT (user_id, project_path) WHERE ended_at IS NULL DO NOTHING",
-                values,
+                record.values(),
             ).rowcount
             if inserted == 1:
                 return record, True
-            existing = self._active(conn, record.user_id, record.project_path)
+            existing = self._belongs_to(conn, record)
         if existing is None:  # ended by another process between the two statements
             return self.create_or_get_active(record)
         return existing, False
 
-    @staticmethod
-    def _active(conn: Connection, user_id: str, project_path: str) -> SessionRecord | None:
-        row = conn.execute(_ACTIVE_FOR_USER, (user_id, project_path)).fetchone()
+    def _belongs_to(self, conn: Connection, record: SessionRecord) -> SessionRecord | None:
+        """The active session ``record`` would belong to (see create_or_get_active)."""
+        if record.project_path is not None:
+            row = conn.execute(_ACTIVE_FOR_USER, (record.user_id, record.project_path)).fetchone()
+            if row is None and record.project_id is not None:
+                row = conn.execute(
+                    f"{_ACTIVE_FOR_USER} AND {_NAMED_BY_ID}", (record.user_id, record.project_id)
+                ).fetchone()
+        else:
+            row = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                "WHERE user_id = ? AND project_id = ? AND ended_at IS NULL "
+                f"ORDER BY {_NAMED_BY_ID} DESC, started_at DESC, "
+                f"{self._db.dialect.insertion_order} DESC LIMIT 1",
+                (record.user_id, record.project_id),
+            ).fetchone()
         return None if row is None else SessionRecord.from_row(row)
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -139,6 +193,7 @@ class SessionRepository:
         return SessionRecord.from_row(rows[0]) if rows else None
 
     def active_for_user(self, user_id: str, project_path: str) -> SessionRecord | None:
+        """The user's active session in the directory ``project_path``."""
         rows = self._db.query(_ACTIVE_FOR_USER, (user_id, project_path))
         return SessionRecord.from_row(rows[0]) if rows else None
 
@@ -158,7 +213,7 @@ class SessionRepository:
         return session, _checkpoint(checkpoint, int(row[-1]))
 
     def latest_active_for_project(self, project_path: str) -> SessionRecord | None:
-        """The most recently started active session of any user in the project."""
+        """The most recently started active session of any user in the directory."""
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions "
             "WHERE project_path = ? AND ended_at IS NULL "
@@ -166,6 +221,41 @@ class SessionRepository:
             (project_path,),
         )
         return SessionRecord.from_row(rows[0]) if rows else None
+
+    def active_project_session(self, user_id: str | None, project_id: str) -> SessionRecord | None:
+        """The user's active project session of ``project_id``; with ``user_id`` None, the
+        most recently started one of any user."""
+        where, params = where_clause(("project_path = ?", project_id), ("user_id = ?", user_id))
+        rows = self._db.query(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
+            f"AND {_NAMED_BY_ID} AND ended_at IS NULL "
+            f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT 1",
+            params,
+        )
+        return SessionRecord.from_row(rows[0]) if rows else None
+
+    def active_with_project_id(
+        self, user_id: str | None, project_id: str, limit: int = 20
+    ) -> list[SessionRecord]:
+        """Active sessions of either kind with ``project_id`` (the user's; with ``user_id``
+        None, anyone's): project sessions first, then newest first."""
+        where, params = where_clause(("project_id = ?", project_id), ("user_id = ?", user_id))
+        rows = self._db.query(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions {where} AND ended_at IS NULL "
+            f"ORDER BY {_NAMED_BY_ID} DESC, started_at DESC, "
+            f"{self._db.dialect.insertion_order} DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [SessionRecord.from_row(row) for row in rows]
+
+    def has_active_project_sessions(self, user_id: str | None) -> bool:
+        """Whether the user (with None: anyone) has an active project session at all."""
+        user = "" if user_id is None else "user_id = ? AND "
+        rows = self._db.query(  # read from the small index sessions_active_named_by_id
+            f"SELECT 1 FROM sessions WHERE {user}{_NAMED_BY_ID} AND ended_at IS NULL LIMIT 1",
+            () if user_id is None else (user_id,),
+        )
+        return bool(rows)
 
     def end(
         self,
@@ -195,10 +285,16 @@ class SessionRepository:
         *,
         user_id: str | None = None,
         project_path: str | None = None,
+        project_id: str | None = None,
         limit: int = 20,
     ) -> tuple[list[SessionRecord], int]:
-        """Sessions newest first, filtered by user and/or project; also the total matched."""
-        where, params = where_clause(("user_id = ?", user_id), ("project_path = ?", project_path))
+        """Sessions newest first, filtered by user, directory and/or project id (sessions of
+        either kind with that id); also the total matched."""
+        where, params = where_clause(
+            ("user_id = ?", user_id),
+            ("project_path = ?", project_path),
+            ("project_id = ?", project_id),
+        )
         rows = self._db.query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
             f"ORDER BY started_at DESC, {self._db.dialect.insertion_order} DESC LIMIT ?",

@@ -291,6 +291,10 @@ class SqliteDatabase:
         except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise self._error(exc) from None
 
+    def ping(self, timeout: float) -> None:
+        """``SELECT 1`` on this thread's connection (it never waits for a lock)."""
+        self.query("SELECT 1")
+
     def notify(self, conn: Connection, channel: str) -> None:
         """Nothing is pushed: other processes on the file poll."""
 

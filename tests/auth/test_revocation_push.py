@@ -11,7 +11,7 @@ itself stays up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -23,19 +23,6 @@ from testkit.clock import seconds_until
 from testkit.pytest_postgres import PostgresDatabase as PgFixture
 
 NEVER_POLL = 3600.0  # a sync interval no test waits for: only the push can bring news
-
-
-@pytest.fixture
-def open_databases() -> Iterator[Callable[[str], PostgresDatabase]]:
-    opened: list[PostgresDatabase] = []
-
-    def open_database(url: str) -> PostgresDatabase:
-        opened.append(PostgresDatabase(url).open())
-        return opened[-1]
-
-    yield open_database
-    for database in opened:
-        database.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from session_buddy.auth.principal import Principal
 from session_buddy.sessions import SessionService
+from session_buddy.sessions.target import ReportedProject
 from session_buddy.store import SqliteDatabase
 from testkit.cli import CliEnv
 
@@ -78,7 +79,7 @@ def test_list_with_a_missing_project_directory_is_one_red_line(
     cli: CliEnv, service: SessionService
 ) -> None:
     service.start(ALICE, project(cli, "alpha"))
-    result = cli.run("sessions", "list", "--project", "nowhere")
+    result = cli.run("sessions", "list", "--project", "./nowhere")
     assert result.exit_code == 1
     assert "does not exist" in result.stderr
 
@@ -142,3 +143,47 @@ def test_project_option_accepts_absolute_paths(cli: CliEnv, service: SessionServ
     service.start(ALICE, path)
     listed = json.loads(cli.run("sessions", "list", "--project", path, "--json").stdout)
     assert Path(listed["sessions"][0]["project_path"]) == Path(path).resolve()
+
+
+def test_list_filters_by_project_id_in_any_spelling(cli: CliEnv, service: SessionService) -> None:
+    remote = service.start(ALICE, ReportedProject.parse("https://github.com/o/r.git"))
+    service.start(BOB, project(cli, "alpha"))
+
+    result = cli.run("sessions", "list", "--project", "git@github.com:o/r", "--json")
+    table = cli.run("sessions", "list", "--project", "github.com/o/r")
+
+    listed = json.loads(result.stdout)
+    assert [(s["id"], s["project_path"], s["project_id"]) for s in listed["sessions"]] == [
+        (remote.id, None, "github.com/o/r")
+    ]
+    assert remote.id[:8] in table.stdout and "github.com/o/r" in table.stdout
+
+
+def test_a_name_that_is_no_directory_is_a_project_id(cli: CliEnv, service: SessionService) -> None:
+    service.start(ALICE, project(cli, "alpha"))
+
+    result = cli.run("sessions", "list", "--project", "nowhere")
+
+    assert result.exit_code == 0
+    assert "No sessions found for project id 'nowhere' (no directory 'nowhere' here either)." in (
+        result.stderr
+    )
+
+
+def test_a_malformed_project_id_is_one_red_line(cli: CliEnv, service: SessionService) -> None:
+    service.start(ALICE, project(cli, "alpha"))
+
+    result = cli.run("sessions", "list", "--project", "ftp://host/o/r")
+
+    assert result.exit_code == 1
+    assert "project URL scheme 'ftp' is not supported" in result.stderr
+
+
+def test_show_names_the_project_id(cli: CliEnv, service: SessionService) -> None:
+    started = service.start(ALICE, ReportedProject.parse("git@github.com:o/r.git", "main"))
+
+    result = cli.run("sessions", "show", started.id[:8])
+
+    assert result.exit_code == 0
+    assert "r (github.com/o/r)" in result.stdout
+    assert "branch main (reported)" in result.stdout

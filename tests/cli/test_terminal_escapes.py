@@ -24,6 +24,7 @@ from testkit.tokens import mint
 
 # an OSC window title ended by BEL, a screen clear, NUL, a right-to-left override and isolate
 HOSTILE = "ok\x1b]0;pwned\x07\x1b[2J\x00\u202eevil\u2066x"
+IN_NOTES = HOSTILE.replace("\x00", "\x01")  # a note cannot hold NUL (UnstorableTextError)
 IN_NAMES = "repo\x1b[31m\u202ered"  # what a directory name or variable can hold (no NUL)
 SURROGATE = "\ud800"  # only JSON can carry it (a token's claims)
 
@@ -68,8 +69,8 @@ def hostile_session(cli: CliEnv) -> str:
     service = SessionService(database)
     caller = Principal(user_id=HOSTILE, authenticated=True)
     session = service.start(caller, str(project))
-    service.checkpoint(caller, str(project), HOSTILE)
-    service.end(caller, str(project), HOSTILE)
+    service.checkpoint(caller, str(project), IN_NOTES)
+    service.end(caller, str(project), IN_NOTES)
     database.close()
     return session.id
 

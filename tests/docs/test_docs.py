@@ -26,7 +26,14 @@ DOCS = [REPO_ROOT / "docs" / "JWT_AUTHENTICATION.md", REPO_ROOT / "README.md"]
 NAMING_DOCS = [*DOCS, REPO_ROOT / "docs" / "DEPLOYMENT.md", REPO_ROOT / "CHANGELOG.md"]
 MARKER = "<!-- runnable -->"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-EXTERNAL_PATHS = {"mahavishnu/core/permissions.py"}
+EXTERNAL_PATHS = {
+    "mahavishnu/core/permissions.py",
+    # project ids and git refs in the tool-argument reference, not files
+    "github.com/owner/repo",
+    "host/path",
+    "refs/heads/",
+    "team/service",
+}
 
 
 def _snippets() -> list[tuple[str, str]]:

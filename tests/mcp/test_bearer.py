@@ -1,4 +1,5 @@
-"""BearerAuthMiddleware: optional bearer identity, 401 on bad headers, 429 for blocked clients."""
+"""BearerAuthMiddleware: optional bearer identity, 401 on bad headers, 429 for blocked clients,
+503 (with Retry-After) when the server itself cannot check a header."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from starlette.types import Receive, Scope, Send
 from session_buddy.auth import errors
 from session_buddy.auth.config import AuthConfig
 from session_buddy.auth.manager import JWTManager
+from session_buddy.auth.revocation import MAX_STALE_SECONDS, RevocationStore
 from session_buddy.auth.throttle import AuthFailureThrottle
 from session_buddy.auth.trail import AuthDecision, Recorders
 from session_buddy.config import load_settings
 from session_buddy.mcp.bearer import BearerAuthMiddleware
 from session_buddy.mcp.request import AUTH_FAILURE_REPORTER_KEY, BEARER_STATE_KEY
 from session_buddy.mcp.tools import SessionTools
+from session_buddy.store import SqliteDatabase, StorageError
+from session_buddy.store.revocations import RevocationRepository
 from testkit.clock import FixedClock
 from testkit.environment import new_secret
 from testkit.mcp import tools_call
@@ -65,10 +69,18 @@ class Collected:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, *, secret: str | None = SECRET) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        secret: str | None = SECRET,
+        revocations: RevocationStore | None = None,
+    ) -> None:
         settings = load_settings(secret=secret or "", data_dir=tmp_path / "data")
         self.decisions = Collected()
-        self.manager = JWTManager(AuthConfig(settings), decisions=Recorders([self.decisions]))
+        self.manager = JWTManager(
+            AuthConfig(settings), revocations=revocations, decisions=Recorders([self.decisions])
+        )
         self.clock = FixedClock()
         self.throttle = AuthFailureThrottle(clock=self.clock)
         self.app = RecordingApp()
@@ -240,6 +252,50 @@ def test_throttled_requests_are_audited_as_one_action_whatever_they_named(
 
     assert {(d.action, d.reason) for d in harness.decisions.decisions} == {("*", "throttled")}
     assert len(harness.decisions.decisions) == 6
+
+
+# -- 503 -----------------------------------------------------------------------------------
+
+
+def test_a_header_the_server_cannot_check_for_its_database_gets_503_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not 401 ``invalid_token``: a client would take that for a dead token (Claude Code
+    starts OAuth); the token is fine, the server's database is not."""
+    tick = [0.0]
+    database = SqliteDatabase(tmp_path / "r.db")
+    harness = Harness(tmp_path, revocations=RevocationStore(database, monotonic=lambda: tick[0]))
+    token = mint(SECRET, "alice")
+    assert harness.post(authorization=f"Bearer {token}").status_code == 200
+
+    def unreadable(repository: RevocationRepository, seq: int) -> object:
+        raise StorageError(f"database {tmp_path / 'r.db'}: disk I/O error", kind="failed")
+
+    monkeypatch.setattr(RevocationRepository, "since", unreadable)
+    tick[0] += MAX_STALE_SECONDS + 1
+    responses = [harness.post(authorization=f"Bearer {token}") for _ in range(25)]
+
+    response = responses[0]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "WWW-Authenticate" not in response.headers
+    assert response.json() == {
+        "error": "temporarily_unavailable",
+        "error_description": "Authentication unavailable: revocation store cannot be read",
+        "message": f"❌ Storage unavailable: database {tmp_path / 'r.db'}: disk I/O error",
+    }
+    assert {r.status_code for r in responses} == {503}  # never counted as bad credentials
+    assert harness.app.calls == [harness.app.calls[0]]
+    database.close()
+
+
+def test_a_header_refused_for_an_unusable_secret_gets_503(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, secret="too-short")
+    response = harness.post(authorization=f"Bearer {mint('too-short', 'alice')}")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "60"
+    assert response.json()["message"] == "❌ JWT secret must be at least 32 characters long"
+    assert harness.app.calls == []
 
 
 # -- 429 -----------------------------------------------------------------------------------

@@ -154,3 +154,10 @@ def test_json_format_is_one_object_per_line_with_redacted_fields(
 def test_a_database_url_password_is_redacted_anywhere() -> None:
     text = "connect postgresql://sb:s3cr%40t@db:5432/x failed"
     assert redact(text) == f"connect postgresql://sb:{REDACTED}@db:5432/x failed"
+
+
+def test_a_token_sent_as_the_user_name_of_an_http_url_is_redacted() -> None:
+    text = "project https://ghp_abc123@github.com/o/r and http://u:p@h/x"
+    assert redact(text) == (
+        f"project https://{REDACTED}@github.com/o/r and http://u:{REDACTED}@h/x"
+    )

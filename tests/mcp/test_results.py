@@ -14,6 +14,7 @@ from session_buddy.mcp.identity import Identity
 from session_buddy.mcp.results import error_result, structured, verbatim_errors
 from session_buddy.sessions.errors import NoActiveSessionError
 from session_buddy.store import StorageError
+from testkit.mcp import refused
 
 IDENTITY = Identity(auth_enabled=True, authenticated=True, user_id="alice", role="dev")
 
@@ -88,6 +89,23 @@ def test_storage_error_names_the_file() -> None:
         "❌ Storage unavailable: database /data/session-buddy.db is read-only"
     )
     assert (error_data(result) or {})["kind"] == "storage"
+
+
+def test_a_token_the_database_cannot_confirm_is_a_storage_failure_not_an_authentication_one() -> (
+    None
+):
+    failure = StorageError("PostgreSQL at db:5432/sb: no connection within 3 s", kind="unreachable")
+    error = errors.RevocationUnavailableError("unconfirmed for 6 s", storage=failure)
+    result = raising(AuthenticationError(error))
+    assert result.is_error
+    assert result.content[0].text == (
+        "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s"
+    )
+    assert refused(result) == {
+        "kind": "storage",
+        "reason": "unreachable",
+        "message": "❌ Storage unavailable: PostgreSQL at db:5432/sb: no connection within 3 s",
+    }
 
 
 def test_success_passes_through_untouched() -> None:

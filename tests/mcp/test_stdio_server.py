@@ -110,19 +110,19 @@ def test_every_tool_takes_an_optional_described_token(server: StdioDeployment) -
         assert "JWT" in token["description"]
 
 
-def test_required_arguments_are_the_working_directory_or_the_envelope(
+def test_the_session_tools_take_a_working_directory_or_a_project_id(
     server: StdioDeployment,
 ) -> None:
-    required = {tool.name: tool.input_schema.get("required", []) for tool in server.conn.tools()}
-    assert required == {
-        "start_session": ["working_directory"],
-        "checkpoint": ["working_directory"],
-        "end_session": ["working_directory"],
-        "session_status": ["working_directory"],
-        "list_sessions": [],
-        "whoami": [],
-        "verify_envelope": ["envelope"],
-    }
+    tools = {tool.name: tool.input_schema for tool in server.conn.tools()}
+    required = {name: schema.get("required", []) for name, schema in tools.items()}
+    reported = {"project", "branch", "commit", "changed_files"}
+
+    # Exactly one of working_directory and project: a rule the tools check themselves.
+    assert required == {name: ["envelope"] if name == "verify_envelope" else [] for name in tools}
+    for name in ("start_session", "checkpoint", "end_session"):
+        assert {"working_directory", *reported} <= set(tools[name]["properties"])
+    assert {"working_directory", "project", "branch"} <= set(tools["session_status"]["properties"])
+    assert {"working_directory", "project"} <= set(tools["list_sessions"]["properties"])
 
 
 def test_every_tool_publishes_an_output_schema(server: StdioDeployment) -> None:

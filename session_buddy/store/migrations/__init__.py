@@ -25,7 +25,7 @@ from typing import Any
 
 from session_buddy.store.errors import StorageError
 
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # Every table of the schema at HEAD, each after the tables it references (backups and
@@ -68,13 +68,14 @@ def needs_upgrade(revision: str | None, where: str) -> bool:
     )
 
 
-def upgrade(url: str, *, creator: Callable[[], Any] | None = None) -> None:
-    """Bring the database at SQLAlchemy ``url`` to :data:`HEAD` (see the module doc)."""
+def upgrade(url: str, *, creator: Callable[[], Any] | None = None, revision: str = HEAD) -> None:
+    """Bring the database at SQLAlchemy ``url`` to :data:`HEAD` (see the module doc), or
+    to an earlier ``revision`` (tests build databases as older versions left them)."""
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config
 
-    logger.info("migrating the database schema to revision %s", HEAD)
+    logger.info("migrating the database schema to revision %s", revision)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **_engine_options(url, creator))
     if engine.dialect.name == "sqlite":
         _begin_exclusive(engine)
@@ -83,7 +84,7 @@ def upgrade(url: str, *, creator: Callable[[], Any] | None = None) -> None:
             config = Config()
             config.set_main_option("script_location", str(SCRIPT_LOCATION))
             config.attributes["connection"] = connection
-            command.upgrade(config, HEAD)
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
 
