@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.harness import FULL, QUICK, Row, machine, progress, table
 
-PARTS = ("micro", "scale", "e2e", "propagation", "growth", "provider")
+PARTS = ("micro", "scale", "e2e", "propagation", "growth", "provider", "stateless", "balancer")
 LAST_JSON = Path(__file__).resolve().parent / "last.json"
 
 
@@ -61,6 +61,14 @@ def _run_part(name: str, profile: Any) -> list[Row]:
         from benchmarks import provider
 
         return provider.run(profile)
+    if name == "stateless":
+        from benchmarks import stateless
+
+        return stateless.run(profile)
+    if name == "balancer":
+        from benchmarks import balancer
+
+        return balancer.run(profile)
     from benchmarks import e2e
 
     return e2e.run(profile)

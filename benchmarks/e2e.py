@@ -357,7 +357,7 @@ async def open_configurations(setup: Setup, stack: AsyncExitStack) -> list[Confi
     return configs
 
 
-async def measure(profile: Profile, configs: list[Configuration]) -> None:
+async def measure(profile: Profile, configs: list[Configuration], part: str = PART) -> None:
     """Rounds of ``e2e_calls`` sequential calls per configuration, interleaved call by call.
 
     Configurations compared with each other (the stdio ones; the HTTP ones) take
@@ -368,10 +368,16 @@ async def measure(profile: Profile, configs: list[Configuration]) -> None:
     """
     calls, rounds, warmup = profile.e2e_calls, profile.e2e_rounds, 1
     groups = [
-        [c for c in configs if c.name.startswith("stdio")],
-        [c for c in configs if c.name.startswith("http")],
+        group
+        for group in (
+            [c for c in configs if c.name.startswith("stdio")],
+            [c for c in configs if c.name.startswith("http")],
+        )
+        if group
     ]
-    progress(f"e2e: {rounds} rounds (+{warmup} warm-up) × {calls} calls × {len(configs)} configs")
+    progress(
+        f"{part}: {rounds} rounds (+{warmup} warm-up) × {calls} calls × {len(configs)} configs"
+    )
     clock = time.perf_counter
     for number in range(warmup + rounds):
         gc.collect()

@@ -13,9 +13,9 @@ METHOD = """\
 ## How these figures are made
 
 * `make bench` (= `python -m benchmarks`; `--quick` for a smoke run,
-  `--only micro|scale|e2e|propagation|growth`, `--json`). Every run also writes
-  `benchmarks/last.json`. This file is rewritten by `python -m benchmarks
-  --write-results` after a full run of all five parts.
+  `--only micro|scale|e2e|propagation|growth|provider|stateless|balancer`, `--json`).
+  Every run also writes `benchmarks/last.json`. This file is rewritten by `python -m benchmarks
+  --write-results` after a full run of every part.
 * Every target is a **ratio to a baseline measured in the same run**, because absolute
   times drift on a shared machine. Timing uses `time.perf_counter_ns`; candidates and
   baselines run in interleaved rounds (order rotated every round) after discarded warm-up
@@ -101,6 +101,27 @@ METHOD = """\
   in force are loaded by then), alternating, 5 starts each; SQLite also with its file
   dropped from the page cache before each start (`posix_fadvise(DONTNEED)` on that file
   only). Targets: ≤ 1.2× for every tool and listing, ≤ 1.5× for every start.
+* **stateless** — `SESSION_BUDDY_STATELESS_HTTP` against MCP sessions: six HTTP servers
+  (auth on, SQLite, one per configuration), the official client with a bearer header
+  calling `session_status`, in both of its protocol generations — `mode="legacy"`, the
+  2025-11-25 initialize handshake that Claude Code speaks, and its default, 2026-07-28
+  (each client checks the version it negotiated). Per generation: a server with sessions
+  (`false`), a stateless one as shipped (one JSON body per answer) and a stateless one
+  answering with an SSE stream (`benchmarks/answer_format.py` runs the product's CLI with
+  the other format), interleaved call by call as in e2e. Each server's CPU time (user +
+  system, `/proc`) over the rounds, per call, is in the details: it moves less than the
+  wall clock on a shared machine. Targets: stateless / sessions ≥ 1.4× for handshake
+  clients (the issue's), ≥ 0.97× for 2026-07-28 clients (who are stateless on the wire
+  anyway: no loss).
+* **balancer** — the world of `tests/deploy/test_balancer.py` (`testkit/balanced.py`):
+  PostgreSQL, three stateless instances each in a network namespace, HAProxy running
+  `deploy/haproxy/haproxy.cfg` in another. Three more HAProxy processes run the same file
+  on other ports; the runtime API (`disable server`) leaves them 1, 2 and 3 instances. The
+  reference is instance 1 reached directly. One caller per configuration, interleaved call
+  by call (what the extra hop costs a waiting client), then 8 concurrent callers per
+  configuration, batch by batch in rotated order (what the instances give together), with
+  the CPU time of the instances and of the balancer per call, and their resident memory
+  after the rounds. Context rows only: on two shared cores more instances add no cores.
 * No timing assertion is part of `make test`: `tests/benchmarks/test_bench_smoke.py` and
   `test_bench_propagation_smoke.py` (and `test_bench_growth_smoke.py`, on a history of
   1 % of the size) check that quick micro, propagation and growth runs produce every row,
@@ -109,7 +130,9 @@ METHOD = """\
   test may assert); `test_bench_e2e_rows.py` checks without servers what it computes for
   the audit + metrics rows: the quiet servers' switches as the product reads them, each
   row from its rounds, and the check that fails the part when a side was not what it
-  claims.
+  claims. The stateless and balancer parts are left to `make bench` too (about 90 s even
+  quick); `test_bench_balancer_rows.py` checks their servers are what the rows say and
+  every row is computed from its rounds.
 
 ## Reading them
 

@@ -449,6 +449,9 @@ class Settings(BaseSettings):
     oauth_introspection_client_id: str | None = None
     oauth_introspection_client_secret: SecretStr | None = None
     oauth_introspection_client_secret_file: Path | None = None
+    # Streamable HTTP without MCP sessions, so that any instance answers any request (None:
+    # on when a PostgreSQL database is configured, off for the SQLite file).
+    stateless_http: bool | None = None
 
     _sources: SourceReport = PrivateAttr(default_factory=SourceReport)
 

@@ -4,9 +4,10 @@ The suite is the published npm package ``@modelcontextprotocol/conformance`` (pi
 ``testkit/node/conformance/package.json`` with the Node.js 22 it needs, npm's ``node``
 package, so the system node is untouched). :func:`main` starts ``serve --transport http``
 with authentication on, on a free loopback port (:func:`testkit.server.launch_http_server`),
-runs every scenario of :data:`RUN` at each spec revision listed for it (each revision is
-its own wire: the initialize handshake through 2025-11-25, per-request ``_meta`` on
-2026-07-28), prints one line per run and exits 1 if any check failed or warned.
+once with MCP sessions and once stateless (:data:`SERVERS`), runs every scenario of
+:data:`RUN` at each spec revision listed for it (each revision is its own wire: the
+initialize handshake through 2025-11-25, per-request ``_meta`` on 2026-07-28) against
+each, prints one line per run and exits 1 if any check failed or warned.
 
 Every server scenario the installed suite lists must be in :data:`RUN` or
 :data:`NOT_RUN` (which says why: they call test tools, prompts or resources this server
@@ -59,6 +60,19 @@ RUN: Mapping[str, tuple[str, ...]] = {
     "caching": (STATELESS,),
 }
 """Scenario → the spec revisions it runs at."""
+
+SERVERS: Mapping[str, Mapping[str, str]] = {
+    "sessions": {"SESSION_BUDDY_STATELESS_HTTP": "false"},
+    "stateless": {"SESSION_BUDDY_STATELESS_HTTP": "true"},
+}
+"""The servers every scenario runs against: name → their settings."""
+
+NOT_FOR_STATELESS: Mapping[tuple[str, str], str] = {
+    ("server-sse-multiple-streams", HANDSHAKE): (
+        "needs an MCP session id on the handshake wire (the suite warns without one)"
+    ),
+}
+"""(scenario, revision) runs that only apply to a server with MCP sessions, and why."""
 
 _TEST_TOOL = "calls the suite's test tools (test_simple_text, …), which this server does not have"
 NOT_RUN: Mapping[str, str] = {
@@ -197,35 +211,43 @@ def main() -> int:
             print(f"✗ {name}: not classified: add it to RUN or NOT_RUN in testkit/conformance.py")
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="conformance-"))
-    env = server_environment(workdir / "data", new_secret())
     outcomes: list[Outcome] = []
+    logs = []
     started = time.monotonic()
-    with launch_http_server(env, workdir) as server:
-        for scenario, revisions in RUN.items():
-            for revision in revisions:
-                outcome = run_scenario(server.url, scenario, revision, workdir / "results")
-                outcomes.append(outcome)
-                mark = "✓" if outcome.passed else "✗"
-                print(
-                    f"{mark} {scenario} @{revision}: {outcome.checks} checks, "
-                    f"{outcome.seconds:.1f} s",
-                    flush=True,
-                )
-                label = "excused (expected-failures.yml): " if outcome.passed else ""
-                for problem in outcome.problems:
-                    print(f"    {label}{problem}")
-        log = server.log()
+    for name, settings in SERVERS.items():
+        env = server_environment(workdir / f"data-{name}", new_secret(), **settings)
+        with launch_http_server(env, workdir, log_path=workdir / f"{name}.log") as server:
+            for scenario, revisions in RUN.items():
+                for revision in revisions:
+                    why_not = NOT_FOR_STATELESS.get((scenario, revision))
+                    if name == "stateless" and why_not is not None:
+                        print(f"- {name}: {scenario} @{revision}: not run, {why_not}")
+                        continue
+                    results = workdir / "results" / name
+                    outcome = run_scenario(server.url, scenario, revision, results)
+                    outcomes.append(outcome)
+                    mark = "✓" if outcome.passed else "✗"
+                    print(
+                        f"{mark} {name}: {scenario} @{revision}: {outcome.checks} checks, "
+                        f"{outcome.seconds:.1f} s",
+                        flush=True,
+                    )
+                    label = "excused (expected-failures.yml): " if outcome.passed else ""
+                    for problem in outcome.problems:
+                        print(f"    {label}{problem}")
+            logs.append(server.log())
     failed = [outcome for outcome in outcomes if not outcome.passed]
     skipped = len(scenarios) - len(RUN)
     print(
         f"{len(outcomes) - len(failed)}/{len(outcomes)} runs passed "
-        f"({len(RUN)} scenarios; {skipped} not run, see README) in "
-        f"{time.monotonic() - started:.0f} s"
+        f"({len(RUN)} scenarios against {len(SERVERS)} servers; {skipped} not run, see "
+        f"README) in {time.monotonic() - started:.0f} s"
     )
-    if "Traceback" in log:
-        print("✗ the server log has a traceback:")
-        print(log[-3000:])
-        return 1
+    for log in logs:
+        if "Traceback" in log:
+            print("✗ a server log has a traceback:")
+            print(log[-3000:])
+            return 1
     if failed:
         print(f"results and the server log: {workdir}")
         return 1

@@ -99,7 +99,8 @@ def serve(
 
     Examples: `session-buddy serve` (stdio, what Claude Code starts);
     `session-buddy serve --transport http --port 8678` (streamable HTTP at
-    http://127.0.0.1:8678/mcp, health check at /healthz);
+    http://127.0.0.1:8678/mcp, health check at /healthz or /health; stateless with
+    PostgreSQL, SESSION_BUDDY_STATELESS_HTTP; SIGTERM drains and exits 0);
     `SESSION_BUDDY_BEARER_ONLY=true SESSION_BUDDY_ALLOWED_HOSTS=sb.example.com:*
     session-buddy serve --transport http --host 0.0.0.0` (beyond loopback: tokens only in
     the Authorization header, Host checked). Beyond loopback an HTTP server without a
@@ -176,6 +177,7 @@ def _serve(
         logger.warning("⚠️ %s", superuser)
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
+    from session_buddy.mcp.shutdown import Drain
 
     if runtime.auth_warning is not None:
         logging.getLogger("session_buddy.auth").warning(runtime.auth_warning)
@@ -193,12 +195,14 @@ def _serve(
         if listening is None:
             mcp_server.run_stdio(server)
         else:
-            app = mcp_server.build_http_app(server, runtime, host=host)
+            drain = Drain()
+            app = mcp_server.build_http_app(server, runtime, host=host, drain=drain)
             mcp_server.run_http(
                 app,
                 listening,
                 log_level=settings.log_level,
                 trusted_proxies=settings.trusted_proxies,
+                drain=drain,
             )
     finally:
         runtime.stop_serving()

@@ -22,6 +22,10 @@ log gets no traceback, and nothing about the protocol is claimed that is not tru
   pydantic's validation report (:class:`PlainInvalidMessages`); an error response to a
   request that named no session carries no ``mcp-session-id`` — the SDK opens a session
   for it, discards it at once and still names it (:class:`NoUnknownSessionIds`).
+* a stateless HTTP server answers ``GET`` with ``405`` (``Allow: POST``), as the SDK does
+  on the 2026-07-28 wire: on the handshake wire the SDK opens an event stream that
+  nothing can ever be sent on (there is no session to send to) and keeps it, and a task
+  and a connection, open until the client leaves (:class:`NoStreamWithoutSession`).
 
 No SDK code is patched. The one SDK internal used is ``MCPServer._lowlevel_server``, in
 :meth:`ProtocolServer.run_stdio_async` (the SDK offers no public way to serve an
@@ -53,7 +57,7 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from session_buddy.text import shorten
@@ -297,7 +301,28 @@ def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key.lower() == name for key, _ in scope.get("headers", []))
 
 
-def protocol_http_app(app: ASGIApp, *, max_body_bytes: int) -> ASGIApp:
+class NoStreamWithoutSession:
+    """ASGI middleware for a stateless server: ``GET`` of the MCP endpoint ``path`` gets
+    ``405`` with ``Allow: POST``."""
+
+    def __init__(self, app: ASGIApp, *, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == self.path:
+            await Response(status_code=405, headers={"Allow": "POST"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def protocol_http_app(
+    app: ASGIApp, *, max_body_bytes: int, stateless_path: str | None = None
+) -> ASGIApp:
     """The SDK's streamable HTTP app with :class:`PlainInvalidMessages` and
-    :class:`NoUnknownSessionIds` around it."""
-    return NoUnknownSessionIds(PlainInvalidMessages(app, max_body_bytes=max_body_bytes))
+    :class:`NoUnknownSessionIds` around it, and :class:`NoStreamWithoutSession` when the
+    server is stateless (``stateless_path``: its MCP endpoint)."""
+    app = NoUnknownSessionIds(PlainInvalidMessages(app, max_body_bytes=max_body_bytes))
+    if stateless_path is not None:
+        app = NoStreamWithoutSession(app, path=stateless_path)
+    return app

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import Context
-from starlette.authentication import BaseUser
 from starlette.types import Scope
 
 from session_buddy.auth.errors import AuthError
@@ -31,10 +32,29 @@ STDIO_CLIENT = "stdio"
 FailureReporter = Callable[[AuthError], None]
 
 
-class BearerUser(BaseUser):
-    """The caller a verified ``Authorization: Bearer`` header names (``scope["user"]``)."""
+class BearerUser(AuthenticatedUser):
+    """The caller a verified ``Authorization: Bearer`` header names (``scope["user"]``).
+
+    It is the SDK's ``AuthenticatedUser`` too, so the SDK's session manager binds each MCP
+    session to the verified caller that opened it — compared by ``authorization_context``:
+    the principal's owner (``user_id``, or ``sub@issuer`` for an identity provider) and the
+    token's issuer — and answers anyone else's request for that session, ``DELETE``
+    included, as if the session did not exist (404). The SDK gets the identity, never the
+    token. A client without the header (the ``token`` argument) owns its sessions as
+    "nobody": the header and the argument are two ways in, and a session opened one way is
+    not used the other. Stateless servers have no sessions to bind.
+    """
 
     def __init__(self, principal: Principal) -> None:
+        super().__init__(
+            AccessToken(
+                token="",  # identity only: the SDK never needs the token
+                client_id=principal.owner,
+                scopes=sorted(principal.scopes) if principal.scopes is not None else [],
+                subject=principal.owner,
+                claims={"iss": principal.issuer} if principal.issuer is not None else {},
+            )
+        )
         self.principal = principal
 
     @property

@@ -2,8 +2,10 @@
 
 :func:`build_server` opens the runtime's database and registers the tools;
 :func:`build_http_app` wraps the SDK's streamable HTTP app (``/mcp``, plus ``GET
-/healthz``) in the bearer middleware; :func:`run_stdio` and :func:`run_http` serve (the
-latter on the socket :func:`~session_buddy.mcp.listen.listen_http` bound).
+/healthz`` and ``GET /health``) in the bearer middleware, stateless or with MCP sessions;
+:func:`run_stdio` and :func:`run_http` serve (the latter on the socket
+:func:`~session_buddy.mcp.listen.listen_http` bound, draining on SIGTERM:
+:mod:`session_buddy.mcp.shutdown`).
 ``session-buddy serve`` (in :mod:`session_buddy.cli.serve`) builds one
 :class:`~session_buddy.runtime.Runtime` from its settings, checks that its configuration
 and database can work, and strings these together: the tools, the middleware and the
@@ -36,6 +38,12 @@ from session_buddy.mcp.http_auth import bearer_authentication
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
+from session_buddy.mcp.shutdown import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    Drain,
+    Draining,
+    GracefulServer,
+)
 from session_buddy.mcp.tools import SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
@@ -44,8 +52,10 @@ logger = logging.getLogger(__name__)
 
 SERVER_NAME = "session-buddy"
 MCP_PATH = "/mcp"
-HEALTH_PATH = "/healthz"
-GRACEFUL_SHUTDOWN_SECONDS = 3
+HEALTH_PATHS = ("/healthz", "/health")  # /health: where Mahavishnu checks
+# Stateless answers come as one JSON body rather than an SSE stream (cheaper: make bench,
+# part stateless); with MCP sessions the SDK's SSE stays.
+STATELESS_JSON_RESPONSE = True
 # /healthz waits this long for a database connection, and this long for any answer at all
 # (a database that accepted the query and went silent): under 1 s, as load balancers expect.
 HEALTH_CONNECT_SECONDS = 0.5
@@ -87,16 +97,13 @@ def build_server(
     call and decision, and serve them at ``/metrics``. Raises :class:`StorageError`
     (naming the file) when the database cannot be used.
     """
-    database = runtime.open().database
+    runtime.open()
     instructions = BEARER_ONLY_INSTRUCTIONS if bearer_only else INSTRUCTIONS
     server = ProtocolServer(SERVER_NAME, version=VERSION, instructions=instructions)
     envelopes = runtime.envelopes if runtime.auth.problem() is None else None
     SessionTools(
         runtime.sessions, runtime.manager, envelopes, bearer_only=bearer_only, metrics=metrics
     ).register(server)
-    server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(
-        _health_endpoint(database, runtime.manager)
-    )
     if metrics is not None:
         _attach_metrics(metrics, runtime)
         server.custom_route(METRICS_PATH, methods=["GET"], include_in_schema=False)(
@@ -124,23 +131,58 @@ def metrics_enabled(setting: bool | None, host: str) -> bool:
     return is_loopback(host)
 
 
-def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:
-    """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
+def stateless_http_enabled(setting: bool | None, database: Database) -> bool:
+    """``SESSION_BUDDY_STATELESS_HTTP``, or by default: on when the database is PostgreSQL
+    (several instances, likely behind a load balancer), off for the SQLite file."""
+    if setting is not None:
+        return setting
+    return database.dialect.name == "postgresql"
+
+
+def build_http_app(
+    server: MCPServer,
+    runtime: Runtime,
+    *,
+    host: str,
+    drain: Drain | None = None,
+) -> ASGIApp:
+    """The streamable HTTP app at ``/mcp`` (and the health check) behind the bearer
+    middleware.
 
     ``host`` is what the server binds: on every loopback host the SDK's DNS rebinding
     protection is on (only loopback ``Host`` and ``Origin`` headers accepted);
     ``SESSION_BUDDY_ALLOWED_HOSTS`` / ``_ORIGINS`` add names and keep it on for any host
     (:func:`~session_buddy.mcp.exposure.transport_security`). Between the two, the
     protocol answers the SDK gets wrong (:func:`~session_buddy.mcp.protocol.protocol_http_app`).
+
+    Stateless (:func:`stateless_http_enabled`): no MCP sessions, every request answered on
+    its own (one JSON body: :data:`STATELESS_JSON_RESPONSE`), so any instance behind a
+    balancer answers any request; the server then sends the client nothing outside the
+    answer to its request. With MCP sessions, each belongs to the verified caller that
+    opened it (:class:`~session_buddy.mcp.request.BearerUser`). ``drain``: the health check
+    answers 503 once it is stopping, and it hears of every request to ``/mcp``
+    (:mod:`session_buddy.mcp.shutdown`).
     """
+    drain = drain if drain is not None else Drain()
+    stateless = stateless_http_enabled(runtime.settings.stateless_http, runtime.database)
+    json_response = stateless and STATELESS_JSON_RESPONSE
+    health = _health_endpoint(runtime.database, runtime.manager, drain)
+    for path in HEALTH_PATHS:
+        server.custom_route(path, methods=["GET"], include_in_schema=False)(health)
     sdk_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=host,
         transport_security=transport_security(host, runtime.settings),
         max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
+        stateless_http=stateless,
+        json_response=json_response,
     )
-    app = protocol_http_app(sdk_app, max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
-    return bearer_authentication(
+    app = protocol_http_app(
+        sdk_app,
+        max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE,
+        stateless_path=MCP_PATH if stateless else None,
+    )
+    app = bearer_authentication(
         app,
         verification=runtime.verification,
         failure_log=runtime.failure_log,
@@ -148,6 +190,7 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
         recorders=runtime.decisions,
         tools=SessionTools.names(),
     )
+    return Draining(app, drain=drain, path=MCP_PATH)
 
 
 def run_stdio(server: MCPServer) -> None:
@@ -162,6 +205,7 @@ def run_http(
     *,
     log_level: str,
     trusted_proxies: Sequence[str] = (),
+    drain: Drain | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` (bound by :func:`~session_buddy.mcp.listen.listen_http`)
     with uvicorn until interrupted; logs go through the root handler. The socket is closed
@@ -176,6 +220,9 @@ def run_http(
     nearest untrusted address in the chain as the client. (Uvicorn's own default trusts
     them from loopback, and its ``FORWARDED_ALLOW_IPS`` is never consulted.) The throttle,
     the failure log and the audit trail all read the client from there.
+
+    SIGTERM drains (``drain``, the one :func:`build_http_app` got) and returns normally, so
+    the caller's clean-up runs; see :mod:`session_buddy.mcp.shutdown`.
     """
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -193,17 +240,20 @@ def run_http(
         forwarded_allow_ips=list(trusted_proxies),
     )
     with sock:
-        uvicorn.Server(config).run(sockets=[sock])
+        GracefulServer(config, drain=drain if drain is not None else Drain()).run(sockets=[sock])
 
 
 def _health_endpoint(
-    database: Database, manager: JWTManager
+    database: Database, manager: JWTManager, drain: Drain
 ) -> Callable[[Request], Awaitable[Response]]:
     probe = _HealthProbe(database)
 
     async def healthz(request: Request) -> Response:
         """200 when the server answers and its database is readable, else 503 with
-        ``Retry-After`` — within ``HEALTH_DEADLINE_SECONDS`` either way."""
+        ``Retry-After`` — within ``HEALTH_DEADLINE_SECONDS`` either way; 503 at once when
+        it is stopping, so a load balancer sends requests elsewhere."""
+        if drain.stopping:
+            return JSONResponse({"status": "stopping"}, status_code=503)
         problem = await probe.problem()
         if problem is not None:
             return JSONResponse(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from session_buddy.config import ENV_PREFIX, Settings
-from session_buddy.mcp.server import GRACEFUL_SHUTDOWN_SECONDS
+from session_buddy.mcp.shutdown import STOP_WITHIN_SECONDS
 from testkit.environment import clean_environment, new_secret
 from testkit.processes import REPO_ROOT
 from testkit.server import SCRIPT, free_port, launch_http_server
@@ -114,10 +114,11 @@ def test_every_variable_the_unit_sets_is_a_setting() -> None:
 
 
 def test_the_stop_timeout_leaves_the_graceful_shutdown_room() -> None:
+    """Draining, running requests and clean-up take 8 s at most; systemd waits 15."""
     unit = directives(UNIT.read_text())
 
     assert unit["Service.KillSignal"] == ["SIGTERM"]
-    assert float(unit["Service.TimeoutStopSec"][0]) > 2 * GRACEFUL_SHUTDOWN_SECONDS
+    assert float(unit["Service.TimeoutStopSec"][0]) >= STOP_WITHIN_SECONDS + 5
 
 
 @pytest.mark.e2e
@@ -160,5 +161,5 @@ def test_the_units_command_serves_in_the_units_environment_and_stops_on_sigterm_
             pytest.fail(f"still running {stop_timeout} s after SIGTERM: systemd would kill it")
         stopped_after = time.monotonic() - signalled
 
-    assert server.process.returncode in (0, -signal.SIGTERM), server.tail()
-    assert stopped_after < stop_timeout
+    assert server.process.returncode == 0, server.tail()
+    assert stopped_after < STOP_WITHIN_SECONDS < stop_timeout

@@ -107,6 +107,7 @@ def _reference_rows() -> dict[str, tuple[set[str], str]]:
     for line in table.splitlines()[2:]:
         tool, arguments, scope, _ = (cell.strip() for cell in line.strip("|").split(" | "))
         arguments = re.sub(r"\(.*?\)", "", arguments)  # explanations may hold `names` too
+        scope = re.sub(r"\s*\(.*?\)$", "", scope)  # and the scope an explanation after it
         rows[tool.strip("`")] = (set(re.findall(r"`(\w+)`", arguments)), scope)
     return rows
 

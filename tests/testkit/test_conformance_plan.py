@@ -3,7 +3,14 @@ and a scenario the suite adds is caught until someone classifies it."""
 
 from __future__ import annotations
 
-from testkit.conformance import NOT_RUN, RUN, not_run_reason, unclassified
+from testkit.conformance import (
+    NOT_FOR_STATELESS,
+    NOT_RUN,
+    RUN,
+    SERVERS,
+    not_run_reason,
+    unclassified,
+)
 
 
 def test_no_scenario_is_both_run_and_not_run() -> None:
@@ -16,3 +23,10 @@ def test_every_scenario_not_run_says_why() -> None:
 
 def test_a_new_scenario_is_unclassified_until_listed() -> None:
     assert unclassified(["ping", "tasks-lifecycle", "brand-new-scenario"]) == ["brand-new-scenario"]
+
+
+def test_every_run_kept_from_the_stateless_server_is_a_run_and_says_why() -> None:
+    for (scenario, revision), reason in NOT_FOR_STATELESS.items():
+        assert revision in RUN[scenario]
+        assert reason.strip()
+    assert set(SERVERS) == {"sessions", "stateless"}

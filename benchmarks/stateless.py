@@ -1,0 +1,191 @@
+"""Part: HTTP tool calls/s of a stateless server against one with MCP sessions.
+
+The real server (``python -m session_buddy serve --transport http``, auth on, bearer
+header, SQLite) driven by the official MCP client, calling ``session_status`` as the e2e
+part does, in each of the client's two protocol generations:
+
+* **handshake** — ``mode="legacy"``: the 2025-11-25 initialize handshake, what Claude
+  Code and every client of that era speak; with sessions, each POST goes through the
+  session's long-lived server task and answers as an SSE stream;
+* **2026-07-28** — the mcp 2.3 client's default (``mode="auto"``): every request carries
+  its own ``_meta``, and the SDK answers it on its own whatever the server's mode.
+
+Servers, one per configuration (as in the e2e part): ``sessions`` (the SQLite default,
+``SESSION_BUDDY_STATELESS_HTTP=false``), ``stateless_json`` (``=true``: what ships, one
+JSON body per answer) and ``stateless_sse`` (``=true`` with the answers as SSE streams,
+:mod:`benchmarks.answer_format`) — the two formats the SDK offers, measured side by side
+to choose. Configurations take turns call by call (``benchmarks.e2e.measure``); ratios
+per round, then the median. Each server's CPU time (user + system, all threads) over the
+rounds, per call, is reported beside the calls/s: on a shared machine it moves less than
+the wall clock does.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from mcp.client import Client
+
+from benchmarks.e2e import QUIET, STARTUP_TIMEOUT, USER, Configuration, call, measure
+from benchmarks.harness import Profile, Row, median, progress, spread
+from testkit.environment import new_secret, server_environment
+from testkit.figures import percentile
+from testkit.git import make_git_repo
+from testkit.mcp import http_transport
+from testkit.processes import REPO_ROOT, cpu_seconds
+from testkit.server import SERVE_HTTP, launch_http_server
+from testkit.tokens import mint
+
+PART = "stateless"
+ANSWER_FORMAT = (sys.executable, "-m", "benchmarks.answer_format")
+# generation -> (the client's mode, the protocol version it must have negotiated)
+GENERATIONS = {"handshake": ("legacy", "2025-11-25"), "2026": ("auto", "2026-07-28")}
+LABELS = {"handshake": "handshake clients (2025-11-25)", "2026": "2026-07-28 clients"}
+SERVERS: dict[str, tuple[dict[str, str], str | None]] = {
+    # name -> (settings, answer format forced through benchmarks.answer_format)
+    "sessions": ({"SESSION_BUDDY_STATELESS_HTTP": "false"}, None),
+    "stateless_json": ({"SESSION_BUDDY_STATELESS_HTTP": "true"}, None),
+    "stateless_sse": ({"SESSION_BUDDY_STATELESS_HTTP": "true"}, "sse"),
+}
+# (configuration, its reference, target or None for context, what)
+COMPARISONS: list[tuple[str, str, float | None, str]] = [
+    ("stateless_json", "sessions", 1.4, "stateless / session mode calls/s"),
+    ("stateless_json", "stateless_sse", None, "stateless calls/s, JSON / SSE answers"),
+]
+TARGETS = {("stateless_json", "sessions", "2026"): 0.97}  # no target gain there: no loss
+
+
+def name_of(server: str, generation: str) -> str:
+    return f"http_{server}_{generation}"  # "http_": one group in benchmarks.e2e.measure
+
+
+@dataclass
+class Measured:
+    """The configurations, and each one's server process id."""
+
+    configs: list[Configuration]
+    pids: dict[str, int]
+    cpu_ms_per_call: dict[str, float] = field(default_factory=dict)
+
+
+async def open_configurations(
+    root: Path, secret: str, token: str, repo: Path, stack: AsyncExitStack
+) -> Measured:
+    progress(f"{PART}: starting {len(SERVERS) * len(GENERATIONS)} HTTP servers")
+    measured = Measured([], {})
+    for generation, (mode, version) in GENERATIONS.items():
+        for server_name, (settings, answer_format) in SERVERS.items():
+            name = name_of(server_name, generation)
+            data_dir = root / "data" / name
+            data_dir.mkdir(parents=True)
+            command = SERVE_HTTP
+            if answer_format is not None:  # the same CLI, after python -m session_buddy
+                command = (*ANSWER_FORMAT, answer_format, *SERVE_HTTP[3:])
+            server = stack.enter_context(
+                launch_http_server(
+                    server_environment(data_dir, secret, **settings),
+                    REPO_ROOT,  # benchmarks.answer_format is imported from there
+                    log_path=root / f"{name}.log",
+                    args=QUIET,
+                    command=command,
+                    startup_timeout=STARTUP_TIMEOUT,
+                )
+            )
+            client = await stack.enter_async_context(
+                Client(http_transport(server.url, bearer=token), mode=mode)
+            )
+            if client.protocol_version != version:
+                raise RuntimeError(f"{name}: negotiated {client.protocol_version}, not {version}")
+            config = Configuration(name, client, {"working_directory": str(repo)})
+            started = await client.call_tool("start_session", config.arguments)
+            if started.is_error:
+                raise RuntimeError(f"{name}: start_session failed: {started.content}")
+            await call(config)
+            measured.configs.append(config)
+            measured.pids[name] = server.process.pid
+    return measured
+
+
+def rows_for(profile: Profile, measured: Measured) -> list[Row]:
+    configs = measured.configs
+    by_name = {config.name: config for config in configs}
+    cpu = measured.cpu_ms_per_call
+    calls = profile.e2e_calls
+
+    def rate(config: Configuration) -> float:
+        return calls / median(config.seconds)
+
+    rows: list[Row] = []
+    for generation in GENERATIONS:
+        for mine_name, reference_name, target, what in COMPARISONS:
+            mine = by_name[name_of(mine_name, generation)]
+            ref = by_name[name_of(reference_name, generation)]
+            target = TARGETS.get((mine_name, reference_name, generation), target)
+            per_round = [b / a for a, b in zip(mine.seconds, ref.seconds, strict=True)]
+            rows.append(
+                Row(
+                    PART,
+                    f"{mine_name}_vs_{reference_name}_{generation}",
+                    f"{what}, {LABELS[generation]}",
+                    median(per_round),
+                    op=None if target is None else ">=",
+                    target=target,
+                    details={
+                        "absolute": f"{rate(mine):.0f} vs {rate(ref):.0f} calls/s",
+                        "ratio_per_round": [round(r, 4) for r in per_round],
+                        "server_cpu_ms_per_call": (f"{cpu[mine.name]:.2f} vs {cpu[ref.name]:.2f}"),
+                    },
+                )
+            )
+    for config in configs:
+        lat = config.latencies
+        server_name, _, generation = config.name.removeprefix("http_").rpartition("_")
+        rows.append(
+            Row(
+                PART,
+                f"{config.name}_calls_per_s",
+                f"HTTP, {server_name.replace('_', ' ')}, {LABELS[generation]}: calls/s",
+                rate(config),
+                unit="calls/s",
+                details={
+                    "absolute": (
+                        f"p50 {percentile(lat, 0.5) * 1000:.2f} ms, "
+                        f"p99 {percentile(lat, 0.99) * 1000:.2f} ms, "
+                        f"server CPU {cpu[config.name]:.2f} ms/call"
+                    ),
+                    "server_cpu_ms_per_call": round(cpu[config.name], 3),
+                    "p50_ms": round(percentile(lat, 0.5) * 1000, 3),
+                    "p99_ms": round(percentile(lat, 0.99) * 1000, 3),
+                    "calls_per_s_per_round": [round(calls / s, 1) for s in config.seconds],
+                    "batch_seconds": spread(config.seconds),
+                    "calls": len(lat),
+                },
+            )
+        )
+    return rows
+
+
+async def _run(profile: Profile, root: Path, secret: str, token: str, repo: Path) -> list[Row]:
+    async with AsyncExitStack() as stack:
+        measured = await open_configurations(root, secret, token, repo, stack)
+        before = {name: cpu_seconds(pid) for name, pid in measured.pids.items()}
+        await measure(profile, measured.configs, PART)
+        for config in measured.configs:
+            spent = cpu_seconds(measured.pids[config.name]) - before[config.name]
+            calls = profile.e2e_calls * (profile.e2e_rounds + 1)  # measure's warm-up round too
+            measured.cpu_ms_per_call[config.name] = 1000 * spent / calls
+        return rows_for(profile, measured)
+
+
+def run(profile: Profile) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="sb-bench-stateless-") as tmp:
+        root = Path(tmp)
+        secret = new_secret()
+        token = mint(secret, USER, lifetime=4 * 3600)
+        repo = make_git_repo(root / "project", "bench-project")
+        return anyio.run(_run, profile, root, secret, token, repo)
