@@ -9,7 +9,7 @@ Its log (one line per request, naming the instance that answered it) goes to a f
 counts; ``disable server`` / ``enable server``), and stops HAProxy when the block ends.
 
 HAProxy comes from Debian (``apt-get install haproxy``; ``.ci/run`` installs it when it is
-missing); :func:`haproxy_unavailable_reason` says why it cannot be used here, for a skip.
+missing); without it the tests fail (:class:`HaproxyUnavailable`) rather than skip.
 """
 
 from __future__ import annotations
@@ -48,14 +48,6 @@ def haproxy_binary() -> str:
     if found is None:
         raise HaproxyUnavailable("HAProxy is not installed (apt-get install haproxy)")
     return found
-
-
-def haproxy_unavailable_reason() -> str | None:
-    try:
-        haproxy_binary()
-    except HaproxyUnavailable as error:
-        return str(error)
-    return None
 
 
 def environment(
