@@ -350,7 +350,8 @@ class Settings(BaseSettings):
     audience: str = DEFAULT_AUDIENCE
     require_audience: bool = False
     require_scopes: bool = False
-    bearer_only: bool = False
+    # None: on exactly when an OAuth issuer is configured (see http_bearer_only).
+    bearer_only: bool | None = None
     allow_unauthenticated: bool = False
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -369,6 +370,12 @@ class Settings(BaseSettings):
     metrics: bool | None = None  # None: on when the HTTP server binds a loopback address
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # OAuth 2.1 authorization servers whose access tokens this server accepts (issuer URLs,
+    # exactly as their metadata spells them), and this server's resource URI (RFC 8707).
+    oauth_issuers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="SESSION_BUDDY_OAUTH_ISSUER"
+    )
+    resource_url: str | None = None
 
     _sources: SourceReport = PrivateAttr(default_factory=SourceReport)
 
@@ -409,6 +416,7 @@ class Settings(BaseSettings):
         "allowed_roots",
         "allowed_hosts",
         "allowed_origins",
+        "oauth_issuers",
         mode="before",
     )
     @classmethod
@@ -432,6 +440,11 @@ class Settings(BaseSettings):
     def _empty_audience_is_the_default(cls, value: object) -> object:
         return DEFAULT_AUDIENCE if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("resource_url", mode="before")
+    @classmethod
+    def _empty_resource_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -452,6 +465,16 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return networks
+
+    @property
+    def http_bearer_only(self) -> bool:
+        """Whether the HTTP server takes credentials only in the ``Authorization`` header
+        (``SESSION_BUDDY_BEARER_ONLY``): a ``token`` argument is refused, and a request
+        with no credentials at all is answered 401. Unset, it is on exactly when an OAuth
+        issuer is configured: OAuth clients start their login from that 401."""
+        if self.bearer_only is not None:
+            return self.bearer_only
+        return bool(self.oauth_issuers)
 
     # -- where values came from ------------------------------------------------------------
 

@@ -62,6 +62,9 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 SECRET_VARIABLE = "SESSION_BUDDY_SECRET"
 # The MCP SDK's defaults: a response stream may stay open, so reads wait longer.
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+REFUSAL_STATUSES = (401, 403, 429)
+"""What the HTTP edge answers a refused credential: 401 (none, or a bad one), 403 (a
+token without the tool's scope: a JSON-RPC error whose ``data`` is the OAuth error), 429."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,7 +114,7 @@ def _credentials(
 
 
 class _BearerAuth(httpx2.Auth):
-    """Adds ``Authorization: Bearer`` from the token source; remembers a 401/429 reason."""
+    """Adds ``Authorization: Bearer`` from the token source; remembers a 401/403/429 reason."""
 
     def __init__(self, tokens: TokenSource) -> None:
         self._tokens = tokens
@@ -124,7 +127,7 @@ class _BearerAuth(httpx2.Auth):
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        if response.status_code in (401, 429):
+        if response.status_code in REFUSAL_STATUSES:
             await response.aread()
             self.rejection = _http_rejection(response)
 
@@ -135,6 +138,13 @@ def _http_rejection(response: httpx2.Response) -> SessionBuddyAuthError:
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):  # a JSON-RPC error (the 403 step-up)
+        data = error.get("data")
+        body = {
+            "message": error.get("message"),
+            **(data if isinstance(data, dict) else {}),
+        }
     reason = str(body.get("error_description") or f"HTTP {response.status_code}")
     if response.status_code == 429:
         retry_after = response.headers.get("retry-after", "")

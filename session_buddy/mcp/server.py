@@ -30,12 +30,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from session_buddy.auth.manager import JWTManager
+from session_buddy.mcp.challenge import BearerChallenge
 from session_buddy.mcp.exposure import is_loopback, transport_security
 from session_buddy.mcp.http_auth import bearer_authentication
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
-from session_buddy.mcp.tools import SessionTools
+from session_buddy.mcp.resource_metadata import (
+    ProtectedResourceMetadataApp,
+    metadata_url,
+    resource_url,
+)
+from session_buddy.mcp.tools import SESSION_SCOPES_IMPLIED_BY, SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
 
@@ -123,8 +129,17 @@ def metrics_enabled(setting: bool | None, host: str) -> bool:
     return is_loopback(host)
 
 
-def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp:
+def build_http_app(
+    server: MCPServer, runtime: Runtime, *, host: str, port: int | None = None
+) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and ``/healthz``) behind the bearer middleware.
+
+    With an OAuth issuer configured, the Protected Resource Metadata of
+    :func:`~session_buddy.mcp.resource_metadata.resource_url` (for ``host``:``port``) is
+    served in front of it, and every 401 and 403 points to it. Bearer-only servers
+    (``SESSION_BUDDY_BEARER_ONLY``; by default with an issuer) answer a request without
+    credentials 401, ``/healthz`` and ``/metrics`` excepted; a ``tools/call`` whose bearer
+    token lacks the tool's scope gets 403 ``insufficient_scope`` (the spec's step-up).
 
     ``host`` is what the server binds: on every loopback host the SDK's DNS rebinding
     protection is on (only loopback ``Host`` and ``Origin`` headers accepted);
@@ -139,14 +154,31 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str) -> ASGIApp
         max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
     )
     app = protocol_http_app(sdk_app, max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
-    return bearer_authentication(
+    settings = runtime.settings
+    resource = resource_url(settings, host, port) if port is not None else settings.resource_url
+    published = resource is not None and bool(settings.oauth_issuers)
+    tool_scopes = SessionTools.scopes()
+    challenge = BearerChallenge(
+        resource_metadata=metadata_url(resource) if published and resource else None,
+        scope=" ".join(sorted({scope for scope in tool_scopes.values() if scope})),
+    )
+    app = bearer_authentication(
         app,
         verification=runtime.verification,
         failure_log=runtime.failure_log,
         throttle=runtime.throttle,
         recorders=runtime.decisions,
         tools=SessionTools.names(),
+        challenge=challenge,
+        tool_scopes=tool_scopes,
+        implied_by=SESSION_SCOPES_IMPLIED_BY,
+        require_scopes=runtime.auth.require_scopes,
+        credentials_required=settings.http_bearer_only and runtime.auth.auth_required,
+        public_paths=(HEALTH_PATH, METRICS_PATH),
     )
+    if published and resource:
+        app = ProtectedResourceMetadataApp(app, resource=resource, issuers=settings.oauth_issuers)
+    return app
 
 
 def run_stdio(server: MCPServer) -> None:
