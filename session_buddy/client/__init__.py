@@ -6,6 +6,10 @@
 
     async with SessionBuddyClient.stdio(token=token) as sb:
         session = await sb.start(working_directory="/path/to/project")
+
+    oauth = ClientCredentials("mahavishnu", secret, issuer="https://idp.example.com/realms/x")
+    async with SessionBuddyClient.http("https://sessions.example.com/mcp", oauth=oauth) as sb:
+        await sb.whoami()
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from session_buddy.client.errors import (
     SessionBuddyError,
     SessionBuddyToolError,
 )
+from session_buddy.client.oauth import ClientCredentials
 
 __all__ = [
     "DEFAULT_URL",
+    "ClientCredentials",
     "MintedTokens",
     "NoToken",
     "SessionBuddyAuthError",
