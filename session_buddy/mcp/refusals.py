@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from session_buddy.auth.errors import AuthError, ThrottledError
+from session_buddy.auth.principal import Principal
 from session_buddy.auth.trail import UNKNOWN_ACTION, AuthDecision, Recorders
 from session_buddy.mcp.body import MAX_INSPECTED_BODY_BYTES, RequestBody
 from session_buddy.mcp.challenge import BearerChallenge
@@ -94,15 +95,28 @@ class RefusalReport:
         return self._recorders.listening
 
     async def report(
-        self, error: AuthError, *, client: str, token: object, body: RequestBody
+        self,
+        error: AuthError,
+        *,
+        client: str,
+        token: object,
+        body: RequestBody,
+        permission: str | None = None,
+        principal: Principal | None = None,
     ) -> None:
-        """One refusal, as a denied decision whose action the request's body names."""
+        """One refusal, as a denied decision whose action the request's body names;
+        ``principal`` and ``permission`` when a verified caller lacked a scope."""
         if not self.reads_bodies:
             return
         action = action_of(await body.json(), self._tools)
         self._recorders.record(
             AuthDecision.denied(
-                error, action=action, permission=None, source_ip=client, token=token
+                error,
+                action=action,
+                permission=permission,
+                source_ip=client,
+                token=token,
+                principal=principal,
             )
         )
 

@@ -91,7 +91,14 @@ class ScopeStepUp:
         tool, error = refused
         client = peer_host(scope)
         self._failure_log.record(error, tool=tool, client=client)
-        await self._refusals.report(error, client=client, token=None, body=body)
+        await self._refusals.report(
+            error,
+            client=client,
+            token=None,
+            body=body,
+            permission=error.scope,
+            principal=user.principal,
+        )
         await self._forbidden(error, request_id(parsed))(scope, receive, send)
 
     def _lacking(self, principal: Principal, needed: tuple[str, ...]) -> str | None:
