@@ -32,8 +32,10 @@ from starlette.testclient import TestClient
 from session_buddy.auth.errors import InvalidTokenError
 from session_buddy.client import ClientCredentials, SessionBuddyAuthError, SessionBuddyClient
 from session_buddy.client.errors import SessionBuddyError
+from session_buddy.config import load_settings
 from session_buddy.mcp.challenge import BearerChallenge, quoted_value
 from session_buddy.mcp.refusals import refusal_response
+from session_buddy.mcp.resource_metadata import ResourceUrlRequired, metadata_paths, resource_url
 from session_buddy.mcp.step_up import FORBIDDEN
 from testkit.environment import new_secret, server_environment
 from testkit.git import make_git_repo
@@ -492,3 +494,16 @@ def test_authorization_code_with_pkce_through_the_login_form(
     result = anyio.run(whoami_through, with_issuer, provider)
     assert len(browser.authorization_urls) == 1
     assert result.structured_content["user_id"] == "alice"
+
+
+def test_the_resource_url_is_the_setting_else_the_loopback_address_as_bound() -> None:
+    issuer = {"SESSION_BUDDY_OAUTH_ISSUER": "https://idp.example.com"}
+    assert resource_url(load_settings(**issuer), "127.0.0.1", 8678) == ("http://127.0.0.1:8678/mcp")
+    assert resource_url(load_settings(), "::1", 80) == "http://[::1]:80/mcp"
+    assert resource_url(load_settings(), "localhost", 80) == "http://127.0.0.1:80/mcp"
+    assert resource_url(load_settings(), "0.0.0.0", 80) is None
+    given = load_settings(resource_url="https://sessions.example.com/mcp", **issuer)
+    assert resource_url(given, "0.0.0.0", 80) == "https://sessions.example.com/mcp"
+    with pytest.raises(ResourceUrlRequired):
+        resource_url(load_settings(**issuer), "0.0.0.0", 80)
+    assert metadata_paths("https://x.example/a/mcp") == (f"{WELL_KNOWN}/a/mcp", WELL_KNOWN)
