@@ -22,23 +22,24 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 
 class MemoryTokenStorage(TokenStorage):
-    """Keeps one client's tokens in memory, for the life of the client (never on disk)."""
+    """The SDK's ``TokenStorage``: one client's tokens and registration, in memory for the
+    life of the client (never on disk)."""
 
     def __init__(self) -> None:
-        self._tokens: OAuthToken | None = None
-        self._client_info: OAuthClientInformationFull | None = None
+        self.tokens: OAuthToken | None = None
+        self.client_info: OAuthClientInformationFull | None = None
 
     async def get_tokens(self) -> OAuthToken | None:
-        return self._tokens
+        return self.tokens
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
-        self._tokens = tokens
+        self.tokens = tokens
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self._client_info
+        return self.client_info
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self._client_info = client_info
+        self.client_info = client_info
 
 
 @dataclass(frozen=True)
