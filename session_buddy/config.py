@@ -420,7 +420,8 @@ class Settings(BaseSettings):
     audience: str = DEFAULT_AUDIENCE
     require_audience: bool = False
     require_scopes: bool = False
-    bearer_only: bool = False
+    # None: on exactly when an OAuth issuer is configured (see http_bearer_only).
+    bearer_only: bool | None = None
     allow_unauthenticated: bool = False
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -492,6 +493,7 @@ class Settings(BaseSettings):
         "allowed_roots",
         "allowed_hosts",
         "allowed_origins",
+        "oauth_issuers",
         mode="before",
     )
     @classmethod
@@ -542,6 +544,11 @@ class Settings(BaseSettings):
     def _empty_audience_is_the_default(cls, value: object) -> object:
         return DEFAULT_AUDIENCE if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("resource_url", mode="before")
+    @classmethod
+    def _empty_resource_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -562,6 +569,16 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return networks
+
+    @property
+    def http_bearer_only(self) -> bool:
+        """Whether the HTTP server takes credentials only in the ``Authorization`` header
+        (``SESSION_BUDDY_BEARER_ONLY``): a ``token`` argument is refused, and a request
+        with no credentials at all is answered 401. Unset, it is on exactly when an OAuth
+        issuer is configured: OAuth clients start their login from that 401."""
+        if self.bearer_only is not None:
+            return self.bearer_only
+        return bool(self.oauth_issuers)
 
     # -- where values came from ------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from mcp.client import Client
+from mcp.shared.exceptions import MCPError
 
 from testkit.mcp import (
     CALL_TIMEOUT,
@@ -27,8 +28,6 @@ from testkit.mcp import (
     http_transport,
     ok,
     post_json_rpc,
-    refused,
-    text_of,
 )
 
 AUDIENCE = "session-buddy"
@@ -100,20 +99,22 @@ async def every_tool_answers_a_read_write_service_token(
 async def a_read_only_token_is_refused_start_session_with_the_scope_message(
     ecosystem: Ecosystem, url: str, project: Path
 ) -> None:
-    """A valid read-only token: reading works, starting a session is a tool error."""
+    """A valid read-only token: reading works; starting a session is the HTTP 403 step-up
+    (``insufficient_scope``), which the client raises as a JSON-RPC error with our message."""
     where = {"working_directory": str(project)}
     async with bodai_component_client(url, ecosystem.mint(AUDIENCE, ["read"])) as client:
         ok(await client.call_tool("list_sessions", {}))
-        refusal = await client.call_tool("start_session", where)
-    _same("start_session is an error", refusal.is_error, True)
-    _same("start_session refusal", text_of(refusal), SCOPE_REFUSAL)
-    error = refused(refusal)
-    expected = {
-        "kind": "authorization",
-        "reason": "missing_scope",
-        "message": "missing scope 'write'",
-    }
-    _same("refusal", error, expected)
+        try:
+            await client.call_tool("start_session", where)
+        except MCPError as exc:
+            refusal = exc
+        else:
+            raise AssertionError("start_session answered a read-only token")
+        ok(await client.call_tool("list_sessions", {}))
+    _same("start_session refusal", refusal.error.message, SCOPE_REFUSAL)
+    data = refusal.error.data if isinstance(refusal.error.data, dict) else {}
+    seen = (data.get("error"), data.get("scope"), data.get("reason"))
+    _same("refusal", seen, ("insufficient_scope", "write", "missing_scope"))
 
 
 async def a_token_for_another_service_gets_http_401(

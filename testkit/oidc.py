@@ -52,8 +52,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult
 
+from session_buddy.client.oauth import MemoryTokenStorage  # the product's, re-exported
 from testkit.processes import REPO_ROOT, die_with_parent
 from testkit.server import LOOPBACK, free_port
 from testkit.tokens import DROP, assemble, b64
@@ -903,27 +904,6 @@ def standard_clients() -> list[Client]:
         Client.service("resource-server"),
         Client.app("app"),
     ]
-
-
-class MemoryTokenStorage:
-    """The MCP SDK's ``TokenStorage`` protocol, in memory (one client's tokens and
-    registration), for ``OAuthClientProvider`` and ``ClientCredentialsOAuthProvider``."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
 
 
 class BrowserLogin:

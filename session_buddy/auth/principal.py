@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from session_buddy.auth import errors
-from session_buddy.auth.scopes import granted_scopes
+from session_buddy.auth.scopes import granted_scopes, provider_scopes
 from session_buddy.auth.tokens import finite_number
 
 PRIVILEGED_ROLES = frozenset({"admin", "orchestrator"})
@@ -83,7 +83,8 @@ class Principal:
         """The caller a verified token names (in ``authority``'s namespace).
 
         An identity provider's token (``authority`` set) names its caller by ``sub`` alone
-        (RFC 9068), and without a scope claim it grants no scope; the shared secret's names
+        (RFC 9068), and grants the scopes :func:`~session_buddy.auth.scopes.provider_scopes`
+        finds (none without a scope claim); the shared secret's names
         it by ``user_id``, else ``sub``, and without a scope claim keeps full access (the
         tokens minted before scopes existed).
 
@@ -99,7 +100,7 @@ class Principal:
         expires_at = None if exp is None else finite_number(exp)
         if exp is not None and expires_at is None:
             raise errors.InvalidClaimError("exp is not a number")
-        scopes = granted_scopes(claims)
+        scopes = granted_scopes(claims) if authority is None else provider_scopes(claims)
         return cls(
             user_id=str(user_id),
             authenticated=True,
@@ -107,7 +108,7 @@ class Principal:
             issuer=issuer if isinstance(issuer, str) else None,
             expires_at=expires_at,
             claims=MappingProxyType(dict(claims)),
-            scopes=scopes if scopes is not None or authority is None else frozenset(),
+            scopes=scopes,
             authority=authority,
             verified_until=verified_until,
         )

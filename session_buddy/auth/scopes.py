@@ -46,6 +46,26 @@ def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(granted)
 
 
+def provider_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The scopes an identity provider's access token grants: ``scope``/``scopes`` (RFC
+    9068); without them Entra ID's claims — ``scp`` (delegated scopes, space separated) and
+    the entries of ``roles`` that name one of our scopes (application permissions, what its
+    client-credentials tokens carry). A provider token naming none grants none."""
+    granted = granted_scopes(claims)
+    if granted is not None:
+        return granted
+    found: set[str] = set()
+    delegated = claims.get("scp")
+    if isinstance(delegated, str):
+        found.update(item for item in delegated.split(" ") if item)
+    roles = claims.get("roles")
+    if isinstance(roles, list):
+        found.update(
+            item for item in roles if isinstance(item, str) and item in RELEASED_VOCABULARY
+        )
+    return frozenset(found)
+
+
 def missing_scope(
     granted: frozenset[str] | None,
     required: Collection[str],

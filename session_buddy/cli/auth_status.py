@@ -228,8 +228,9 @@ def status() -> None:
     )
     add(
         "HTTP token argument",
-        "refused: Authorization header only (SESSION_BUDDY_BEARER_ONLY)"
-        if settings.bearer_only
+        "refused: Authorization header only, none at all is HTTP 401 (SESSION_BUDDY_BEARER_ONLY"
+        + (", on by default with an OAuth issuer)" if settings.bearer_only is None else ")")
+        if settings.http_bearer_only
         else "accepted (SESSION_BUDDY_BEARER_ONLY=true keeps tokens out of the model's context)",
         "bearer_only",
     )

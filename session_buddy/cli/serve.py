@@ -146,12 +146,34 @@ def serve(
             fail(review.refusal, UNAUTHENTICATED_FIX)
         for warning in review.warnings:
             logger.warning(warning)
+        _check_resource_url(settings, host, port)
     listening = _listen(host, port) if http else None
     try:
         _serve(runtime, settings, host, listening)
     finally:
         if listening is not None:
             listening.close()
+
+
+def _check_resource_url(settings: Settings, host: str, port: int) -> None:
+    """Exit 1 with one line when the resource URI cannot be decided (an OAuth issuer
+    beyond loopback without SESSION_BUDDY_RESOURCE_URL) or the metadata cannot name it."""
+    from session_buddy.mcp.resource_metadata import protected_resource_metadata, resource_url
+
+    try:
+        resource = resource_url(settings, host, port)
+    except ResourceUrlError as exc:
+        fail(str(exc), exc.fix)
+    if resource is None or not settings.oauth_issuers:
+        return
+    try:
+        protected_resource_metadata(resource, settings.oauth_issuers)
+    except ValueError as exc:
+        fail(
+            "Invalid configuration: SESSION_BUDDY_RESOURCE_URL or SESSION_BUDDY_OAUTH_ISSUER "
+            f"is not an http(s) URL ({type(exc).__name__})",
+            "give absolute URLs, e.g. https://sessions.example.com/mcp",
+        )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -186,7 +208,7 @@ def _serve(
     )
     try:
         server = mcp_server.build_server(
-            runtime, bearer_only=http and settings.bearer_only, metrics=metrics
+            runtime, bearer_only=http and settings.http_bearer_only, metrics=metrics
         )
     except StorageError as exc:
         fail(str(exc), exc.fix)
@@ -196,7 +218,8 @@ def _serve(
             mcp_server.run_stdio(server)
         else:
             drain = Drain()
-            app = mcp_server.build_http_app(server, runtime, host=host, drain=drain)
+            port = listening.getsockname()[1]
+            app = mcp_server.build_http_app(server, runtime, host=host, port=port, drain=drain)
             mcp_server.run_http(
                 app,
                 listening,

@@ -10,6 +10,11 @@
     # a project on another machine than the server: its id and the state of your clone
     async with SessionBuddyClient.http(url, token=token) as sb:
         session = await sb.start(project=describe_checkout("/home/me/repo"))
+
+    # tokens from your identity provider, by client credentials
+    oauth = ClientCredentials("mahavishnu", secret, issuer="https://idp.example.com/realms/x")
+    async with SessionBuddyClient.http("https://sessions.example.com/mcp", oauth=oauth) as sb:
+        await sb.whoami()
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from session_buddy.client.errors import (
     SessionBuddyError,
     SessionBuddyToolError,
 )
+from session_buddy.client.oauth import ClientCredentials
 from session_buddy.sessions.target import ReportedProject
 
 __all__ = [
     "DEFAULT_URL",
+    "ClientCredentials",
     "MintedTokens",
     "NoToken",
     "ReportedProject",

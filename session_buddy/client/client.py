@@ -54,6 +54,7 @@ from session_buddy.client.errors import (
     SessionBuddyError,
     SessionBuddyToolError,
 )
+from session_buddy.client.oauth import ClientCredentials
 from session_buddy.config import DEFAULT_AUDIENCE, child_environment
 from session_buddy.mcp.error_meta import error_data
 from session_buddy.mcp.identity import Identity
@@ -72,6 +73,9 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 SECRET_VARIABLE = "SESSION_BUDDY_SECRET"
 # The MCP SDK's defaults: a response stream may stay open, so reads wait longer.
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+REFUSAL_STATUSES = (401, 403, 429)
+"""What the HTTP edge answers a refused credential: 401 (none, or a bad one), 403 (a
+token without the tool's scope: a JSON-RPC error whose ``data`` is the OAuth error), 429."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -121,11 +125,10 @@ def _credentials(
 
 
 class _BearerAuth(httpx2.Auth):
-    """Adds ``Authorization: Bearer`` from the token source; remembers a 401/429 reason."""
+    """Adds ``Authorization: Bearer`` from the token source."""
 
     def __init__(self, tokens: TokenSource) -> None:
         self._tokens = tokens
-        self.rejection: SessionBuddyAuthError | None = None
 
     async def async_auth_flow(
         self, request: httpx2.Request
@@ -133,8 +136,29 @@ class _BearerAuth(httpx2.Auth):
         token = self._tokens.current()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code in (401, 429):
+        yield request
+
+
+class _RefusalWatch(httpx2.Auth):
+    """Runs ``inner`` (our bearer header, or the SDK's OAuth provider with all its
+    requests) and remembers why the final answer refused the credentials (401/403/429)."""
+
+    def __init__(self, inner: httpx2.Auth) -> None:
+        self._inner = inner
+        self.rejection: SessionBuddyAuthError | None = None
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        flow = self._inner.async_auth_flow(request)
+        outgoing = await anext(flow)
+        while True:
+            response = yield outgoing
+            try:
+                outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                break
+        if response.status_code in REFUSAL_STATUSES:
             await response.aread()
             self.rejection = _http_rejection(response)
 
@@ -145,6 +169,13 @@ def _http_rejection(response: httpx2.Response) -> SessionBuddyAuthError:
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):  # a JSON-RPC error (the 403 step-up)
+        data = error.get("data")
+        body = {
+            "message": error.get("message"),
+            **(data if isinstance(data, dict) else {}),
+        }
     reason = str(body.get("error_description") or f"HTTP {response.status_code}")
     if response.status_code == 429:
         retry_after = response.headers.get("retry-after", "")
@@ -161,7 +192,8 @@ def _http_rejection(response: httpx2.Response) -> SessionBuddyAuthError:
 class SessionBuddyClient:
     """An async context manager connected to one session-buddy server.
 
-    Build it with :meth:`stdio` or :meth:`http`. Credentials, in order: ``anonymous=True``
+    Build it with :meth:`stdio` or :meth:`http`. Credentials, in order: ``oauth=`` (HTTP:
+    client credentials from an OAuth authorization server), ``anonymous=True``
     (none), ``token=`` (sent as is), ``secret=`` (tokens minted and renewed here), else
     the environment's ``MAHAVISHNU_AUTH__SECRET``, ``MAHAVISHNU_AUTH_SECRET`` or
     ``SESSION_BUDDY_SECRET`` (its file, the data dir's ``.env``, ``BODAI_SHARED_SECRET``);
@@ -181,12 +213,14 @@ class SessionBuddyClient:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         server_log: TextIO | None = None,
+        oauth: ClientCredentials | None = None,
     ) -> None:
         self._server = server
         self._tokens = tokens
         self._timeout = timeout
         self._server_log = server_log
-        self._auth: _BearerAuth | None = None
+        self._oauth = oauth
+        self._auth: _RefusalWatch | None = None
         self._client: Client | None = None
         self._stack: AsyncExitStack | None = None
 
@@ -247,8 +281,16 @@ class SessionBuddyClient:
         scopes: Sequence[str] | None = None,
         token_minutes: float = 60,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        oauth: ClientCredentials | None = None,
     ) -> SessionBuddyClient:
-        """A client for a running ``session-buddy serve --transport http`` at ``url``."""
+        """A client for a running ``session-buddy serve --transport http`` at ``url``.
+
+        ``oauth``: get tokens from an OAuth authorization server by client credentials
+        (the MCP SDK's ``ClientCredentialsOAuthProvider`` does the discovery from the
+        server's 401 and the token requests); the other credential options are then unused.
+        """
+        if oauth is not None:
+            return cls(url, NoToken(), timeout=timeout, oauth=oauth)
         tokens, _ = _credentials(
             token, secret, anonymous=anonymous, user_id=user_id, role=role, issuer=issuer,
             audience=audience, scopes=scopes, token_minutes=token_minutes,
@@ -283,7 +325,12 @@ class SessionBuddyClient:
 
     async def _connect(self, stack: AsyncExitStack) -> Client:
         if isinstance(self._server, str):
-            self._auth = _BearerAuth(self._tokens)
+            inner = (
+                _BearerAuth(self._tokens)
+                if self._oauth is None
+                else self._oauth.provider(self._server)
+            )
+            self._auth = _RefusalWatch(inner)
             http_client = await stack.enter_async_context(
                 httpx2.AsyncClient(auth=self._auth, timeout=HTTP_TIMEOUT)
             )

@@ -1,8 +1,10 @@
 """Refusals made at the HTTP edge, before any tool runs: the answer, with the error's own
 status, and the report of each to the recorders (the audit trail, the metrics).
 
-The answers: a bad or missing credential ``401`` with ``WWW-Authenticate: Bearer
-realm="session-buddy", error="invalid_token"``; a fault of the server's own (revocations
+The answers: a bad or missing credential ``401`` with the server's bearer challenge
+(:class:`~session_buddy.mcp.challenge.BearerChallenge`: ``WWW-Authenticate: Bearer
+realm="session-buddy", resource_metadata=…, scope=…``, plus ``error="invalid_token"`` when
+a token was presented); a fault of the server's own (revocations
 unreadable, secret unusable) ``503`` with ``Retry-After`` — never a 401, which a client
 would take for a dead token; a throttled client ``429`` with ``Retry-After``.
 
@@ -25,34 +27,37 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from session_buddy.auth.errors import AuthError, ThrottledError
+from session_buddy.auth.principal import Principal
 from session_buddy.auth.trail import UNKNOWN_ACTION, AuthDecision, Recorders
 from session_buddy.mcp.body import MAX_INSPECTED_BODY_BYTES, RequestBody
+from session_buddy.mcp.challenge import BearerChallenge
 
-REALM = "session-buddy"
 MCP_METHODS = SPEC_CLIENT_METHODS | SPEC_CLIENT_NOTIFICATION_METHODS
 # The OAuth error code of each status a refused header can have.
 _ERROR_CODES = {503: "temporarily_unavailable", 403: "insufficient_scope", 400: "invalid_request"}
 
 
-def refusal_response(error: AuthError) -> JSONResponse:
+def refusal_response(
+    error: AuthError, challenge: BearerChallenge, *, presented: bool = True
+) -> JSONResponse:
     """The answer to a refused credential, with the error's status: a 401 carries the
-    bearer challenge; a server-side fault (503) says when to retry and which storage
-    failed."""
+    bearer challenge (``error="invalid_token"`` only when a token was ``presented``); a
+    server-side fault (503) says when to retry and which storage failed."""
     headers = {}
     if error.status == 401:
-        description = error.public_message.replace("\\", "\\\\").replace('"', '\\"')
         headers["WWW-Authenticate"] = (
-            f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+            challenge.header(error="invalid_token", description=error.public_message)
+            if presented
+            else challenge.header()
         )
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     message = error.storage.user_message if error.storage is not None else error.user_message
+    # RFC 6750 §3.1: a request that presented no token gets no error code.
+    code = _ERROR_CODES.get(error.status, "invalid_token" if presented else None)
+    body = {"error": code} if code is not None else {}
     return JSONResponse(
-        {
-            "error": _ERROR_CODES.get(error.status, "invalid_token"),
-            "error_description": error.public_message,
-            "message": message,
-        },
+        {**body, "error_description": error.public_message, "message": message},
         status_code=error.status,
         headers=headers,
     )
@@ -90,15 +95,28 @@ class RefusalReport:
         return self._recorders.listening
 
     async def report(
-        self, error: AuthError, *, client: str, token: object, body: RequestBody
+        self,
+        error: AuthError,
+        *,
+        client: str,
+        token: object,
+        body: RequestBody,
+        permission: str | None = None,
+        principal: Principal | None = None,
     ) -> None:
-        """One refusal, as a denied decision whose action the request's body names."""
+        """One refusal, as a denied decision whose action the request's body names;
+        ``principal`` and ``permission`` when a verified caller lacked a scope."""
         if not self.reads_bodies:
             return
         action = action_of(await body.json(), self._tools)
         self._recorders.record(
             AuthDecision.denied(
-                error, action=action, permission=None, source_ip=client, token=token
+                error,
+                action=action,
+                permission=permission,
+                source_ip=client,
+                token=token,
+                principal=principal,
             )
         )
 

@@ -33,18 +33,24 @@ from starlette.types import ASGIApp
 
 from session_buddy.auth.manager import JWTManager
 from session_buddy.config import is_loopback
+from session_buddy.mcp.challenge import BearerChallenge
 from session_buddy.mcp.exposure import transport_security
 from session_buddy.mcp.http_auth import bearer_authentication
 from session_buddy.mcp.listen import LISTEN_BACKLOG
 from session_buddy.mcp.metrics import METRICS_PATH, ServerMetrics
 from session_buddy.mcp.protocol import ProtocolServer, protocol_http_app
+from session_buddy.mcp.resource_metadata import (
+    ProtectedResourceMetadataApp,
+    metadata_url,
+    resource_url,
+)
 from session_buddy.mcp.shutdown import (
     GRACEFUL_SHUTDOWN_SECONDS,
     Drain,
     Draining,
     GracefulServer,
 )
-from session_buddy.mcp.tools import SessionTools
+from session_buddy.mcp.tools import SESSION_SCOPES_IMPLIED_BY, SessionTools
 from session_buddy.runtime import Runtime
 from session_buddy.store import Database, StorageError
 
@@ -144,10 +150,18 @@ def build_http_app(
     runtime: Runtime,
     *,
     host: str,
+    port: int | None = None,
     drain: Drain | None = None,
 ) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` (and the health check) behind the bearer
     middleware.
+
+    With an OAuth issuer configured, the Protected Resource Metadata of
+    :func:`~session_buddy.mcp.resource_metadata.resource_url` (for ``host``:``port``) is
+    served in front of it, and every 401 and 403 points to it. Bearer-only servers
+    (``SESSION_BUDDY_BEARER_ONLY``; by default with an issuer) answer a request without
+    credentials 401, ``/healthz`` and ``/metrics`` excepted; a ``tools/call`` whose bearer
+    token lacks the tool's scope gets 403 ``insufficient_scope`` (the spec's step-up).
 
     ``host`` is what the server binds: on every loopback host the SDK's DNS rebinding
     protection is on (only loopback ``Host`` and ``Origin`` headers accepted);
@@ -182,6 +196,14 @@ def build_http_app(
         max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE,
         stateless_path=MCP_PATH if stateless else None,
     )
+    settings = runtime.settings
+    resource = resource_url(settings, host, port) if port is not None else settings.resource_url
+    published = resource is not None and bool(settings.oauth_issuers)
+    tool_scopes = SessionTools.scopes()
+    challenge = BearerChallenge(
+        resource_metadata=metadata_url(resource) if published and resource else None,
+        scope=" ".join(sorted({scope for scope in tool_scopes.values() if scope})),
+    )
     app = bearer_authentication(
         app,
         verification=runtime.verification,
@@ -189,7 +211,15 @@ def build_http_app(
         throttle=runtime.throttle,
         recorders=runtime.decisions,
         tools=SessionTools.names(),
+        challenge=challenge,
+        tool_scopes=tool_scopes,
+        implied_by=SESSION_SCOPES_IMPLIED_BY,
+        require_scopes=runtime.auth.require_scopes,
+        credentials_required=settings.http_bearer_only and runtime.auth.auth_required,
+        public_paths=(*HEALTH_PATHS, METRICS_PATH),
     )
+    if published and resource:
+        app = ProtectedResourceMetadataApp(app, resource=resource, issuers=settings.oauth_issuers)
     return Draining(app, drain=drain, path=MCP_PATH)
 
 

@@ -30,6 +30,7 @@ from session_buddy.auth.tokens import presented
 from session_buddy.auth.verification import TokenVerification
 from session_buddy.mcp.bearer import HeaderRefused
 from session_buddy.mcp.body import MAX_INSPECTED_BODY_BYTES, RequestBody
+from session_buddy.mcp.challenge import BearerChallenge
 from session_buddy.mcp.refusals import (
     RefusalReport,
     ReportedRefusal,
@@ -51,9 +52,11 @@ class ThrottleMiddleware:
         verification: TokenVerification,
         failure_log: AuthFailureLog,
         refusals: RefusalReport,
+        challenge: BearerChallenge | None = None,
         max_body_bytes: int = MAX_INSPECTED_BODY_BYTES,
     ) -> None:
         self.app = app
+        self._challenge = challenge or BearerChallenge()
         self._throttle = throttle
         self._verification = verification
         self._failure_log = failure_log
@@ -92,7 +95,7 @@ class ThrottleMiddleware:
         error: AuthError
         if retry_after is None:
             self._throttle.record_refusal(client, exc.error)
-            error, answer = exc.error, refusal_response(exc.error)
+            error, answer = exc.error, refusal_response(exc.error, self._challenge)
         else:
             error, answer = ThrottledError(), too_many_response(client, retry_after)
         return ReportedRefusal(

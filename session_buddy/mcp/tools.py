@@ -199,6 +199,12 @@ class SessionTools:
         to tell a real tool from any other name a request carries)."""
         return frozenset(cls.SPECS)
 
+    @classmethod
+    def scopes(cls) -> dict[str, str | None]:
+        """Each tool's required scope (None: any verified caller), by name — what the HTTP
+        layer's step-up checks a bearer token against before the tool runs."""
+        return {name: spec.scope for name, spec in cls.SPECS.items()}
+
     def specs(self) -> dict[Callable[..., CallToolResult], ToolSpec]:
         return {getattr(self, name): spec for name, spec in self.SPECS.items()}
 

@@ -509,3 +509,21 @@ def test_a_provider_token_is_revoked_by_its_jti(
             runtime.manager.verify_token(token)
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("claims", "scopes"),
+    [
+        ({"scp": "read write"}, {"read", "write"}),  # Entra ID, delegated
+        ({"roles": ["write", "Task.Manage", 7]}, {"write"}),  # Entra ID, application permissions
+        ({"scope": "read", "scp": "admin", "roles": ["admin"]}, {"read"}),  # scope wins
+        ({}, set()),  # no scope claim: nothing
+    ],
+)
+def test_a_provider_token_grants_scopes_from_scope_else_entra_claims(
+    tmp_path: Path, openid_provider: OpenIDProvider, claims: dict[str, Any], scopes: set[str]
+) -> None:
+    op = openid_provider
+    verifiers = verifiers_for(tmp_path, op)
+    token = op.forge({**op.access_token_claims(resource=RESOURCE, scope=DROP), **claims})
+    assert verifiers.verify(token).scopes == frozenset(scopes)

@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
+from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 
+from session_buddy.mcp.step_up import FORBIDDEN
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import (
     JSON_RPC_HEADERS,
@@ -100,10 +102,9 @@ def test_an_allowed_and_a_denied_call_are_in_the_trail_with_the_mcp_common_field
     reader = mint(deployment.secret, "alice", iss="mahavishnu", scopes=["read"], jti="alice-r1")
     call(deployment.url, portal, "list_sessions", bearer=reader)
     project = str(deployment.root / "project")
-    refused = call(
-        deployment.url, portal, "start_session", bearer=reader, working_directory=project
-    )
-    assert refused.is_error
+    with pytest.raises(MCPError) as refused:  # the 403 step-up, before the tool runs
+        call(deployment.url, portal, "start_session", bearer=reader, working_directory=project)
+    assert refused.value.code == FORBIDDEN
 
     events = deployment.wait_for(lambda e: len(e) >= 2, "--user", "alice")
     by_action = {event["action"]: event for event in events}
@@ -196,7 +197,9 @@ def test_metrics_move_with_calls_and_carry_no_identity(
     token = mint(deployment.secret, "carol", scopes=["read"])
     before = deployment.metrics()
     call(deployment.url, portal, "list_sessions", bearer=token)
-    call(deployment.url, portal, "start_session", bearer=token, working_directory="/tmp")
+    with pytest.raises(MCPError):  # the 403 step-up: a decision, no tool call
+        call(deployment.url, portal, "start_session", bearer=token, working_directory="/tmp")
+    call(deployment.url, portal, "start_session", token=token, working_directory="/tmp")
     after = deployment.metrics()
 
     def delta(name: str, **labels: str) -> float:
@@ -209,7 +212,7 @@ def test_metrics_move_with_calls_and_carry_no_identity(
     assert delta("session_buddy_tool_call_duration_seconds_count", tool="list_sessions") == 1
     assert delta("session_buddy_auth_decisions_total", result="allowed", reason="none") == 1
     assert delta("session_buddy_auth_decisions_total", result="denied",
-                 reason="missing_scope") == 1  # fmt: skip
+                 reason="missing_scope") == 2  # fmt: skip
     assert ("session_buddy_revoked_tokens", ()) in after
     labels = {value for _, pairs in after for _, value in pairs}
     assert "carol" not in labels and token not in str(after)

@@ -28,6 +28,7 @@ from testkit.mcp import (
     connect,
     http_transport,
     ok,
+    post_json_rpc,
     refused,
     stdio_transport,
     text_of,
@@ -247,12 +248,16 @@ def test_a_bearer_only_server_publishes_no_token_argument(
 def test_a_bearer_only_server_refuses_a_token_argument_saying_to_use_the_header(
     portal: BlockingPortal, bearer_only: tuple[str, str], repo: Path
 ) -> None:
+    """Without the header nothing gets through (initialize is answered 401); beside it, a
+    token argument is refused with the message naming the header."""
     url, secret = bearer_only
-    conn = connect(portal, http_transport(url))
+    anonymous = post_json_rpc(url, INITIALIZE)
+    conn = connect(portal, http_transport(url, bearer=mint(secret, "a")))
     try:
         result = conn.call("start_session", working_directory=str(repo), token=mint(secret, "a"))
     finally:
         conn.close()
+    assert anonymous.status_code == 401
     assert result.is_error
     assert text_of(result) == (
         "❌ Authentication failed: This server takes tokens only in the "

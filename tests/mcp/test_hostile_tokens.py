@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from anyio.from_thread import BlockingPortal
+from mcp.shared.exceptions import MCPError
 
 from testkit.environment import new_secret, server_environment
 from testkit.mcp import INITIALIZE, connect, http_transport, post_json_rpc, text_of
@@ -65,9 +66,9 @@ def test_a_scope_after_a_no_break_space_is_not_granted(
     )
     conn = connect(portal, http_transport(server.url, bearer=token))
     try:
-        result = conn.call("list_sessions")
+        with pytest.raises(MCPError) as refusal:  # the HTTP 403 step-up
+            conn.call("list_sessions")
     finally:
         conn.close()
 
-    assert result.is_error
-    assert text_of(result) == "❌ Authorization failed: missing scope 'read'"
+    assert refusal.value.message == "❌ Authorization failed: missing scope 'read'"

@@ -168,7 +168,8 @@ def test_bearer_identities_own_their_sessions(http: HttpDeployment, repo: Path) 
 def _expect_401(response: httpx.Response, description: str) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["WWW-Authenticate"] == (
-        f'Bearer realm="session-buddy", error="invalid_token", error_description="{description}"'
+        'Bearer realm="session-buddy", scope="read write", error="invalid_token", '
+        f'error_description="{description}"'
     )
     assert response.json()["message"] == f"❌ Authentication failed: {description}"
 

@@ -5,7 +5,10 @@ Reading (session_status, list_sessions) needs ``read``; changing sessions (start
 checkpoint, end_session) and accepting an envelope (verify_envelope spends its nonce) need
 ``write`` — or Mahavishnu's ``execute``; whoami needs none;
 ``admin`` allows all; a token without a scope claim keeps full access. Too few scopes is a
-tool error of kind "authorization", never an HTTP status.
+tool error of kind "authorization" for a token argument; for the HTTP bearer header it is
+HTTP 403 ``insufficient_scope`` before the tool runs (the MCP spec's step-up), whose
+JSON-RPC error carries the same message and reason (``bearer_refusal`` below reads it the
+way ``SessionBuddyClient`` does).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 
 import pytest
 from anyio.from_thread import BlockingPortal
-from mcp_types import CallToolResult
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, TextContent
 
 from session_buddy.auth.crossproject import CrossProjectAuth
+from session_buddy.mcp.error_meta import ERROR_META_KEY
+from session_buddy.mcp.step_up import FORBIDDEN
 from testkit.environment import clean_environment, new_secret, server_environment
 from testkit.mcp import (
     INITIALIZE,
@@ -78,11 +84,33 @@ def as_caller(
             return lambda tool, **arguments: conn.call(tool, token=token, **arguments)
         conn = connect(portal, http_transport(url, bearer=token))
         opened.append(conn)
-        return conn.call
+        return lambda tool, **arguments: bearer_refusal(conn, tool, **arguments)
 
     yield bind
     for conn in opened:
         conn.close()
+
+
+def bearer_refusal(conn: McpConnection, tool: str, **arguments: Any) -> CallToolResult:
+    """A call over the bearer header; its 403 step-up (a JSON-RPC error) as the refusal
+    result the tool itself would give, so one test states both."""
+    try:
+        return conn.call(tool, **arguments)
+    except MCPError as exc:
+        assert exc.code == FORBIDDEN, exc
+        data = exc.data
+        assert isinstance(data, dict) and data["error"] == "insufficient_scope"
+        return CallToolResult(
+            content=[TextContent(type="text", text=exc.message)],
+            is_error=True,
+            _meta={
+                ERROR_META_KEY: {
+                    "kind": "authorization",
+                    "reason": data["reason"],
+                    "message": data["error_description"],
+                }
+            },
+        )
 
 
 def mahavishnu(*scopes: str, **claims: Any) -> str:
@@ -184,7 +212,7 @@ def test_whoami_needs_no_scope_and_shows_the_scopes(as_caller: Callable[[str], C
     assert ok(as_caller(mint(SECRET, "alice"))("whoami"))["scopes"] is None
 
 
-def test_too_few_scopes_over_http_is_a_tool_error_not_an_http_status(http_url: str) -> None:
+def test_a_read_only_bearer_is_a_valid_credential_over_http(http_url: str) -> None:
     response = post_json_rpc(http_url, INITIALIZE, authorization=f"Bearer {mahavishnu('read')}")
     assert response.status_code == 200  # a read-only token is a valid credential
 
@@ -235,7 +263,7 @@ def test_the_header_token_header_prints_is_served(
     conn = connect(portal, http_transport(http_url, bearer=bearer))
     try:
         identity = ok(conn.call("whoami"))
-        denied = conn.call("start_session", working_directory=str(tmp_path))
+        denied = bearer_refusal(conn, "start_session", working_directory=str(tmp_path))
     finally:
         conn.close()
     assert (identity["user_id"], identity["scopes"]) == ("claude", ["read"])

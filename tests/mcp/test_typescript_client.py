@@ -151,15 +151,21 @@ def test_every_success_passes_the_clients_schema_validation(
     assert isinstance(result["structuredContent"], dict)
 
 
-def test_over_http_a_bearer_without_write_shows_our_message(
+def test_over_http_a_bearer_without_write_gets_the_403_step_up_with_our_message(
     http_server: ServerProcess, workdir: Path
 ) -> None:
+    """The TypeScript client throws the HTTP 403 (the spec's step-up) with our JSON-RPC
+    error in its message, and the connection keeps serving what the token allows."""
     project = make_git_repo(workdir / "project-bearer")
     steps = {
         "tools": list_tools(),
         "start": call_tool("start_session", working_directory=str(project)),
         "whoami": call_tool("whoami"),
+        "list": call_tool("list_sessions"),
     }
     outcomes = run_script(Http(http_server.url, bearer(read_only_token())), steps)
-    assert refusal(outcomes["start"]) == MISSING_WRITE
+    start = outcomes["start"]
+    assert not start.ok and start.code == 403
+    assert MISSING_WRITE in start.message and '"error":"insufficient_scope"' in start.message
     assert outcomes["whoami"].value()["structuredContent"]["user_id"] == "reader"
+    assert outcomes["list"].value()["structuredContent"]["sessions"] == []
