@@ -27,10 +27,10 @@ from starlette.testclient import TestClient
 from session_buddy.auth.errors import InvalidTokenError
 from session_buddy.client import ClientCredentials, SessionBuddyAuthError, SessionBuddyClient
 from session_buddy.client.errors import SessionBuddyError
-from session_buddy.config import load_settings
+from session_buddy.config import ResourceUrlError, load_settings
 from session_buddy.mcp.challenge import BearerChallenge, quoted_value
 from session_buddy.mcp.refusals import refusal_response
-from session_buddy.mcp.resource_metadata import ResourceUrlRequired, metadata_paths, resource_url
+from session_buddy.mcp.resource_metadata import metadata_paths, resource_url
 from session_buddy.mcp.step_up import FORBIDDEN
 from testkit.environment import new_secret, server_environment
 from testkit.git import make_git_repo
@@ -495,6 +495,6 @@ def test_the_resource_url_is_the_setting_else_the_loopback_address_as_bound() ->
     assert resource_url(load_settings(), "0.0.0.0", 80) is None
     given = load_settings(resource_url="https://sessions.example.com/mcp", **issuer)
     assert resource_url(given, "0.0.0.0", 80) == "https://sessions.example.com/mcp"
-    with pytest.raises(ResourceUrlRequired):
+    with pytest.raises(ResourceUrlError):
         resource_url(load_settings(**issuer), "0.0.0.0", 80)
     assert metadata_paths("https://x.example/a/mcp") == (f"{WELL_KNOWN}/a/mcp", WELL_KNOWN)
