@@ -142,7 +142,7 @@ def test_an_issuer_beyond_loopback_without_a_resource_url_does_not_start(tmp_pat
     )
     result = run_server(env, tmp_path, "--transport", "http", "--host", "0.0.0.0", "--port", "1")
     assert result.returncode == 1
-    assert "without SESSION_BUDDY_RESOURCE_URL" in result.stderr
+    assert "but SESSION_BUDDY_RESOURCE_URL is not set" in result.stderr
     assert "set SESSION_BUDDY_RESOURCE_URL" in result.stderr
 
 
@@ -413,7 +413,7 @@ def test_client_credentials_whoami_start_and_end(
 
     me, started, ended = anyio.run(scenario)
     assert me.authenticated and me.user_id == "svc-admin"
-    assert started.user_id == "svc-admin"
+    assert started.user_id == f"svc-admin@{openid_provider.issuer}"  # bound to its issuer
     assert ended.markdown
 
 

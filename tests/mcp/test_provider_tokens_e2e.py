@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 from anyio.from_thread import BlockingPortal
+from mcp.shared.exceptions import MCPError
 
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import INITIALIZE, connect, http_transport, ok, post_json_rpc, refused, text_of
+from testkit.mcp import INITIALIZE, connect, http_transport, ok, post_json_rpc, text_of
 from testkit.oidc import OpenIDProvider, alg_confusion, sign_with_unknown_key
 from testkit.released import create_service_token
 from testkit.server import ServerProcess, free_port, launch_http_server
@@ -85,8 +86,10 @@ def test_a_read_only_provider_token_cannot_start_a_session(
     conn = connect(portal, http_transport(server.url, bearer=token.access_token))
     try:
         assert ok(conn.call("list_sessions"))["sessions"] == []
-        result = conn.call("start_session", working_directory=str(repo))
-        assert refused(result)["message"] == "missing scope 'write'"
+        with pytest.raises(MCPError) as refusal:  # over HTTP: 403 insufficient_scope (step-up)
+            conn.call("start_session", working_directory=str(repo))
+        assert refusal.value.error.message == "❌ Authorization failed: missing scope 'write'"
+        assert ok(conn.call("list_sessions"))["sessions"] == []  # the connection still serves
     finally:
         conn.close()
 
