@@ -58,6 +58,9 @@ class RevocationStore:
         self._sync_interval = sync_interval
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        # One read of the log at a time: a check that finds the set stale while another
+        # thread reads waits for that read rather than refuse on the old moment.
+        self._reading = threading.Lock()
         self._expiry: dict[str, float] = {}
         self._last_seq = 0
         self._next_sync = 0.0
@@ -115,7 +118,7 @@ class RevocationStore:
         """
         watch = self._watch
         if watch is None:
-            if self._monotonic() >= self._next_sync:
+            if self.sync_due:
                 self._sync()
             known_at = self._known_at
         elif self._unread_push:  # the listener vouches only for what was read
@@ -131,9 +134,13 @@ class RevocationStore:
 
     @property
     def sync_due(self) -> bool:
-        """Whether the next :meth:`is_revoked` would read the database first (polling, its
-        interval over); never where the database pushes changes."""
-        return self._watch is None and self._monotonic() >= self._next_sync
+        """Whether the next :meth:`is_revoked` would read the database first, or wait for
+        another thread's read (polling: its interval over, or the set not confirmed within
+        it); never where the database pushes changes."""
+        if self._watch is not None:
+            return False
+        now = self._monotonic()
+        return now >= self._next_sync or now - self._known_at >= self._sync_interval
 
     def _poll_while_unpushed(self) -> None:
         watch = self._watch
@@ -155,6 +162,10 @@ class RevocationStore:
         self._sync()
 
     def _sync(self) -> None:
+        with self._reading:
+            self._read_log()
+
+    def _read_log(self) -> None:
         with self._lock:
             if self._monotonic() < self._next_sync:
                 return

@@ -240,3 +240,46 @@ def test_unreadable_revocation_store_fails_closed_after_a_grace_period(tmp_path:
     tick[0] += MAX_STALE_SECONDS + 1
     with pytest.raises(errors.RevocationUnavailableError):
         store.is_revoked("jti:x")
+
+
+def test_a_check_during_another_threads_read_waits_for_it_after_an_idle_spell(
+    tmp_path: Path,
+) -> None:
+    """A server idle for longer than the grace period wakes up to concurrent calls: the
+    first re-reads the log; the others must wait for that read, not refuse every token
+    as if the database were unreadable."""
+    import threading
+
+    from session_buddy.auth.revocation import MAX_STALE_SECONDS
+
+    db = SqliteDatabase(tmp_path / "r.db")
+    tick = [0.0]
+    store = RevocationStore(db, monotonic=lambda: tick[0])
+    real_query = db.query
+    reading, release = threading.Event(), threading.Event()
+
+    def slow(sql: str, params: tuple = ()) -> list:
+        reading.set()
+        assert release.wait(10)
+        return real_query(sql, params)
+
+    db.query = slow  # type: ignore[method-assign]
+    tick[0] += MAX_STALE_SECONDS + 2  # idle: no call, so no read, for a while
+    answers: dict[str, object] = {}
+
+    def check(name: str) -> None:
+        try:
+            answers[name] = store.is_revoked("jti:x")
+        except errors.AuthError as exc:
+            answers[name] = exc
+
+    first = threading.Thread(target=check, args=("first",))
+    first.start()
+    assert reading.wait(10)  # the first call is reading the log
+    second = threading.Thread(target=check, args=("second",))
+    second.start()
+    second.join(0.2)  # it must wait for the read, not answer on the stale moment
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert answers == {"first": False, "second": False}
