@@ -167,6 +167,7 @@ def _serve(
     superuser = superuser_warning(runtime.database)
     if superuser is not None:
         logger.warning("⚠️ %s", superuser)
+    from session_buddy import collector
     from session_buddy.mcp import auth as mcp_auth
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
@@ -185,10 +186,12 @@ def _serve(
     runtime.start_serving(http=http)
     try:
         if listening is None:
+            collector.settle()
             mcp_server.run_stdio(server)
         else:
             drain = Drain()
             app = mcp_server.build_http_app(server, runtime, host=host, drain=drain)
+            collector.settle()  # start-up's objects out of the collector's sight
             mcp_server.run_http(
                 app,
                 listening,
