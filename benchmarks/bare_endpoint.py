@@ -46,9 +46,7 @@ async def healthz(request: Request) -> Response:
 
 
 def app() -> Starlette:
-    return Starlette(
-        routes=[Route("/mcp", answer, methods=["POST"]), Route("/healthz", healthz)]
-    )
+    return Starlette(routes=[Route("/mcp", answer, methods=["POST"]), Route("/healthz", healthz)])
 
 
 def main() -> None:
@@ -58,8 +56,12 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
     uvicorn.run(
-        app(), host=args.host, port=args.port, log_config=None,
-        log_level=args.log_level.lower(), access_log=False,
+        app(),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level=args.log_level.lower(),
+        access_log=False,
     )
 
 
