@@ -95,6 +95,7 @@ TAILS = {  # configuration -> what its p99/p50 row says it is
     "ours_gc_thresholds_handshake": f"gc.freeze() and thresholds {GC_THRESHOLDS[7:]}",
     "ours_2026": "shipped GC settings (gc.freeze() after start-up)",
     "fastmcp_handshake": "FastMCP",
+    "bare_handshake": "bare Starlette endpoint (the machine's own tail), raw client",
 }
 TAIL_TARGET = 3.0  # p99 ≤ 3 × p50 with 8 concurrent callers
 

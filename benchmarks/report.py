@@ -13,7 +13,7 @@ METHOD = """\
 ## How these figures are made
 
 * `make bench` (= `python -m benchmarks`; `--quick` for a smoke run,
-  `--only micro|scale|e2e|propagation|stateless|balancer`, `--json`). Every run also writes
+  `--only micro|scale|e2e|propagation|stateless|balancer|overhead`, `--json`). Every run also writes
   `benchmarks/last.json`. This file is rewritten by `python -m benchmarks
   --write-results` after a full run of every part.
 * Every target is a **ratio to a baseline measured in the same run**, because absolute
@@ -102,6 +102,22 @@ METHOD = """\
   configuration, batch by batch in rotated order (what the instances give together), with
   the CPU time of the instances and of the balancer per call, and their resident memory
   after the rounds. Context rows only: on two shared cores more instances add no cores.
+* **overhead** — `whoami` on our server (auth on, bearer header, SQLite: MCP sessions for
+  the clients that open them) against FastMCP 4.1.6 with its `JWTVerifier` (HS256) on
+  the same tool with the same answer (`benchmarks/fastmcp_server.py`), both driven by the
+  official client, in both protocol generations; and against a bare Starlette endpoint on
+  uvicorn answering every POST with one fixed JSON body (`benchmarks/bare_endpoint.py`).
+  No MCP client talks to the bare endpoint, so for that pair a server of ours of its own
+  and the endpoint get the same raw requests from `httpx2` (the bytes the official client
+  sends for the call, after its handshake for handshake clients). Each comparison one
+  caller per configuration, call by call, then 8 concurrent callers per configuration
+  (own connections, own MCP sessions), batch by batch in rotated order; server CPU per
+  call from `/proc`. The latency tail: p99/p50 of the 8 concurrent callers' calls, the
+  server as shipped (`gc.freeze()` after start-up: `session_buddy/collector.py`) against
+  twins with CPython's collector as it comes and with the freeze plus thresholds
+  `7000,10,10` (`benchmarks/gc_mode.py` runs the product's CLI set either way). Where the
+  server's CPU goes: `python -m benchmarks.profile_server` (cProfile switched on by
+  `SIGUSR1` after start-up, 8 concurrent official clients, self time per call by package).
 * No timing assertion is part of `make test`: `tests/benchmarks/test_bench_smoke.py` and
   `test_bench_propagation_smoke.py` check that quick micro and propagation runs produce
   every row, consistent with the measurements they came from. The e2e part is left to
@@ -111,7 +127,9 @@ METHOD = """\
   row from its rounds, and the check that fails the part when a side was not what it
   claims. The stateless and balancer parts are left to `make bench` too (about 90 s even
   quick); `test_bench_balancer_rows.py` checks their servers are what the rows say and
-  every row is computed from its rounds.
+  every row is computed from its rounds; `test_bench_overhead_rows.py` does the same for
+  the overhead part (the FastMCP server refusing a forged token and answering `whoami`,
+  the bare endpoint's body, the GC switch, every row from its rounds).
 
 ## Reading them
 
