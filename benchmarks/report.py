@@ -194,6 +194,38 @@ METHOD = """\
   client and the rest of the machine: in the slowest revocations both instances heard
   of it late at the same moment, or the `whoami` call itself was slow (the lower bound
   is then far below the figure).
+* Overhead (two full runs of the part, load average ~10 on 2 cores): against FastMCP +
+  `JWTVerifier` ours spends 0.80–0.85× its server CPU per call (2.04 vs 2.45 and 2.38 vs
+  2.97 ms for 2026-07-28 clients, 2.83 vs 3.37 and 3.43 vs 4.04 ms for handshake
+  clients). In calls/s that reads 1.05–1.21× one caller at a time and 1.15–1.62× with 8
+  concurrent callers: the 1.2× target is met in 3 of 8 rows. A call's wall time is mostly
+  the official Python client's own work and the round trip, the same for both servers,
+  which dilutes the servers' difference; the CPU ratio does not move with the load.
+  Against the bare endpoint ours costs 3.4–4.6× its server CPU per call (1.9–2.9 vs
+  0.52–0.67 ms): 0.39–0.45× its calls/s one caller at a time and 0.45–0.86× with 8
+  concurrent callers (target 0.5×: met in 3 of 8 rows). Where that CPU goes (`python -m benchmarks.profile_server`,
+  cProfile's self time on the event loop, 1,600 calls from 8 concurrent clients): for
+  2026-07-28 clients, standard library 49 % (asyncio's loop, sockets, `json`), Starlette +
+  uvicorn (h11) + anyio 29 %, the MCP SDK 15 %, ours 4.9 %, pydantic 1.7 %; for handshake
+  clients (MCP sessions: every POST handed to the session's task through memory streams,
+  answered as SSE) standard library 53 %, Starlette + uvicorn + anyio 32 %, the SDK 9.6 %,
+  ours 3.2 %. Ours is the bearer middleware (a cached verification on the loop, about 1 µs
+  of work), the session owner, the protocol fixes and the drain: per request a few
+  coroutine frames and one principal; nothing there comes near the 1.6–2.2 ms that
+  separate us from the bare endpoint, which is the SDK's streamable HTTP transport (a task
+  group, memory streams and pydantic validation per request), the thread hop the SDK makes
+  for a synchronous tool, and h11. Two findings from the profile: the official Python client
+  in handshake mode opens a new TCP connection for every call to a server answering with
+  SSE (48 of 50 calls: it stops reading the stream after the answer, so the connection
+  cannot be reused) — FastMCP's answers are SSE too, so both pay it here; and a SQLite
+  server idle for more than 5 s refused the concurrent callers that woke it
+  ("revocations unconfirmed", fixed: a check waits for the re-read in progress).
+* Latency tail with 8 concurrent callers: freezing start-up's objects (`gc.freeze()`,
+  what `serve` does) took p99 from 471 to 259 ms and from 240 to 183 ms in the two runs
+  (p99/p50 7.1× → 3.7×, 5.3× → 4.4×); thresholds of 7000,10,10 on top of the freeze read
+  3.9× and 4.8×, no better, so CPython's stay. The 3× target is missed on this machine:
+  the bare endpoint's own p99/p50 in the second run — no GC work to speak of — was 7.4×,
+  the floor that scheduling on two cores at load ~10 sets.
 """
 
 
