@@ -203,8 +203,9 @@ METHOD = """\
   which dilutes the servers' difference; the CPU ratio does not move with the load.
   Against the bare endpoint ours costs 3.4–4.6× its server CPU per call (1.9–2.9 vs
   0.52–0.67 ms): 0.39–0.45× its calls/s one caller at a time and 0.45–0.86× with 8
-  concurrent callers (target 0.5×: met in 3 of 8 rows). Where that CPU goes (`python -m benchmarks.profile_server`,
-  cProfile's self time on the event loop, 1,600 calls from 8 concurrent clients): for
+  concurrent callers (target 0.5×: met in 3 of 8 rows). Where that CPU goes
+  (`python -m benchmarks.profile_server`, cProfile's self time on the event loop, 1,600
+  calls from 8 concurrent clients): for
   2026-07-28 clients, standard library 49 % (asyncio's loop, sockets, `json`), Starlette +
   uvicorn (h11) + anyio 29 %, the MCP SDK 15 %, ours 4.9 %, pydantic 1.7 %; for handshake
   clients (MCP sessions: every POST handed to the session's task through memory streams,
