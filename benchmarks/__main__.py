@@ -15,7 +15,17 @@ from typing import Any
 
 from benchmarks.harness import FULL, QUICK, Row, machine, progress, table
 
-PARTS = ("micro", "scale", "e2e", "propagation", "growth", "provider", "stateless", "balancer")
+PARTS = (
+    "micro",
+    "scale",
+    "e2e",
+    "propagation",
+    "growth",
+    "provider",
+    "stateless",
+    "balancer",
+    "overhead",
+)
 LAST_JSON = Path(__file__).resolve().parent / "last.json"
 
 
@@ -65,6 +75,10 @@ def _run_part(name: str, profile: Any) -> list[Row]:
         from benchmarks import stateless
 
         return stateless.run(profile)
+    if name == "overhead":
+        from benchmarks import overhead
+
+        return overhead.run(profile)
     if name == "balancer":
         from benchmarks import balancer
 

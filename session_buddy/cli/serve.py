@@ -197,6 +197,7 @@ def _serve(
     superuser = superuser_warning(runtime.database)
     if superuser is not None:
         logger.warning("⚠️ %s", superuser)
+    from session_buddy import collector
     from session_buddy.mcp import server as mcp_server
     from session_buddy.mcp.metrics import ServerMetrics
     from session_buddy.mcp.shutdown import Drain
@@ -215,11 +216,13 @@ def _serve(
     runtime.start_serving(http=http)
     try:
         if listening is None:
+            collector.settle()
             mcp_server.run_stdio(server)
         else:
             drain = Drain()
             port = listening.getsockname()[1]
             app = mcp_server.build_http_app(server, runtime, host=host, port=port, drain=drain)
+            collector.settle()  # start-up's objects out of the collector's sight
             mcp_server.run_http(
                 app,
                 listening,
