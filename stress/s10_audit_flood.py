@@ -66,8 +66,11 @@ HUGE_NAME_CHARS = 100_000
 LEGIT_PAUSE_SECONDS = 0.05  # between a user's calls: the flood, not the users, is the load
 SETTLE_SECONDS = 15.0  # for the trail to catch up with the last decisions (0.5 s batches)
 LOGGING_ERROR = "--- Logging error ---"
-HOSTILE_LABEL = "hostile-claims"  # how figures name that user: its id is not printable
-HOSTILE_USER = f"{HOSTILE_LABEL}\x00\ud800\x1b[2J"
+HOSTILE_LABEL = "hostile-claims"  # how figures name that user
+# An identity must be printable (a token naming another is refused 401), so the hostile
+# text rides in the claims a server may echo or record: the jti and a custom claim.
+HOSTILE_USER = HOSTILE_LABEL
+HOSTILE_TEXT = "\x00\ud800\x1b[2J"
 LEGIT_USERS = ("legit-0", "legit-1", "legit-2")
 READER = "reader"
 PROBE = "probe"
@@ -183,8 +186,8 @@ async def _legit_user(
 async def _hostile_claims_user(
     server: ServerProcess, tally: Tally, token: str, stop: anyio.Event
 ) -> None:
-    """A validly signed token whose ``user_id`` and ``jti`` hold a NUL, a lone surrogate and
-    a terminal escape. Raw HTTP: ``whoami`` echoes the identity, and the official client's
+    """A validly signed token whose ``jti`` and ``team`` claims hold a NUL, a lone surrogate
+    and a terminal escape. Raw HTTP: ``whoami`` echoes the claims, and the official client's
     strict JSON parser refuses the lone surrogate in that answer."""
     async with raw_client() as http:
         while not stop.is_set():
@@ -198,7 +201,9 @@ async def _hostile_claims_user(
 async def _attack(ctx: Context, server: ServerProcess, tally: Tally, requests: int) -> None:
     tokens = {user: mint(ctx.secret, user) for user in LEGIT_USERS}
     tokens[READER] = mint(ctx.secret, READER, scopes=["read"])
-    tokens[HOSTILE_USER] = mint(ctx.secret, HOSTILE_USER, jti="jti\x00\ud800\x1b[2J")
+    tokens[HOSTILE_USER] = mint(
+        ctx.secret, HOSTILE_USER, jti=f"jti{HOSTILE_TEXT}", team=f"team{HOSTILE_TEXT}"
+    )
     forged = mint(ctx.secret + "-not", "mallory")
     ctx.tokens.add_all([*tokens.values(), forged])
     stop = anyio.Event()
