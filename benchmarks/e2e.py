@@ -122,6 +122,7 @@ class Configuration:
     # What its server recorded, read after the rounds (see ``check_recorders``).
     recorded: dict[str, int | None] = field(default_factory=dict)
     calls_made: int = 0  # successful tool calls, warm-up and setup included
+    tool: str = TOOL  # what it calls
 
     @property
     def backend(self) -> str:
@@ -169,9 +170,9 @@ def stdio_client(
 
 
 async def call(config: Configuration) -> Any:
-    result = await config.client.call_tool(TOOL, config.arguments)
+    result = await config.client.call_tool(config.tool, config.arguments)
     if result.is_error:
-        raise RuntimeError(f"{config.name}: {TOOL} failed: {result.content}")
+        raise RuntimeError(f"{config.name}: {config.tool} failed: {result.content}")
     config.calls_made += 1
     return result
 

@@ -49,7 +49,7 @@ def test_each_stateless_part_server_is_what_its_name_says(
     json_answers = is_stateless and (
         server.STATELESS_JSON_RESPONSE if answer_format is None else FORMATS[answer_format]
     )
-    assert json_answers is name.endswith("json")
+    assert json_answers is name.removesuffix(stateless.WHOAMI_SUFFIX).endswith("json")
 
 
 def test_the_answer_format_switch_runs_the_product_cli(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,8 +95,10 @@ def test_every_stateless_row_is_computed_from_its_rounds_with_the_issues_target(
         b = by_name[stateless.name_of(reference, generation)].seconds
         per_round = [y / x for x, y in zip(a, b, strict=True)]
         assert row.value == pytest.approx(statistics.median(per_round))
-    handshake = rows["stateless_json_vs_sessions_handshake"]
-    assert (handshake.op, handshake.target) == (">=", 1.4)  # the issue's target
+    handshake = rows["stateless_json_whoami_vs_sessions_whoami_handshake"]
+    assert (handshake.op, handshake.target) == (">=", 1.4)  # the issue's target, its tool
+    assert rows["stateless_json_whoami_vs_sessions_whoami_2026"].target == 0.97
+    assert rows["stateless_json_vs_sessions_handshake"].passed is None  # context
     assert rows["stateless_json_vs_sessions_2026"].target == 0.97
     assert rows["stateless_json_vs_stateless_sse_handshake"].passed is None  # context only
 
