@@ -33,7 +33,7 @@ from session_buddy.auth import errors
 from session_buddy.auth.introspection import Introspection
 from session_buddy.auth.principal import Principal
 from session_buddy.auth.provider_keys import ASYMMETRIC_ALGORITHMS, KeysStatus, ProviderKeys
-from session_buddy.auth.tokens import MAX_IDENTITY_LENGTH, check_time_claim_types
+from session_buddy.auth.tokens import check_identity, check_time_claim_types
 
 # RFC 9068 §2.1: "at+jwt" (or its media type); plain JWT and no typ, as many providers send.
 ACCESS_TOKEN_TYPES = frozenset({None, "at+jwt", "application/at+jwt", "jwt"})
@@ -82,15 +82,7 @@ def check_provider_claims(claims: Mapping[str, Any], policy: ProviderPolicy, now
         raise errors.ProviderAudienceError("aud is missing or not a string or list of strings")
     if not any(audience in named for audience in policy.audiences):
         raise errors.ProviderAudienceError("aud names neither the resource nor the audience")
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip():
-        raise errors.MissingIdentityError("sub is not a non-empty string")
-    if len(subject) > MAX_IDENTITY_LENGTH:
-        raise errors.MissingIdentityError("sub is too long")
-    if not subject.isprintable():
-        raise errors.MissingIdentityError(
-            "sub is not printable (a control, format or surrogate character)"
-        )
+    subject = check_identity(claims.get("sub"), "sub")
     if "jti" in claims and not isinstance(claims["jti"], str):
         raise errors.InvalidClaimError("jti is not a string")
     return subject

@@ -208,16 +208,24 @@ def check_time_claim_types(payload: Mapping[str, Any]) -> None:
             raise errors.InvalidClaimError(f"{claim} is not a number")
 
 
-def _check_identity_and_type(payload: Mapping[str, Any]) -> None:
-    identity = payload["user_id"] if "user_id" in payload else payload.get("sub")
+def check_identity(identity: object, claim: str) -> str:
+    """``identity`` (the value of ``claim``) when it names a caller: a non-empty string of at
+    most :data:`MAX_IDENTITY_LENGTH` printable characters; else ``MissingIdentityError``."""
     if not isinstance(identity, str) or not identity.strip():
-        raise errors.MissingIdentityError("user_id/sub is not a non-empty string")
+        raise errors.MissingIdentityError(f"{claim} is not a non-empty string")
     if len(identity) > MAX_IDENTITY_LENGTH:
-        raise errors.MissingIdentityError("user_id/sub is too long")
+        raise errors.MissingIdentityError(f"{claim} is too long")
     if not identity.isprintable():
         raise errors.MissingIdentityError(
-            "user_id/sub is not printable (a control, format or surrogate character)"
+            f"{claim} is not printable (a control, format or surrogate character)"
         )
+    return identity
+
+
+def _check_identity_and_type(payload: Mapping[str, Any]) -> None:
+    check_identity(
+        payload["user_id"] if "user_id" in payload else payload.get("sub"), "user_id/sub"
+    )
     if "type" in payload and payload["type"] != ACCESS_TYPE:
         raise errors.WrongTokenTypeError("type is not 'access'")
 
