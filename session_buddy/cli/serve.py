@@ -146,7 +146,7 @@ def serve(
             fail(review.refusal, UNAUTHENTICATED_FIX)
         for warning in review.warnings:
             logger.warning(warning)
-        _check_resource_url(settings, host, port)
+        _check_resource_metadata(settings, resource_url)
     listening = _listen(host, port) if http else None
     try:
         _serve(runtime, settings, host, listening)
@@ -155,15 +155,12 @@ def serve(
             listening.close()
 
 
-def _check_resource_url(settings: Settings, host: str, port: int) -> None:
-    """Exit 1 with one line when the resource URI cannot be decided (an OAuth issuer
-    beyond loopback without SESSION_BUDDY_RESOURCE_URL) or the metadata cannot name it."""
-    from session_buddy.mcp.resource_metadata import protected_resource_metadata, resource_url
+def _check_resource_metadata(settings: Settings, resource: str | None) -> None:
+    """Exit 1 with one line when the protected-resource metadata cannot name the resource
+    URI (computed, or refused, by ``Settings.effective_resource_url`` already) and the
+    issuers."""
+    from session_buddy.mcp.resource_metadata import protected_resource_metadata
 
-    try:
-        resource = resource_url(settings, host, port)
-    except ResourceUrlError as exc:
-        fail(str(exc), exc.fix)
     if resource is None or not settings.oauth_issuers:
         return
     try:
