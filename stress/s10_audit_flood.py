@@ -66,10 +66,9 @@ HUGE_NAME_CHARS = 100_000
 LEGIT_PAUSE_SECONDS = 0.05  # between a user's calls: the flood, not the users, is the load
 SETTLE_SECONDS = 15.0  # for the trail to catch up with the last decisions (0.5 s batches)
 LOGGING_ERROR = "--- Logging error ---"
-HOSTILE_LABEL = "hostile-claims"  # how figures name that user
-# An identity must be printable (a token naming another is refused 401), so the hostile
-# text rides in the claims a server may echo or record: the jti and a custom claim.
-HOSTILE_USER = HOSTILE_LABEL
+# An identity must be printable (a token naming another is refused 401), so this user's
+# hostile text rides in the claims a server may echo or record: the jti and a custom claim.
+HOSTILE_USER = "hostile-claims"
 HOSTILE_TEXT = "\x00\ud800\x1b[2J"
 LEGIT_USERS = ("legit-0", "legit-1", "legit-2")
 READER = "reader"
@@ -192,7 +191,7 @@ async def _hostile_claims_user(
     async with raw_client() as http:
         while not stop.is_set():
             reply = await raw_call(http, server.url, "whoami", {}, bearer=token)
-            tally.calls[HOSTILE_LABEL] += 1
+            tally.calls[HOSTILE_USER] += 1
             if not reply.tool_ok:
                 tally.failures.append(f"{tally.backend} hostile-claims whoami: {reply.status}")
             await anyio.sleep(LEGIT_PAUSE_SECONDS)
@@ -265,11 +264,7 @@ class Verdict:
 
 
 def _user_count(events: list[dict[str, Any]], user: str) -> int:
-    if user == HOSTILE_LABEL:  # stored escaped: found by its printable head
-        matches = [e for e in events if str(e["caller_id"]).startswith(HOSTILE_LABEL)]
-    else:
-        matches = [e for e in events if e["caller_id"] == user]
-    return sum(int(e["count"]) for e in matches)
+    return sum(int(e["count"]) for e in events if e["caller_id"] == user)
 
 
 async def _judge(
