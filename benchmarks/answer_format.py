@@ -1,9 +1,10 @@
-"""``session-buddy serve`` with the stateless answer format chosen on the command line.
+"""``session-buddy serve`` with the HTTP answer format chosen on the command line.
 
 ``python -m benchmarks.answer_format sse|json serve --transport http …`` runs the product's
-own CLI with :data:`session_buddy.mcp.server.STATELESS_JSON_RESPONSE` set first, so the
-benchmark measures the choice the server ships (one JSON body per answer) against the
-other one (an SSE stream per answer), everything else identical.
+own CLI with :data:`session_buddy.mcp.server.JSON_RESPONSE` set first, so the benchmark
+measures the choice the server ships (one JSON body per answer, with MCP sessions and
+without) against the other one (an SSE stream per answer: the MCP SDK's default),
+everything else identical.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ FORMATS = {"json": True, "sse": False}
 
 def main() -> None:
     answer_format, *arguments = sys.argv[1:]
-    server.STATELESS_JSON_RESPONSE = FORMATS[answer_format]
+    server.JSON_RESPONSE = FORMATS[answer_format]
     app(arguments, prog_name="session-buddy")
 
 

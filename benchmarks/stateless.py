@@ -11,17 +11,23 @@ work, as the e2e part calls it), in each of the client's two protocol generation
 * **2026-07-28** — the mcp 2.3 client's default (``mode="auto"``): every request carries
   its own ``_meta``, and the SDK answers it on its own whatever the server's mode.
 
-Servers, one per configuration (as in the e2e part): ``sessions`` (the SQLite default,
-``SESSION_BUDDY_STATELESS_HTTP=false``), ``stateless_json`` (``=true``: what ships, one
-JSON body per answer) and ``stateless_sse`` (``=true`` with the answers as SSE streams,
-:mod:`benchmarks.answer_format`) — the two formats the SDK offers, measured side by side
-to choose — each once more calling ``whoami`` (``sessions_whoami``, ``stateless_json_whoami``).
-The issue's target (stateless ≥ 1.4× session mode for handshake clients) is on ``whoami``,
-the tool it was measured with; ``session_status`` shows how much of it a tool's own
-database work leaves. Configurations take turns call by call (``benchmarks.e2e.measure``); ratios
-per round, then the median. Each server's CPU time (user + system, all threads) over the
-rounds, per call, is reported beside the calls/s: on a shared machine it moves less than
-the wall clock does.
+Servers, one per configuration (as in the e2e part), each answering in one of the two
+formats the SDK offers (:mod:`benchmarks.answer_format`): ``sessions_json`` (the SQLite
+default, ``SESSION_BUDDY_STATELESS_HTTP=false``, one JSON body per answer: what ships),
+``stateless_json`` (``=true``: what ships with PostgreSQL), and for ``whoami``
+(``…_whoami``) those two plus ``sessions_sse`` and ``stateless_sse``: an SSE stream per
+answer, the MCP SDK's default, which this server sent in session mode before.
+
+The issue's target (≥ 1.4× for handshake clients on ``whoami``) was set against session
+mode as the SDK serves it (SSE), where a handshake client's every call opens an SSE stream
+— and the official Python client a new TCP connection. Answering JSON in session mode too
+gives those clients the same gain without giving up sessions, so two rows say it: stateless
+JSON against session-mode SSE (the issue's comparison, its target), and stateless JSON
+against session mode as it ships now (JSON; target: no loss, ≥ 0.97×); ``session_status``
+shows how much of it a tool's own database work leaves. Configurations take turns call by
+call (``benchmarks.e2e.measure``); ratios per round, then the median. Each server's CPU
+time (user + system, all threads) over the rounds, per call, is reported beside the
+calls/s: on a shared machine it moves less than the wall clock does.
 """
 
 from __future__ import annotations
@@ -50,29 +56,53 @@ ANSWER_FORMAT = (sys.executable, "-m", "benchmarks.answer_format")
 # generation -> (the client's mode, the protocol version it must have negotiated)
 GENERATIONS = {"handshake": ("legacy", "2025-11-25"), "2026": ("auto", "2026-07-28")}
 LABELS = {"handshake": "handshake clients (2025-11-25)", "2026": "2026-07-28 clients"}
-SERVERS: dict[str, tuple[dict[str, str], str | None]] = {
-    # name -> (settings, answer format forced through benchmarks.answer_format)
-    "sessions": ({"SESSION_BUDDY_STATELESS_HTTP": "false"}, None),
-    "stateless_json": ({"SESSION_BUDDY_STATELESS_HTTP": "true"}, None),
-    "stateless_sse": ({"SESSION_BUDDY_STATELESS_HTTP": "true"}, "sse"),
-    "sessions_whoami": ({"SESSION_BUDDY_STATELESS_HTTP": "false"}, None),
-    "stateless_json_whoami": ({"SESSION_BUDDY_STATELESS_HTTP": "true"}, None),
+STATELESS = {"SESSION_BUDDY_STATELESS_HTTP": "true"}
+SESSIONS = {"SESSION_BUDDY_STATELESS_HTTP": "false"}
+SERVERS: dict[str, tuple[dict[str, str], str]] = {
+    # name -> (settings, answer format, through benchmarks.answer_format)
+    "sessions_json": (SESSIONS, "json"),
+    "stateless_json": (STATELESS, "json"),
+    "sessions_json_whoami": (SESSIONS, "json"),
+    "stateless_json_whoami": (STATELESS, "json"),
+    "sessions_sse_whoami": (SESSIONS, "sse"),
+    "stateless_sse_whoami": (STATELESS, "sse"),
 }
 WHOAMI_SUFFIX = "_whoami"  # servers whose client calls whoami instead of session_status
 # (configuration, its reference, target or None for context, what)
 COMPARISONS: list[tuple[str, str, float | None, str]] = [
-    ("stateless_json_whoami", "sessions_whoami", 1.4, "stateless / session mode calls/s, whoami"),
+    (
+        "stateless_json_whoami",
+        "sessions_sse_whoami",
+        1.4,
+        "calls/s, whoami: stateless (JSON) / session mode as the SDK serves it (SSE)",
+    ),
+    (
+        "stateless_json_whoami",
+        "sessions_json_whoami",
+        0.97,
+        "calls/s, whoami: stateless / session mode, both as shipped (JSON)",
+    ),
+    (
+        "sessions_json_whoami",
+        "sessions_sse_whoami",
+        None,
+        "calls/s, whoami: session mode, JSON / SSE answers",
+    ),
+    (
+        "stateless_json_whoami",
+        "stateless_sse_whoami",
+        None,
+        "calls/s, whoami: stateless, JSON / SSE answers",
+    ),
     (
         "stateless_json",
-        "sessions",
-        None,
-        "stateless / session mode calls/s, session_status (with its database work)",
+        "sessions_json",
+        0.97,
+        "calls/s, session_status (with its database work): stateless / session mode (JSON)",
     ),
-    ("stateless_json", "stateless_sse", None, "stateless calls/s, JSON / SSE answers"),
 ]
 TARGETS = {  # 2026-07-28 clients are stateless on the wire anyway: no gain, and no loss
-    ("stateless_json_whoami", "sessions_whoami", "2026"): 0.97,
-    ("stateless_json", "sessions", "2026"): 0.97,
+    ("stateless_json_whoami", "sessions_sse_whoami", "2026"): 0.97,
 }
 
 
@@ -99,9 +129,8 @@ async def open_configurations(
             name = name_of(server_name, generation)
             data_dir = root / "data" / name
             data_dir.mkdir(parents=True)
-            command = SERVE_HTTP
-            if answer_format is not None:  # the same CLI, after python -m session_buddy
-                command = (*ANSWER_FORMAT, answer_format, *SERVE_HTTP[3:])
+            # the same CLI as after python -m session_buddy, its answer format set first
+            command = (*ANSWER_FORMAT, answer_format, *SERVE_HTTP[3:])
             server = stack.enter_context(
                 launch_http_server(
                     server_environment(data_dir, secret, **settings),

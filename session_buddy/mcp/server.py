@@ -59,9 +59,10 @@ logger = logging.getLogger(__name__)
 SERVER_NAME = "session-buddy"
 MCP_PATH = "/mcp"
 HEALTH_PATHS = ("/healthz", "/health")  # /health: where Mahavishnu checks
-# Stateless answers come as one JSON body rather than an SSE stream (cheaper: make bench,
-# part stateless); with MCP sessions the SDK's SSE stays.
-STATELESS_JSON_RESPONSE = True
+# Every answer to a POST is one JSON body rather than an SSE stream, with MCP sessions and
+# without (cheaper: make bench, parts stateless and overhead; no tool of ours sends anything
+# but its answer). Changed only by benchmarks.answer_format, to measure the other format.
+JSON_RESPONSE = True
 # /healthz waits this long for a database connection, and this long for any answer at all
 # (a database that accepted the query and went silent): under 1 s, as load balancers expect.
 HEALTH_CONNECT_SECONDS = 0.5
@@ -170,16 +171,15 @@ def build_http_app(
     protocol answers the SDK gets wrong (:func:`~session_buddy.mcp.protocol.protocol_http_app`).
 
     Stateless (:func:`stateless_http_enabled`): no MCP sessions, every request answered on
-    its own (one JSON body: :data:`STATELESS_JSON_RESPONSE`), so any instance behind a
-    balancer answers any request; the server then sends the client nothing outside the
-    answer to its request. With MCP sessions, each belongs to the verified caller that
-    opened it (:class:`~session_buddy.mcp.request.BearerUser`). ``drain``: the health check
-    answers 503 once it is stopping, and it hears of every request to ``/mcp``
-    (:mod:`session_buddy.mcp.shutdown`).
+    its own, so any instance behind a balancer answers any request; the server then sends
+    the client nothing outside the answer to its request. With MCP sessions, each belongs
+    to the verified caller that opened it (:class:`~session_buddy.mcp.request.BearerUser`).
+    Either way a POST's answer is one JSON body (:data:`JSON_RESPONSE`). ``drain``: the
+    health check answers 503 once it is stopping, and it hears of every request to
+    ``/mcp`` (:mod:`session_buddy.mcp.shutdown`).
     """
     drain = drain if drain is not None else Drain()
     stateless = stateless_http_enabled(runtime.settings.stateless_http, runtime.database)
-    json_response = stateless and STATELESS_JSON_RESPONSE
     health = _health_endpoint(runtime.database, runtime.manager, drain)
     for path in HEALTH_PATHS:
         server.custom_route(path, methods=["GET"], include_in_schema=False)(health)
@@ -189,7 +189,7 @@ def build_http_app(
         transport_security=transport_security(host, runtime.settings),
         max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
         stateless_http=stateless,
-        json_response=json_response,
+        json_response=JSON_RESPONSE,
     )
     app = protocol_http_app(
         sdk_app,

@@ -46,10 +46,7 @@ def test_each_stateless_part_server_is_what_its_name_says(
     read = Settings(data_dir=tmp_path)
     is_stateless = server.stateless_http_enabled(read.stateless_http, database_for(read))
     assert is_stateless is name.startswith("stateless")
-    json_answers = is_stateless and (
-        server.STATELESS_JSON_RESPONSE if answer_format is None else FORMATS[answer_format]
-    )
-    assert json_answers is name.removesuffix(stateless.WHOAMI_SUFFIX).endswith("json")
+    assert FORMATS[answer_format] is name.removesuffix(stateless.WHOAMI_SUFFIX).endswith("json")
 
 
 def test_the_answer_format_switch_runs_the_product_cli(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,9 +55,9 @@ def test_the_answer_format_switch_runs_the_product_cli(monkeypatch: pytest.Monke
     seen: list[Any] = []
     monkeypatch.setattr(answer_format, "app", lambda args, prog_name: seen.append(args))
     monkeypatch.setattr(sys, "argv", ["answer_format", "sse", "serve", "--transport", "http"])
-    monkeypatch.setattr(server, "STATELESS_JSON_RESPONSE", True)
+    monkeypatch.setattr(server, "JSON_RESPONSE", True)
     answer_format.main()
-    assert (server.STATELESS_JSON_RESPONSE, seen) == (False, [["serve", "--transport", "http"]])
+    assert (server.JSON_RESPONSE, seen) == (False, [["serve", "--transport", "http"]])
 
 
 def stateless_measured() -> stateless.Measured:
@@ -95,12 +92,14 @@ def test_every_stateless_row_is_computed_from_its_rounds_with_the_issues_target(
         b = by_name[stateless.name_of(reference, generation)].seconds
         per_round = [y / x for x, y in zip(a, b, strict=True)]
         assert row.value == pytest.approx(statistics.median(per_round))
-    handshake = rows["stateless_json_whoami_vs_sessions_whoami_handshake"]
+    handshake = rows["stateless_json_whoami_vs_sessions_sse_whoami_handshake"]
     assert (handshake.op, handshake.target) == (">=", 1.4)  # the issue's target, its tool
-    assert rows["stateless_json_whoami_vs_sessions_whoami_2026"].target == 0.97
-    assert rows["stateless_json_vs_sessions_handshake"].passed is None  # context
-    assert rows["stateless_json_vs_sessions_2026"].target == 0.97
-    assert rows["stateless_json_vs_stateless_sse_handshake"].passed is None  # context only
+    assert rows["stateless_json_whoami_vs_sessions_sse_whoami_2026"].target == 0.97
+    for generation in stateless.GENERATIONS:  # no loss against session mode as shipped
+        assert rows[f"stateless_json_whoami_vs_sessions_json_whoami_{generation}"].target == 0.97
+        assert rows[f"stateless_json_vs_sessions_json_{generation}"].target == 0.97
+        assert rows[f"sessions_json_whoami_vs_sessions_sse_whoami_{generation}"].passed is None
+        assert rows[f"stateless_json_whoami_vs_stateless_sse_whoami_{generation}"].passed is None
 
 
 # -- balancer -------------------------------------------------------------------------------

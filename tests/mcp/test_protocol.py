@@ -222,7 +222,7 @@ def test_an_error_to_a_request_without_a_session_names_no_session(
 
 
 def test_other_refusals_without_a_session_name_none_either(http: ServerProcess) -> None:
-    not_acceptable = httpx.post(http.url, json=PING, headers={"Accept": "application/json"})
+    not_acceptable = httpx.post(http.url, json=PING, headers={"Accept": "text/plain"})
     assert not_acceptable.status_code == 406
     assert SESSION_HEADER not in not_acceptable.headers
     stream = httpx.get(http.url, headers={"Accept": "text/event-stream"})

@@ -7,9 +7,9 @@ client complete whole sessions against it, and the protocol answers of
 ``session_buddy/mcp/protocol.py`` hold there too. What a stateless server cannot do is
 send the client anything outside the answer to its request: no ``GET`` stream.
 
-With MCP sessions (the default on SQLite), a session belongs to the verified caller that
-opened it: another caller's valid token with that session's id is answered as if the
-session did not exist, ``DELETE`` included.
+With MCP sessions (the default on SQLite) answers are one JSON body as well, and a
+session belongs to the verified caller that opened it: another caller's valid token with
+that session's id is answered as if the session did not exist, ``DELETE`` included.
 """
 
 from __future__ import annotations
@@ -234,6 +234,18 @@ def open_session(server: ServerProcess, authorization: str | None) -> str:
                          session_id=session_id)  # fmt: skip
     assert done.status_code == 202
     return session_id
+
+
+def test_a_sessions_answers_are_one_json_body_too(sessions: ServerProcess) -> None:
+    """JSON rather than an SSE stream per call, as without sessions (``make bench``, part
+    stateless: cheaper, and the official Python client keeps its connection)."""
+    session_id = open_session(sessions, authorization("ann"))
+    for body in (PING, tools_call("whoami", {})):
+        answer = post_json_rpc(
+            sessions.url, body, authorization=authorization("ann"), session_id=session_id
+        )
+        assert (answer.status_code, answer.headers["content-type"]) == (200, "application/json")
+        assert "result" in answer.json()
 
 
 def test_another_callers_valid_token_finds_no_such_session(sessions: ServerProcess) -> None:
