@@ -13,7 +13,10 @@ header, SQLite, so MCP sessions for the clients that open them) answers ``whoami
   error;
 * our server with CPython's garbage collector as it comes (:mod:`benchmarks.gc_mode`
   ``stdlib``), against the shipped one (``gc.freeze()`` after start-up:
-  :mod:`session_buddy.collector`), for the latency tail under 8 concurrent callers.
+  :mod:`session_buddy.collector`), for the latency tail under 8 concurrent callers;
+* our server on uvicorn's pure-Python fallback, asyncio and h11
+  (:mod:`benchmarks.http_stack`), against what ships: uvloop and httptools (which FastMCP
+  and the bare endpoint, in the same environment, get as well).
 
 Each in both protocol generations of the client (handshake: ``mode="legacy"``,
 2025-11-25; ``2026``: its default, 2026-07-28), and two ways:
@@ -63,6 +66,7 @@ GENERATIONS = {"handshake": ("legacy", "2025-11-25"), "2026": ("auto", "2026-07-
 LABELS = {"handshake": "handshake clients (2025-11-25)", "2026": "2026-07-28 clients"}
 PYTHON = sys.executable
 GC_MODE = (PYTHON, "-m", "benchmarks.gc_mode")  # then the mode, then serve's arguments
+HTTP_STACK = (PYTHON, "-m", "benchmarks.http_stack")  # then the stack, then serve's arguments
 # The alternative measured beside the shipped freeze: a young generation ten times
 # CPython's (fewer, larger young collections), with the freeze.
 GC_THRESHOLDS = "freeze:7000,10,10"
@@ -71,6 +75,7 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "ours": (*SERVE_HTTP, *QUIET),
     "ours_gc_stdlib": (*GC_MODE, "stdlib", *SERVE_HTTP[3:], *QUIET),
     "ours_gc_thresholds": (*GC_MODE, GC_THRESHOLDS, *SERVE_HTTP[3:], *QUIET),
+    "ours_asyncio_h11": (*HTTP_STACK, "asyncio-h11", *SERVE_HTTP[3:], *QUIET),
     "fastmcp": (PYTHON, "-m", "benchmarks.fastmcp_server", *QUIET),
     "bare": (PYTHON, "-m", "benchmarks.bare_endpoint", *QUIET),
 }
@@ -80,14 +85,21 @@ CONFIGURATIONS: dict[str, tuple[str, str, str]] = {
     **{f"fastmcp_{g}": ("fastmcp", g, "official") for g in GENERATIONS},
     **{f"raw_ours_{g}": ("ours", g, "raw") for g in GENERATIONS},
     **{f"bare_{g}": ("bare", g, "raw") for g in GENERATIONS},
+    **{f"ours_asyncio_h11_{g}": ("ours_asyncio_h11", g, "official") for g in GENERATIONS},
     "ours_gc_stdlib_handshake": ("ours_gc_stdlib", "handshake", "official"),
     "ours_gc_thresholds_handshake": ("ours_gc_thresholds", "handshake", "official"),
 }
 # (configuration, its reference, target, what) per generation: calls/s of the first over
 # the second, per round, sequential and with 8 concurrent callers.
-COMPARISONS: list[tuple[str, str, float, str]] = [
+COMPARISONS: list[tuple[str, str, float | None, str]] = [
     ("ours", "fastmcp", 1.2, "calls/s, ours / FastMCP + JWTVerifier (official client)"),
     ("raw_ours", "bare", 0.5, "calls/s, ours / bare Starlette endpoint (raw HTTP)"),
+    (
+        "ours",
+        "ours_asyncio_h11",
+        None,  # context: what uvloop and httptools give
+        "calls/s, ours / ours on asyncio + h11 (uvicorn without uvloop and httptools)",
+    ),
 ]
 TAILS = {  # configuration -> what its p99/p50 row says it is
     "ours_handshake": "shipped GC settings (gc.freeze() after start-up)",
@@ -327,7 +339,7 @@ def rows_for(profile: Profile, configs: list[Configuration]) -> list[Row]:
                         f"{mine.name}_vs_{ref.name}_{way}",
                         f"HTTP {what}, {LABELS[generation]}, {label}",
                         median(per_round),
-                        op=">=",
+                        op=None if target is None else ">=",
                         target=target,
                         details={
                             "absolute": (

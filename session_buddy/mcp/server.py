@@ -63,6 +63,11 @@ HEALTH_PATHS = ("/healthz", "/health")  # /health: where Mahavishnu checks
 # without (cheaper: make bench, parts stateless and overhead; no tool of ours sends anything
 # but its answer). Changed only by benchmarks.answer_format, to measure the other format.
 JSON_RESPONSE = True
+# uvicorn's event loop and HTTP parser: "auto" takes uvloop and httptools (dependencies of
+# ours where they build: CPython off Windows) and falls back to asyncio and h11 without
+# them. Changed only by benchmarks.http_stack, to measure the pure-Python pair.
+UVICORN_LOOP = "auto"
+UVICORN_HTTP = "auto"
 # /healthz waits this long for a database connection, and this long for any answer at all
 # (a database that accepted the query and went silent): under 1 s, as load balancers expect.
 HEALTH_CONNECT_SECONDS = 0.5
@@ -266,6 +271,8 @@ def run_http(
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         backlog=LISTEN_BACKLOG,
+        loop=UVICORN_LOOP,
+        http=UVICORN_HTTP,
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=list(trusted_proxies),
     )
