@@ -104,6 +104,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=("legacy", "auto"), default="legacy")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--keep", type=Path, help="copy the cProfile stats file here")
+    parser.add_argument(
+        "--stateless", action="store_true", help="SESSION_BUDDY_STATELESS_HTTP=true (what ships)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sb-profile-") as tmp:
         root = Path(tmp)
@@ -115,7 +118,11 @@ def main() -> None:
             "serve", "--transport", "http", *QUIET,
         )  # fmt: skip
         with launch_http_server(
-            server_environment(root / "data", secret), REPO_ROOT, command=command,
+            server_environment(
+                root / "data", secret,
+                SESSION_BUDDY_STATELESS_HTTP="true" if args.stateless else "false",
+            ),
+            REPO_ROOT, command=command,
             log_path=root / "server.log",
         ) as server:  # fmt: skip
             anyio.run(load, server.url, token, args.mode, CONCURRENT)  # warm: connections
