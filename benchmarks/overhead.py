@@ -272,10 +272,12 @@ async def sequential_rounds(profile: Profile, configs: list[Configuration]) -> N
                 config.sequential_latencies += latencies[index]
 
 
-async def concurrent_rounds(profile: Profile, configs: list[Configuration]) -> None:
+async def concurrent_rounds(
+    profile: Profile, configs: list[Configuration], part: str = PART
+) -> None:
     calls, rounds, warmup = per_caller(profile), profile.e2e_rounds, 1
     progress(
-        f"{PART}: {CONCURRENT} concurrent callers, {rounds} rounds (+{warmup}) × "
+        f"{part}: {CONCURRENT} concurrent callers, {rounds} rounds (+{warmup}) × "
         f"{calls} calls each × {len(configs)}"
     )
     clock = time.perf_counter

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import pytest
 
-from benchmarks import balancer, stateless
+from benchmarks import balancer, overhead, stateless
 from benchmarks.answer_format import FORMATS
 from benchmarks.e2e import Configuration
 from benchmarks.harness import QUICK
@@ -72,6 +72,12 @@ def stateless_measured() -> stateless.Measured:
             cpu[config.name] = 1.0
     measured = stateless.Measured(configs, {c.name: 1 for c in configs})
     measured.cpu_ms_per_call = cpu
+    for config in configs:
+        server_name = config.name.removeprefix("http_").rpartition("_")[0]
+        if server_name.endswith(stateless.WHOAMI_SUFFIX):
+            crowd = overhead.Configuration(config.name, pid=1)
+            crowd.concurrent = rounds(rng, 0.5 if server_name.startswith("stateless") else 0.9)
+            measured.crowds[config.name] = crowd
     return measured
 
 
@@ -80,26 +86,35 @@ def test_every_stateless_row_is_computed_from_its_rounds_with_the_issues_target(
     rows = {row.name: row for row in stateless.rows_for(QUICK, measured)}
     by_name = {c.name: c for c in measured.configs}
     comparisons = {
-        f"{mine}_vs_{reference}_{generation}": (mine, reference, generation)
+        f"{mine}_vs_{reference}_{generation}_{way}": (mine, reference, generation, way)
         for mine, reference, _, _ in stateless.COMPARISONS
         for generation in stateless.GENERATIONS
+        for way in ("sequential", "concurrent")
+        if way == "sequential" or mine.endswith(stateless.WHOAMI_SUFFIX)
     }
     per_config = {f"{c.name}_calls_per_s" for c in measured.configs}
     assert set(rows) == set(comparisons) | per_config
-    for row_name, (mine, reference, generation) in comparisons.items():
-        row = rows[row_name]
-        a = by_name[stateless.name_of(mine, generation)].seconds
-        b = by_name[stateless.name_of(reference, generation)].seconds
+    for row_name, (mine, reference, generation, way) in comparisons.items():
+        mine_name = stateless.name_of(mine, generation)
+        reference_name = stateless.name_of(reference, generation)
+        if way == "sequential":
+            a, b = by_name[mine_name].seconds, by_name[reference_name].seconds
+        else:
+            a = measured.crowds[mine_name].concurrent
+            b = measured.crowds[reference_name].concurrent
         per_round = [y / x for x, y in zip(a, b, strict=True)]
-        assert row.value == pytest.approx(statistics.median(per_round))
-    handshake = rows["stateless_json_whoami_vs_sessions_sse_whoami_handshake"]
-    assert (handshake.op, handshake.target) == (">=", 1.4)  # the issue's target, its tool
-    assert rows["stateless_json_whoami_vs_sessions_sse_whoami_2026"].target == 0.97
-    for generation in stateless.GENERATIONS:  # no loss against session mode as shipped
-        assert rows[f"stateless_json_whoami_vs_sessions_json_whoami_{generation}"].target == 0.97
-        assert rows[f"stateless_json_vs_sessions_json_{generation}"].target == 0.97
-        assert rows[f"sessions_json_whoami_vs_sessions_sse_whoami_{generation}"].passed is None
-        assert rows[f"stateless_json_whoami_vs_stateless_sse_whoami_{generation}"].passed is None
+        assert rows[row_name].value == pytest.approx(statistics.median(per_round))
+    for way in ("sequential", "concurrent"):
+        handshake = rows[f"stateless_json_whoami_vs_sessions_sse_whoami_handshake_{way}"]
+        assert (handshake.op, handshake.target) == (">=", 1.4)  # the issue's target, its tool
+        assert rows[f"stateless_json_whoami_vs_sessions_sse_whoami_2026_{way}"].target == 0.97
+        for generation in stateless.GENERATIONS:  # no loss against session mode as shipped
+            shipped = rows[f"stateless_json_whoami_vs_sessions_json_whoami_{generation}_{way}"]
+            assert shipped.target == 0.97
+            json_sse = f"sessions_json_whoami_vs_sessions_sse_whoami_{generation}_{way}"
+            assert rows[json_sse].passed is None  # context
+    assert rows["stateless_json_vs_sessions_json_handshake_sequential"].passed is None  # context
+    assert rows["stateless_json_vs_sessions_json_2026_sequential"].target == 0.97
 
 
 # -- balancer -------------------------------------------------------------------------------
