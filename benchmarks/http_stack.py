@@ -1,9 +1,9 @@
 """``session-buddy serve`` on the event loop and HTTP parser chosen on the command line.
 
-``python -m benchmarks.http_stack asyncio-h11|auto serve --transport http …`` runs the
-product's own CLI with :data:`session_buddy.mcp.server.UVICORN_LOOP` and ``UVICORN_HTTP``
-set first, so the benchmark measures what ships (``auto``: uvloop and httptools) against
-the pure-Python pair uvicorn falls back to (asyncio and h11), everything else identical.
+``python -m benchmarks.http_stack asyncio-h11|uvloop-h11 serve --transport http …`` runs
+the product's own CLI with :data:`session_buddy.mcp.server.UVICORN_LOOP` and
+``UVICORN_HTTP`` set first, so the benchmark measures what ships (uvloop, h11) against
+asyncio, the loop uvicorn falls back to without uvloop, everything else identical.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from session_buddy.cli import app
 from session_buddy.mcp import server
 
-STACKS = {"auto": ("auto", "auto"), "asyncio-h11": ("asyncio", "h11")}
+STACKS = {"uvloop-h11": ("uvloop", "h11"), "asyncio-h11": ("asyncio", "h11")}
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ header, SQLite, so MCP sessions for the clients that open them) answers ``whoami
 * our server with CPython's garbage collector as it comes (:mod:`benchmarks.gc_mode`
   ``stdlib``), against the shipped one (``gc.freeze()`` after start-up:
   :mod:`session_buddy.collector`), for the latency tail under 8 concurrent callers;
-* our server on uvicorn's pure-Python fallback, asyncio and h11
-  (:mod:`benchmarks.http_stack`), against what ships: uvloop and httptools (which FastMCP
-  and the bare endpoint, in the same environment, get as well).
+* our server on asyncio, the loop uvicorn falls back to (:mod:`benchmarks.http_stack`),
+  against what ships: uvloop (which FastMCP and the bare endpoint, in the same
+  environment, get as well); h11 parses HTTP for all of them.
 
 Each in both protocol generations of the client (handshake: ``mode="legacy"``,
 2025-11-25; ``2026``: its default, 2026-07-28), and two ways:
@@ -97,8 +97,8 @@ COMPARISONS: list[tuple[str, str, float | None, str]] = [
     (
         "ours",
         "ours_asyncio_h11",
-        None,  # context: what uvloop and httptools give
-        "calls/s, ours / ours on asyncio + h11 (uvicorn without uvloop and httptools)",
+        None,  # context: what uvloop gives
+        "calls/s, ours (uvloop) / ours on asyncio",
     ),
 ]
 TAILS = {  # configuration -> what its p99/p50 row says it is

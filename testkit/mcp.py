@@ -4,6 +4,8 @@
 their ``*_transport`` halves are for callers that pick the client's mode themselves.
 :func:`post_json_rpc` sends one JSON-RPC message as a plain HTTP POST, for what the client
 will not send (a bad ``Authorization`` header, a call before ``initialize``);
+:func:`post_raw` writes the request's bytes itself, header lines exactly as given (what
+an HTTP library would tidy up first, such as whitespace around a value);
 :class:`RawStdio` writes any line to a server's stdin and reads its answers.
 :class:`McpConnection` drives a client from synchronous tests through a blocking portal
 (:func:`connected` brings its own).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import socket
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -21,6 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import httpx
 import httpx2
@@ -199,6 +203,47 @@ def post_json_rpc(
     if client is None:
         return httpx.post(url, headers=headers, timeout=10, **body)
     return client.post(url, headers=headers, **body)
+
+
+def post_raw(
+    url: str, payload: Any, header_lines: Sequence[str], *, timeout: float = 10.0
+) -> tuple[int, bytes]:
+    """POST ``payload`` as JSON over a socket of its own, each of ``header_lines`` (``"Name:
+    value"``) sent byte for byte; ``Host``, the content headers and ``Connection: close``
+    are added. Returns the status and the body (read to the end of the connection)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    body = json.dumps(payload).encode()
+    head = [
+        f"POST {parts.path or '/'} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *header_lines,
+    ]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    headers, _, content = rest.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in headers.lower():
+        content = _dechunked(content)
+    return int(status_line.split()[1]), content
+
+
+def _dechunked(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, data = out + data[:size], data[size + 2 :]
+    return out
 
 
 def json_rpc_answer(response: httpx.Response) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Checked here: the FastMCP comparison server verifies tokens for real and answers
 ``whoami`` as ours does; the bare endpoint answers its fixed body; the GC switch the part
 uses sets :mod:`session_buddy.collector` as it says and runs the product's CLI, and so
 does the HTTP-stack switch for uvicorn's loop and parser (the shipped server really runs
-on uvloop and httptools); settling the collector freezes start-up's objects; and every row
+on uvloop, with h11); settling the collector freezes start-up's objects; and every row
 is computed from its rounds, with the issue's targets and the verdicts they imply. How
 fast anything is, is never asserted.
 """
@@ -74,7 +74,7 @@ def test_the_part_measures_the_shipped_collector_against_the_alternatives() -> N
 
 
 @pytest.mark.parametrize(
-    ("stack", "loop", "http"), [("auto", "auto", "auto"), ("asyncio-h11", "asyncio", "h11")]
+    ("stack", "loop", "http"), [("uvloop-h11", "uvloop", "h11"), ("asyncio-h11", "asyncio", "h11")]
 )
 def test_the_http_stack_switch_sets_uvicorns_loop_and_parser_and_runs_the_product_cli(
     stack: str, loop: str, http: str, monkeypatch: pytest.MonkeyPatch
@@ -89,14 +89,18 @@ def test_the_http_stack_switch_sets_uvicorns_loop_and_parser_and_runs_the_produc
     assert seen == [["serve", "--transport", "http"]]
 
 
-def test_the_shipped_server_runs_on_uvloop_and_httptools(tmp_path: Path) -> None:
-    """``auto`` picks them only when they import: the dependencies must be there."""
-    assert (mcp_server.UVICORN_LOOP, mcp_server.UVICORN_HTTP) == ("auto", "auto")
+def test_the_shipped_server_runs_on_uvloop_and_h11() -> None:
+    """``auto`` picks uvloop only when it imports: the dependency must be there."""
     assert overhead.SERVERS["ours_asyncio_h11"][3] == "asyncio-h11"
     # log_config=None: uvicorn's default would rewire this process's uvicorn loggers
-    config = uvicorn.Config(app=bare_endpoint.app(), loop="auto", http="auto", log_config=None)
+    config = uvicorn.Config(
+        app=bare_endpoint.app(),
+        loop=mcp_server.UVICORN_LOOP,
+        http=mcp_server.UVICORN_HTTP,
+        log_config=None,
+    )
     config.load()
-    assert config.http_protocol_class.__module__ == "uvicorn.protocols.http.httptools_impl"
+    assert config.http_protocol_class.__module__ == "uvicorn.protocols.http.h11_impl"
     factory = config.get_loop_factory()
     assert factory is not None
     loop = factory()
