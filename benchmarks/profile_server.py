@@ -43,7 +43,7 @@ GROUPS = (  # (name, path fragments), first match wins
     ("MCP SDK", ("/mcp/", "/mcp_types/")),
     ("pydantic", ("/pydantic/", "/pydantic_core/")),
     (
-        "starlette + uvicorn + anyio + httptools/h11",
+        "starlette + uvicorn + anyio + h11",
         ("/starlette/", "/uvicorn/", "/anyio/", "/h11/", "/httptools/", "/sse_starlette/"),
     ),
     ("sqlite / sqlalchemy", ("/sqlalchemy/", "sqlite3")),
@@ -91,7 +91,7 @@ def report(stats_path: Path, calls: int, top: int) -> str:
     ]
     for name, seconds in sorted(by_group.items(), key=lambda item: -item[1]):
         share = 100 * seconds / total
-        lines.append(f"  {name:<44} {1000 * seconds / calls:7.3f} ms  {share:5.1f} %")
+        lines.append(f"  {name:<36} {1000 * seconds / calls:7.3f} ms  {share:5.1f} %")
     lines.append(f"top {top} functions by self time (ms per call, calls per call):")
     for tottime, ncalls, where in sorted(rows, reverse=True)[:top]:
         lines.append(f"  {1000 * tottime / calls:7.4f}  {ncalls / calls:6.1f}  {where}")

@@ -115,7 +115,7 @@ METHOD = """\
   work while the other configurations take their turns included). Targets: stateless
   JSON / sessions SSE ≥ 1.4× for handshake clients on `whoami` (the issue's, set against
   the SDK's default session mode), ≥ 0.97× for 2026-07-28 clients (stateless on the wire
-  anyway: no loss); stateless / sessions as shipped ≥ 0.97× on `whoami` (no loss).
+  anyway: no loss); stateless / sessions as shipped (both JSON) is context.
 * **balancer** — the world of `tests/deploy/test_balancer.py` (`testkit/balanced.py`):
   PostgreSQL, three stateless instances each in a network namespace, HAProxy running
   `deploy/haproxy/haproxy.cfg` in another. Three more HAProxy processes run the same file
@@ -139,9 +139,9 @@ METHOD = """\
   server as shipped (`gc.freeze()` after start-up: `session_buddy/collector.py`) against
   twins with CPython's collector as it comes and with the freeze plus thresholds
   `7000,10,10` (`benchmarks/gc_mode.py` runs the product's CLI set either way). What
-  uvloop and httptools give: our server on asyncio and h11 beside it
-  (`benchmarks/http_stack.py`; FastMCP and the bare endpoint run in the same environment
-  and get uvloop and httptools too). Where the server's CPU goes:
+  uvloop gives: our server on asyncio beside it (`benchmarks/http_stack.py`; FastMCP and
+  the bare endpoint run in the same environment and get uvloop too; h11 parses for all).
+  Where the server's CPU goes:
   `python -m benchmarks.profile_server` (cProfile switched on by `SIGUSR1` after start-up,
   8 concurrent official clients, self time per call by package; `--stateless`).
 * No timing assertion is part of `make test`: `tests/benchmarks/test_bench_smoke.py` and
@@ -234,32 +234,35 @@ METHOD = """\
   the connection cannot be reused), and a SQLite server idle for more than 5 s refused the
   concurrent callers that woke it ("revocations unconfirmed", fixed: a check waits for the
   re-read in progress).
-* Overhead now (otherwise idle machine, load 0.5): two changes took what the profile
+* Overhead now (otherwise idle machine, load 0.4): two changes took what the profile
   showed. Answers are one JSON body with sessions too (the connection is kept: 24
   connections for 2,000 calls; the part `stateless` measures JSON against SSE), and uvicorn
-  runs on uvloop and httptools (1.13–1.16× the calls/s of the same server on asyncio and
-  h11 with one caller, 1.08× with 8; server CPU 1.26 → 1.00 ms per `whoami`). Against
-  FastMCP + `JWTVerifier`: 1.55× and 2.45× for handshake clients (one caller, 8), 1.38× and
-  1.16× for 2026-07-28 clients; server CPU 1.00 vs 2.27 and 0.93 vs 1.57 ms per call. The
-  one miss (2026-07-28, 8 callers: 1.16×, and 1.27× in a second run) is where the official
-  client's own CPU dominates a call on two shared cores. Against the bare endpoint: 0.45×
-  and 0.46× one caller at a time, 0.89× and 0.95× with 8. One caller at a time a call is
-  the client's CPU plus the server's, nothing idle: measured alone (3,000 sequential raw
-  calls, `/proc` and `getrusage`), 0.42 ms per call on the bare endpoint (client 0.41 ms,
-  server 0.07 ms) against 0.92 ms on ours (client 0.47 ms, server 0.58 ms). 0.5× would need
-  our server at about 0.4 ms per call: the profile (cProfile self time, 3,000 calls) puts
-  ours at 5–6 % of it (the bearer middleware's cached verification, the decision record,
-  the protocol fixes, the drain), the SDK's streamable-HTTP transport with its anyio task
-  groups, memory streams and cancel scopes plus Starlette's routing at 60–65 %, the loop
-  and sockets the rest. Running `whoami` on the event loop instead of the SDK's worker
-  thread was measured too (0.46× and 0.50× one caller, within the run-to-run spread) and
+  runs on uvloop (1.04–1.06× the calls/s of the same server on asyncio with one caller,
+  1.01–1.03× with 8; server CPU 1.33 → 1.25 ms per `whoami`). httptools was measured too
+  (with uvloop, 1.13–1.16× one caller, server CPU 1.00 ms) and refused: it hands the app a
+  header block of any size and keeps trailing blanks in header values (docs/DESIGN.md).
+  Against FastMCP + `JWTVerifier` (also on uvloop and h11): 1.54× and 2.61× for handshake
+  clients (one caller, 8), 1.34× and 1.28× for 2026-07-28 clients — every row met; server
+  CPU 1.25 vs 2.68 and 1.20 vs 1.90 ms per call. Against the bare endpoint: 0.48× and
+  0.49× one caller at a time (target 0.5×: missed by a hair), 0.73× and 0.82× with 8. One
+  caller at a time a call is the client's CPU plus the server's, nothing idle: measured
+  alone (3,000 sequential raw calls, `/proc` and `getrusage`), 0.47 ms per call on the
+  bare endpoint (client 0.42 ms, server 0.15 ms) against 0.96 ms on ours (client 0.48 ms,
+  server 0.62 ms): 0.5× needs our server near 0.55 ms. The profile
+  (cProfile self time, 3,000 calls) puts ours at 4–5 % of the server's time (the bearer
+  middleware's cached verification, the decision record, the protocol fixes, the drain),
+  the SDK's streamable-HTTP transport with its anyio task groups, memory streams and
+  cancel scopes, Starlette's routing and h11's parsing at 62–68 %, the loop and sockets
+  the rest: what is left between us and 0.5× one caller at a time is not ours. Running
+  `whoami` on the event loop instead of the SDK's worker thread was measured (with
+  httptools: 0.46× and 0.50× against 0.45× and 0.46×, within the run-to-run spread) and
   not kept: a `token` argument's verification can block on the database.
 * Latency tail with 8 concurrent callers, earlier (SSE, load ~10): `gc.freeze()` took p99
   from 471 to 259 ms and from 240 to 183 ms in two runs (p99/p50 7.1× → 3.7×, 5.3× → 4.4×);
   thresholds of 7000,10,10 on top read 3.9× and 4.8×, no better, so CPython's stay. Now
   (JSON, uvloop, idle machine) a call allocates far less and the settings no longer
-  differ: p99/p50 2.3× shipped, 2.1× CPython's as it comes, 2.0× with the thresholds
-  (target 3×: met); FastMCP 6.8×, the bare endpoint 1.6×.
+  differ: p99/p50 2.4× shipped, 2.2× CPython's as it comes, 2.0× with the thresholds
+  (target 3×: met); FastMCP 6.7×, the bare endpoint 1.8×.
 """
 
 

@@ -108,13 +108,12 @@ def test_every_stateless_row_is_computed_from_its_rounds_with_the_issues_target(
         handshake = rows[f"stateless_json_whoami_vs_sessions_sse_whoami_handshake_{way}"]
         assert (handshake.op, handshake.target) == (">=", 1.4)  # the issue's target, its tool
         assert rows[f"stateless_json_whoami_vs_sessions_sse_whoami_2026_{way}"].target == 0.97
-        for generation in stateless.GENERATIONS:  # no loss against session mode as shipped
+        for generation in stateless.GENERATIONS:  # context: the two modes as shipped, JSON/SSE
             shipped = rows[f"stateless_json_whoami_vs_sessions_json_whoami_{generation}_{way}"]
-            assert shipped.target == 0.97
             json_sse = f"sessions_json_whoami_vs_sessions_sse_whoami_{generation}_{way}"
-            assert rows[json_sse].passed is None  # context
-    assert rows["stateless_json_vs_sessions_json_handshake_sequential"].passed is None  # context
-    assert rows["stateless_json_vs_sessions_json_2026_sequential"].target == 0.97
+            assert shipped.passed is None and rows[json_sse].passed is None
+    for generation in stateless.GENERATIONS:
+        assert rows[f"stateless_json_vs_sessions_json_{generation}_sequential"].passed is None
 
 
 # -- balancer -------------------------------------------------------------------------------
