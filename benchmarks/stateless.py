@@ -171,6 +171,33 @@ async def open_configurations(
     return measured
 
 
+def _comparison(
+    name: str,
+    what: str,
+    mine: list[float],
+    reference: list[float],
+    target: float | None,
+    absolute: str,
+    **details: str,
+) -> Row:
+    """Calls/s of ``mine`` over ``reference``: per round (seconds, the same calls), then
+    the median; a target makes it ``>=`` it, none makes it context."""
+    per_round = [b / a for a, b in zip(mine, reference, strict=True)]
+    return Row(
+        PART,
+        name,
+        what,
+        median(per_round),
+        op=None if target is None else ">=",
+        target=target,
+        details={
+            "absolute": absolute,
+            "ratio_per_round": [round(r, 4) for r in per_round],
+            **details,
+        },
+    )
+
+
 def rows_for(profile: Profile, measured: Measured) -> list[Row]:
     configs = measured.configs
     by_name = {config.name: config for config in configs}
@@ -189,44 +216,25 @@ def rows_for(profile: Profile, measured: Measured) -> list[Row]:
             mine = by_name[name_of(mine_name, generation)]
             ref = by_name[name_of(reference_name, generation)]
             target = TARGETS.get((mine_name, reference_name, generation), target)
-            per_round = [b / a for a, b in zip(mine.seconds, ref.seconds, strict=True)]
+            name = f"{mine_name}_vs_{reference_name}_{generation}"
+            label = f"{what}, {LABELS[generation]}"
             rows.append(
-                Row(
-                    PART,
-                    f"{mine_name}_vs_{reference_name}_{generation}_sequential",
-                    f"{what}, {LABELS[generation]}, one caller",
-                    median(per_round),
-                    op=None if target is None else ">=",
-                    target=target,
-                    details={
-                        "absolute": f"{rate(mine):.0f} vs {rate(ref):.0f} calls/s",
-                        "ratio_per_round": [round(r, 4) for r in per_round],
-                        "server_cpu_ms_per_call": (f"{cpu[mine.name]:.2f} vs {cpu[ref.name]:.2f}"),
-                    },
+                _comparison(
+                    f"{name}_sequential", f"{label}, one caller", mine.seconds, ref.seconds,
+                    target, f"{rate(mine):.0f} vs {rate(ref):.0f} calls/s",
+                    server_cpu_ms_per_call=f"{cpu[mine.name]:.2f} vs {cpu[ref.name]:.2f}",
                 )
-            )
+            )  # fmt: skip
             if mine.name not in crowds or ref.name not in crowds:
                 continue  # session_status: one caller only
-            mine_crowd, ref_crowd = crowds[mine.name], crowds[ref.name]
-            per_batch = [
-                b / a for a, b in zip(mine_crowd.concurrent, ref_crowd.concurrent, strict=True)
-            ]
-            mine_rate = crowd_calls / median(mine_crowd.concurrent)
-            ref_rate = crowd_calls / median(ref_crowd.concurrent)
+            mine_crowd, ref_crowd = crowds[mine.name].concurrent, crowds[ref.name].concurrent
+            mine_rate, ref_rate = (crowd_calls / median(c) for c in (mine_crowd, ref_crowd))
             rows.append(
-                Row(
-                    PART,
-                    f"{mine_name}_vs_{reference_name}_{generation}_concurrent",
-                    f"{what}, {LABELS[generation]}, {overhead.CONCURRENT} concurrent callers",
-                    median(per_batch),
-                    op=None if target is None else ">=",
-                    target=target,
-                    details={
-                        "absolute": f"{mine_rate:.0f} vs {ref_rate:.0f} calls/s",
-                        "ratio_per_round": [round(r, 4) for r in per_batch],
-                    },
+                _comparison(
+                    f"{name}_concurrent", f"{label}, {overhead.CONCURRENT} concurrent callers",
+                    mine_crowd, ref_crowd, target, f"{mine_rate:.0f} vs {ref_rate:.0f} calls/s",
                 )
-            )
+            )  # fmt: skip
     for config in configs:
         lat = config.latencies
         server_name, _, generation = config.name.removeprefix("http_").rpartition("_")
