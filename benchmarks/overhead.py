@@ -52,7 +52,7 @@ from benchmarks.e2e import QUIET, STARTUP_TIMEOUT, USER
 from benchmarks.harness import Profile, Row, median, progress, spread
 from testkit.environment import new_secret, server_environment
 from testkit.figures import percentile
-from testkit.mcp import http_transport
+from testkit.mcp import http_transport, modern_meta
 from testkit.processes import REPO_ROOT, cpu_seconds
 from testkit.server import SERVE_HTTP, launch_http_server
 from testkit.tokens import mint
@@ -148,11 +148,7 @@ async def official_client(url: str, token: str, generation: str, stack: AsyncExi
 
 
 # The requests the official client (mcp 2.3) sends, byte for byte but for the id.
-_META = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientInfo": {"name": "mcp", "version": "0.1.0"},
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
+_META = modern_meta("mcp", "0.1.0")
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 

@@ -25,13 +25,15 @@ gives those clients the same gain without giving up sessions, so two rows say it
 JSON against session-mode SSE (the issue's comparison and its target; for 2026-07-28
 clients, no loss: ≥ 0.97×), and stateless JSON against session mode as it ships now (JSON:
 context, the two within a few per cent); ``session_status`` shows how much of it a tool's
-own database work leaves. Each ``whoami`` comparison is made
-twice, as the issue measured it: one caller (configurations taking turns call by call,
-``benchmarks.e2e.measure``) and 8 concurrent callers, each its own official client and
-MCP session (configurations taking turns batch by batch,
-:func:`benchmarks.overhead.concurrent_rounds`); ratios per round, then the median. Each server's CPU
-time (user + system, all threads) over the rounds, per call, is reported beside the
-calls/s: on a shared machine it moves less than the wall clock does.
+own database work leaves.
+
+Each ``whoami`` comparison is made twice, as the issue measured it: one caller
+(configurations taking turns call by call, ``benchmarks.e2e.measure``) and 8 concurrent
+callers, each its own official client and MCP session (configurations taking turns batch
+by batch, :func:`benchmarks.overhead.concurrent_rounds`); ratios per round, then the
+median. Each server's CPU time (user + system, all threads) over the one-caller rounds,
+per call, is reported beside the calls/s: on a shared machine it moves less than the wall
+clock does.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from mcp.client import Client
 from benchmarks import overhead
 from benchmarks.e2e import QUIET, STARTUP_TIMEOUT, USER, Configuration, call, measure
 from benchmarks.harness import Profile, Row, median, progress, spread
+from benchmarks.overhead import GENERATIONS, LABELS
 from testkit.environment import new_secret, server_environment
 from testkit.figures import percentile
 from testkit.git import make_git_repo
@@ -58,9 +61,6 @@ from testkit.tokens import mint
 
 PART = "stateless"
 ANSWER_FORMAT = (sys.executable, "-m", "benchmarks.answer_format")
-# generation -> (the client's mode, the protocol version it must have negotiated)
-GENERATIONS = {"handshake": ("legacy", "2025-11-25"), "2026": ("auto", "2026-07-28")}
-LABELS = {"handshake": "handshake clients (2025-11-25)", "2026": "2026-07-28 clients"}
 STATELESS = {"SESSION_BUDDY_STATELESS_HTTP": "true"}
 SESSIONS = {"SESSION_BUDDY_STATELESS_HTTP": "false"}
 SERVERS: dict[str, tuple[dict[str, str], str]] = {

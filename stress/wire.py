@@ -20,9 +20,9 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from stress.harness import CALL_TIMEOUT
-from testkit.mcp import tools_call
+from testkit.mcp import MODERN_PROTOCOL, modern_meta, tools_call
 
-PROTOCOL_VERSION = "2026-07-28"
+PROTOCOL_VERSION = MODERN_PROTOCOL
 HTTP_HEADER_LIMIT = 16 * 1024  # uvicorn/h11 refuses longer header blocks outright
 
 
@@ -37,14 +37,6 @@ async def call(
 
 
 # -- the wire, by hand ----------------------------------------------------------------------
-
-
-def _meta() -> dict[str, Any]:
-    return {
-        "io.modelcontextprotocol/protocolVersion": PROTOCOL_VERSION,
-        "io.modelcontextprotocol/clientInfo": {"name": "session-buddy-stress", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
 
 
 def raw_tool_call(
@@ -62,7 +54,7 @@ def raw_tool_call(
         value = bearer if isinstance(bearer, bytes) else bearer.encode("utf-8")
         headers["authorization"] = b"Bearer " + value
     body = tools_call(tool, arguments, request_id=request_id)
-    body["params"]["_meta"] = _meta()
+    body["params"]["_meta"] = modern_meta("session-buddy-stress")
     return headers, json.dumps(body).encode()
 
 

@@ -5,7 +5,9 @@ their ``*_transport`` halves are for callers that pick the client's mode themsel
 :func:`post_json_rpc` sends one JSON-RPC message as a plain HTTP POST, for what the client
 will not send (a bad ``Authorization`` header, a call before ``initialize``);
 :func:`post_raw` writes the request's bytes itself, header lines exactly as given (what
-an HTTP library would tidy up first, such as whitespace around a value);
+an HTTP library would tidy up first, such as whitespace around a value), and
+:func:`exchange_raw` any bytes at all; :func:`modern_meta` is the ``_meta`` a 2026-07-28
+request carries;
 :class:`RawStdio` writes any line to a server's stdin and reads its answers.
 :class:`McpConnection` drives a client from synchronous tests through a blocking portal
 (:func:`connected` brings its own).
@@ -38,6 +40,7 @@ from session_buddy.mcp.error_meta import error_data
 from testkit.server import SERVE
 
 CALL_TIMEOUT = 60.0
+MODERN_PROTOCOL = "2026-07-28"  # the stateless protocol generation: _meta on every request
 JSON_RPC_HEADERS = {"Accept": "application/json, text/event-stream"}
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -205,6 +208,33 @@ def post_json_rpc(
     return client.post(url, headers=headers, **body)
 
 
+def modern_meta(client: str = "session-buddy-tests", version: str = "1") -> dict[str, Any]:
+    """The ``_meta`` of a 2026-07-28 request: the protocol version, the client, its
+    capabilities (none), as each such request carries them."""
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN_PROTOCOL,
+        "io.modelcontextprotocol/clientInfo": {"name": client, "version": version},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+def exchange_raw(url: str, request: bytes, *, timeout: float = 10.0) -> bytes:
+    """Send ``request`` as it is on a connection of its own to ``url``'s host and port, and
+    return what came back until the server closed it (a reset included: the bytes that
+    arrived before it, possibly none)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    received = b""
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        try:
+            conn.sendall(request)
+            while chunk := conn.recv(65536):
+                received += chunk
+        except ConnectionError:  # refused mid-request: what arrived is the answer
+            pass
+    return received
+
+
 def post_raw(
     url: str, payload: Any, header_lines: Sequence[str], *, timeout: float = 10.0
 ) -> tuple[int, bytes]:
@@ -212,7 +242,6 @@ def post_raw(
     value"``) sent byte for byte; ``Host``, the content headers and ``Connection: close``
     are added. Returns the status and the body (read to the end of the connection)."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = json.dumps(payload).encode()
     head = [
         f"POST {parts.path or '/'} HTTP/1.1",
@@ -223,11 +252,9 @@ def post_raw(
         *header_lines,
     ]
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-    with socket.create_connection((host, port), timeout=timeout) as conn:
-        conn.sendall(request)
-        received = b""
-        while chunk := conn.recv(65536):
-            received += chunk
+    received = exchange_raw(url, request, timeout=timeout)
+    if not received:
+        raise ConnectionError(f"{url}: the connection closed without an answer")
     status_line, _, rest = received.partition(b"\r\n")
     headers, _, content = rest.partition(b"\r\n\r\n")
     if b"transfer-encoding: chunked" in headers.lower():

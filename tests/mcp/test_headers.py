@@ -13,7 +13,6 @@ answer from the app, and the server keeps serving.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,15 @@ import pytest
 
 from session_buddy.mcp import server as mcp_server
 from testkit.environment import new_secret, server_environment
-from testkit.mcp import INITIALIZE, post_json_rpc, post_raw, tools_call
+from testkit.mcp import (
+    INITIALIZE,
+    MODERN_PROTOCOL,
+    exchange_raw,
+    modern_meta,
+    post_json_rpc,
+    post_raw,
+    tools_call,
+)
 from testkit.server import ServerProcess, launch_http_server
 from testkit.tokens import mint
 
@@ -29,12 +36,6 @@ pytestmark = pytest.mark.e2e
 
 SECRET = new_secret()
 ACCEPT = "Accept: application/json, text/event-stream"
-MODERN = "2026-07-28"
-META = {
-    "io.modelcontextprotocol/protocolVersion": MODERN,
-    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
 HUGE = 10_000_000
 
 
@@ -66,16 +67,12 @@ def test_padded_bearer_token_and_session_id_still_name_the_caller_and_session(
 
 
 def test_a_padded_mcp_name_still_names_the_tool(http: ServerProcess) -> None:
-    call = {
-        "jsonrpc": "2.0",
-        "id": 5,
-        "method": "tools/call",
-        "params": {"name": "whoami", "arguments": {}, "_meta": META},
-    }
+    call = tools_call("whoami", {}, request_id=5)
+    call["params"]["_meta"] = modern_meta()
     padded = [
         ACCEPT,
         f"Authorization: Bearer {mint(SECRET, 'bob')}",
-        f"Mcp-Protocol-Version: {MODERN}",
+        f"Mcp-Protocol-Version: {MODERN_PROTOCOL}",
         "Mcp-Method:  tools/call ",
         "Mcp-Name: \twhoami  ",
     ]
@@ -94,14 +91,7 @@ def test_a_10_mb_header_is_refused_and_the_server_keeps_serving(http: ServerProc
         + b"a" * HUGE
         + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
     )
-    answer = b""
-    with socket.create_connection(("127.0.0.1", http.port), timeout=30) as conn:
-        try:
-            conn.sendall(request)
-            while chunk := conn.recv(65536):
-                answer += chunk
-        except ConnectionError:
-            pass  # refused mid-send: what h11's limit does
+    answer = exchange_raw(http.url, request, timeout=30)
     # h11 stops reading past its limit: the connection drops, or uvicorn's own 400; the app
     # (whose answers are JSON) never sees the request
     assert answer == b"" or b"Invalid HTTP request received" in answer, answer[:300]
